@@ -1,0 +1,1 @@
+"""Policies: scripted experts now; bundle export and the deployment adapter later."""

@@ -1,0 +1,196 @@
+"""Action controllers: turn a policy's action vector into motor commands for one robot.
+
+Every action is ``[arm part..., gripper]``. The gripper element is in [-1, 1] and maps linearly
+to the model's closed..open width. The arm part depends on the mode:
+
+- ``joint_position``: absolute arm joint targets [rad], bounded by the joint limits.
+- ``joint_delta``: joint position change per action, in [-1, 1] times ``scale_rad``.
+- ``ee_delta``: TCP position change per action in the robot's BASE frame, in [-1, 1] times
+  ``scale_m``; the gripper is held at the home orientation (pointing down).
+
+The base frame for ``ee_delta`` keeps a policy independent of where the robot stands in the
+cell, and matches how real controllers take Cartesian jogs. Controllers do not clip actions to
+``action_low``/``action_high`` (the env decides that); the robot clips its joint targets to the
+joint limits. Non-finite actions raise :class:`RobotError` instead of commanding NaN.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from typing import Sequence
+
+import numpy as np
+
+from robots.errors import RobotError
+from robots.kinematics import home_ee_pose_in_base
+from robots.robot import Robot
+from twin.errors import Problem, did_you_mean, one_of
+
+
+class Controller:
+    """Base of every controller: action bounds and the gripper element.
+
+    Attributes:
+        mode: the name :func:`make_controller` knows this controller by.
+        robot: the robot this controller commands.
+        action_dim: length of an action (arm part + 1 gripper element).
+        action_low: lower bound of each action element (read-only).
+        action_high: upper bound of each action element (read-only).
+        action_names: each element's meaning and unit, for manifests and plots.
+    """
+
+    mode = ""
+
+    def __init__(self, robot: Robot, arm_low: np.ndarray, arm_high: np.ndarray,
+                 arm_names: Sequence[str]):
+        self.robot = robot
+        self.action_low = np.append(np.asarray(arm_low, dtype=float), -1.0)
+        self.action_high = np.append(np.asarray(arm_high, dtype=float), 1.0)
+        self.action_low.setflags(write=False)
+        self.action_high.setflags(write=False)
+        self.action_dim = self.action_low.size
+        self.action_names = (*arm_names, "gripper [-1 closed .. 1 open]")
+        closed, opened = robot.model.gripper_width_range_m
+        self._width_mid = 0.5 * (opened + closed)
+        self._width_half_span = 0.5 * (opened - closed)
+
+    def apply(self, action: Sequence[float]) -> None:
+        """Command the robot to carry out ``action`` (it moves when the physics steps).
+
+        Raises:
+            RobotError: the action has the wrong length or a non-finite element.
+        """
+        action = np.asarray(action, dtype=float)
+        if action.shape != (self.action_dim,) or not np.isfinite(action).all():
+            raise RobotError(Problem(
+                f"{self.mode} action for robot '{self.robot.name}' is invalid",
+                value=action.tolist(), expected=f"{self.action_dim} finite numbers"))
+        self._apply_arm(action[:-1])
+        gripper = min(max(float(action[-1]), -1.0), 1.0)
+        self.robot.command_gripper_width(self._width_mid + gripper * self._width_half_span)
+
+    def _apply_arm(self, arm_action: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class JointPositionController(Controller):
+    """Arm action = absolute joint position targets [rad]."""
+
+    mode = "joint_position"
+
+    def __init__(self, robot: Robot):
+        super().__init__(robot, robot.arm_lower, robot.arm_upper,
+                         [f"{name} [rad]" for name in robot.model.arm_joint_names])
+
+    def _apply_arm(self, arm_action: np.ndarray) -> None:
+        self.robot.command_joint_positions(arm_action)
+
+
+class JointDeltaController(Controller):
+    """Arm action in [-1, 1] = joint position change of ``scale_rad`` times it [rad].
+
+    The change is added to the measured joint positions, so a zero action holds the arm
+    where it is (panda-gym's convention).
+    """
+
+    mode = "joint_delta"
+
+    def __init__(self, robot: Robot, scale_rad: float = 0.05):
+        """``scale_rad``: joint change for an action element of 1 [rad]."""
+        _check_scale("scale_rad", scale_rad)
+        self.scale_rad = float(scale_rad)
+        ones = np.ones(robot.dof)
+        super().__init__(robot, -ones, ones, [f"d{name} [{self.scale_rad:g} rad]"
+                                              for name in robot.model.arm_joint_names])
+
+    def _apply_arm(self, arm_action: np.ndarray) -> None:
+        self.robot.command_joint_positions(self.robot.joint_positions()
+                                           + self.scale_rad * arm_action)
+
+
+class EEDeltaController(Controller):
+    """Arm action in [-1, 1]^3 = TCP displacement of ``scale_m`` times it, in the base frame [m].
+
+    The target is the measured TCP position plus the displacement, with the orientation held
+    at the home orientation. One damped-least-squares IK call on the live robot turns it into
+    joint targets, as panda-gym does: fast, and exact enough for small steps because the next
+    action corrects from the measured position.
+    """
+
+    mode = "ee_delta"
+
+    def __init__(self, robot: Robot, scale_m: float = 0.05, ik_damping: float = 1e-2):
+        """Args:
+            robot: the robot to command.
+            scale_m: TCP displacement for an action element of 1 [m].
+            ik_damping: damped-least-squares damping of each joint [-]; smaller tracks
+                better, larger is calmer near singularities.
+        """
+        _check_scale("scale_m", scale_m)
+        _check_scale("ik_damping", ik_damping)
+        self.scale_m = float(scale_m)
+        ones = np.ones(3)
+        super().__init__(robot, -ones, ones,
+                         [f"d{axis} base [{self.scale_m:g} m]" for axis in "xyz"])
+        client = robot.client
+        home_pos, home_quat = home_ee_pose_in_base(robot.model)
+        base_xyz, base_quat = robot.base_xyz.tolist(), robot.base_quat_xyzw.tolist()
+        self.target_quat_xyzw = np.array(
+            client.multiplyTransforms(base_xyz, base_quat, home_pos, home_quat)[1])
+        base_rotation = np.array(client.getMatrixFromQuaternion(base_quat)).reshape(3, 3)
+        # Base-frame action to world-frame displacement in one product.
+        self._action_to_world = self.scale_m * base_rotation
+        self._target_quat = self.target_quat_xyzw.tolist()
+        self._damping = [float(ik_damping)] * robot.num_movable_joints
+        self._ik = client.calculateInverseKinematics
+        self._slots = robot.arm_ik_slots
+
+    def _apply_arm(self, arm_action: np.ndarray) -> None:
+        robot = self.robot
+        target = robot.ee_pose()[0] + self._action_to_world @ arm_action
+        solution = self._ik(robot.body_id, robot.ee_link_index, target.tolist(),
+                            self._target_quat, jointDamping=self._damping)
+        robot.command_joint_positions([solution[i] for i in self._slots])
+
+
+_CONTROLLERS: dict[str, type[Controller]] = {
+    cls.mode: cls for cls in (JointPositionController, JointDeltaController, EEDeltaController)}
+
+
+def controller_modes() -> list[str]:
+    """Return the control modes :func:`make_controller` accepts, sorted."""
+    return sorted(_CONTROLLERS)
+
+
+def make_controller(mode: str, robot: Robot, **kwargs) -> Controller:
+    """Build the controller for ``mode`` (``joint_position``, ``joint_delta``, ``ee_delta``).
+
+    Args:
+        mode: control mode name.
+        robot: the robot to command.
+        **kwargs: the mode's options (``scale_rad``, ``scale_m``, ``ik_damping``).
+
+    Raises:
+        RobotError: unknown mode or option.
+    """
+    try:
+        cls = _CONTROLLERS[mode]
+    except (KeyError, TypeError):
+        raise RobotError(Problem(
+            f"unknown control mode '{mode}'" + did_you_mean(mode, _CONTROLLERS),
+            value=mode, expected=one_of(_CONTROLLERS))) from None
+    accepted = [name for name in inspect.signature(cls.__init__).parameters
+                if name not in ("self", "robot")]
+    for name in kwargs:
+        if name not in accepted:
+            raise RobotError(Problem(f"control mode '{mode}' has no option '{name}'"
+                                     + did_you_mean(name, accepted), value=name,
+                                     expected=one_of(accepted) if accepted else "no options"))
+    return cls(robot, **kwargs)
+
+
+def _check_scale(name: str, value: float) -> None:
+    if not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):
+        raise RobotError(Problem(f"controller option {name} must be a positive number",
+                                 value=value, expected="a finite number > 0"))

@@ -1,0 +1,9 @@
+"""The error every robots-package failure raises: unknown models, names, bad commands."""
+
+from __future__ import annotations
+
+from twin.errors import CelltwinError
+
+
+class RobotError(CelltwinError):
+    """A robot model, joint, link, controller or command that does not exist or is invalid."""

@@ -1,0 +1,325 @@
+"""One robot inside a running pybullet world: load, address by name, read state, command.
+
+Every pybullet call goes through the world's ``BulletClient``, so several worlds (vectorized
+envs) live in one process without touching each other. The per-step methods
+(:meth:`Robot.command_joint_positions`, :meth:`Robot.joint_positions`, ...) run many times per
+simulated second in every env, so they make one batched pybullet call each and reuse
+precomputed argument lists instead of building them per call.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pybullet
+from pybullet_utils.bullet_client import BulletClient
+
+from robots.errors import RobotError
+from robots.registry import RobotModel
+from twin.errors import Problem, did_you_mean, one_of
+
+_FIXED = pybullet.JOINT_FIXED
+
+
+class Robot:
+    """The runtime handle of one robot (arm + gripper) in a world.
+
+    Attributes:
+        client: the world's physics client.
+        model: the static description this robot was built from.
+        name: the robot's name in the cell (``robot`` in ``robots[0].name``).
+        body_id: pybullet body unique id.
+        arm_joint_indices: pybullet indices of the arm joints, in ``model.arm_joint_names`` order.
+        gripper_joint_indices: pybullet indices of the finger joints.
+        ee_link_index: pybullet index of ``model.ee_link``.
+        arm_ik_slots: where each arm joint sits in calculateInverseKinematics's answer.
+        num_movable_joints: revolute and prismatic joints of the body, fingers included.
+        arm_lower: arm joint lower limits from the URDF [rad].
+        arm_upper: arm joint upper limits from the URDF [rad].
+
+    Physics parameters (``position_gain``, ``velocity_gain``, ``arm_force_limits``,
+    ``gripper_force_n``) are properties: setting one re-sends the current targets, so the new
+    value acts from the next physics step without waiting for the next command.
+    """
+
+    def __init__(self, client: BulletClient, model: RobotModel, name: str,
+                 base_xyz: Sequence[float] = (0.0, 0.0, 0.0),
+                 base_quat_xyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0)):
+        """Load ``model`` into ``client`` at a fixed base pose and hold it at its home pose.
+
+        Args:
+            client: the world's physics client.
+            model: which robot to load.
+            name: the robot's name in the cell, used in error messages.
+            base_xyz: base position in the world [m].
+            base_quat_xyzw: base orientation in the world, unit quaternion (x, y, z, w).
+        """
+        self.client = client
+        self.model = model
+        self.name = name
+        self.base_xyz = np.array(base_xyz, dtype=float)
+        self.base_quat_xyzw = np.array(base_quat_xyzw, dtype=float)
+        # No URDF_USE_SELF_COLLISION: pybullet then checks no pair of this body's links. The
+        # neighbouring links' convex hulls overlap at every joint (false contacts), closed
+        # fingers touch each other (that contact would fight the grip), and the pairs that
+        # could truly meet (gripper vs. base) are kept apart by the env's workspace bounds and
+        # the deployment safety layer, not by physics.
+        # No URDF_USE_INERTIA_FROM_FILE: pybullet then derives inertia from mass and collision
+        # geometry, which is sane for every link, whereas some shipped URDFs carry placeholder
+        # tensors (the Panda hand's 0.1 kg m^2 would make the wrist sluggish).
+        self.body_id = client.loadURDF(str(model.urdf_path()), self.base_xyz.tolist(),
+                                       self.base_quat_xyzw.tolist(), useFixedBase=True)
+        self._joint_by_name: dict[str, int] = {}
+        self._link_by_name: dict[str, int] = {client.getBodyInfo(self.body_id)[0].decode(): -1}
+        infos = [client.getJointInfo(self.body_id, joint)
+                 for joint in range(client.getNumJoints(self.body_id))]
+        for info in infos:
+            self._joint_by_name[info[1].decode()] = info[0]
+            self._link_by_name[info[12].decode()] = info[0]
+
+        arm = [self.joint_index(joint) for joint in model.arm_joint_names]
+        fingers = [self.joint_index(joint) for joint in model.gripper_joint_names]
+        for joint in arm + fingers:
+            if infos[joint][2] == _FIXED:
+                raise RobotError(Problem(f"joint '{infos[joint][1].decode()}' of {model.name} "
+                                         "is fixed", expected="a revolute or prismatic joint"))
+        self.arm_joint_indices = np.array(arm, dtype=np.intp)
+        self.gripper_joint_indices = np.array(fingers, dtype=np.intp)
+        self.ee_link_index = self.link_index(model.ee_link)
+        # calculateInverseKinematics answers one value per movable joint, fingers included;
+        # these are the arm joints' places in that answer.
+        movable = [info[0] for info in infos if info[2] != _FIXED]
+        self.arm_ik_slots = [movable.index(j) for j in arm]
+        self.num_movable_joints = len(movable)
+        self.arm_lower = np.array([infos[j][8] for j in arm], dtype=float)
+        self.arm_upper = np.array([infos[j][9] for j in arm], dtype=float)
+        self._finger_limits = [(infos[j][8], infos[j][9]) for j in fingers]
+        self._width_closed, self._width_open = model.gripper_width_range_m
+        self.urdf_effort_limits = np.array([infos[j][10] for j in arm], dtype=float)
+        self.urdf_effort_limits.setflags(write=False)
+
+        # Bound once: BulletClient builds a functools.partial on every attribute access.
+        self._arm_list = arm
+        self._finger_list = fingers
+        self._get_joint_states = client.getJointStates
+        self._get_link_state = client.getLinkState
+        self._set_motors = client.setJointMotorControlArray
+        # The last targets, re-sent when a gain or force limit changes so it acts at once.
+        self._arm_target: list[float] | None = None
+        self._finger_target: list[float] | None = None
+        # pybullet's own defaults, which panda-gym runs with.
+        self.position_gain = 0.1
+        self.velocity_gain = 1.0
+        self.arm_force_limits = self.urdf_effort_limits
+        self.gripper_force_n = float(model.gripper_force_n)
+        self._check_home()
+        self.reset_joints(model.home, model.gripper_width_range_m[1])
+
+    # --- names -----------------------------------------------------------------------------
+
+    def joint_index(self, joint_name: str) -> int:
+        """Return the pybullet index of the joint called ``joint_name``."""
+        try:
+            return self._joint_by_name[joint_name]
+        except KeyError:
+            raise self._unknown("joint", joint_name, self._joint_by_name) from None
+
+    def link_index(self, link_name: str) -> int:
+        """Return the pybullet index of the link called ``link_name`` (-1 for the base link)."""
+        try:
+            return self._link_by_name[link_name]
+        except KeyError:
+            raise self._unknown("link", link_name, self._link_by_name) from None
+
+    def _unknown(self, kind: str, name: str, known) -> RobotError:
+        return RobotError(Problem(
+            f"robot '{self.name}' ({self.model.name}) has no {kind} '{name}'"
+            + did_you_mean(name, known), value=name, expected=one_of(known)))
+
+    # --- physics parameters (set by twin's PhysicsParams) ----------------------------------
+
+    @property
+    def dof(self) -> int:
+        """Number of arm joints."""
+        return len(self._arm_list)
+
+    @property
+    def position_gain(self) -> float:
+        """pybullet position-control gain of every motor (fraction of error per step) [-]."""
+        return self._position_gain
+
+    @position_gain.setter
+    def position_gain(self, value: float) -> None:
+        self._position_gain = self._non_negative("position gain", value)
+        self._arm_kp = [self._position_gain] * self.dof
+        self._finger_kp = [self._position_gain] * len(self._finger_list)
+        self._resend()
+
+    @property
+    def velocity_gain(self) -> float:
+        """pybullet velocity-control gain of every motor [-]."""
+        return self._velocity_gain
+
+    @velocity_gain.setter
+    def velocity_gain(self, value: float) -> None:
+        self._velocity_gain = self._non_negative("velocity gain", value)
+        self._arm_kd = [self._velocity_gain] * self.dof
+        self._finger_kd = [self._velocity_gain] * len(self._finger_list)
+        self._resend()
+
+    @property
+    def arm_force_limits(self) -> np.ndarray:
+        """Maximum torque of each arm motor [N m]; read-only array, assign a new one to change."""
+        return self._arm_force_limits
+
+    @arm_force_limits.setter
+    def arm_force_limits(self, value: Sequence[float]) -> None:
+        limits = np.array(value, dtype=float).reshape(-1)
+        if limits.shape != (self.dof,) or not np.all(limits >= 0):
+            raise RobotError(Problem(f"arm force limits of robot '{self.name}' are invalid",
+                                     value=limits.tolist(),
+                                     expected=f"{self.dof} non-negative torques [N m]"))
+        # Read-only so that an in-place edit fails loudly instead of missing the cached list.
+        limits.setflags(write=False)
+        self._arm_force_limits = limits
+        self._arm_forces = limits.tolist()
+        self._resend()
+
+    @property
+    def gripper_force_n(self) -> float:
+        """Maximum force of each finger motor [N]."""
+        return self._gripper_force_n
+
+    @gripper_force_n.setter
+    def gripper_force_n(self, value: float) -> None:
+        force = self._gripper_force_n = self._non_negative("gripper force [N]", value)
+        self._finger_forces = [force] * len(self._finger_list)
+        self._resend()
+
+    def _non_negative(self, what: str, value: float) -> float:
+        number = float(value)
+        if not (math.isfinite(number) and number >= 0):
+            raise RobotError(Problem(f"{what} of robot '{self.name}' is invalid", value=value,
+                                     expected="a finite number >= 0"))
+        return number
+
+    def _resend(self) -> None:
+        """Re-issue the current targets so that new gains and limits act from the next step."""
+        # Targets are None until reset_joints() in __init__, by when every parameter is set.
+        if self._arm_target is not None:
+            self._send_arm()
+        if self._finger_target is not None:
+            self._send_fingers()
+
+    # --- state -----------------------------------------------------------------------------
+
+    def reset_joints(self, q: Sequence[float], gripper_width: float | None = None) -> None:
+        """Teleport the arm (and the fingers) to a configuration at rest and hold it there.
+
+        For building a world only: it bypasses the dynamics. Episode resets restore a saved
+        state instead, which is bit-exact.
+
+        Args:
+            q: arm joint positions [rad].
+            gripper_width: opening between the finger pads [m]; ``None`` keeps the fingers.
+        """
+        q = self.as_joint_vector(q, "joint positions")
+        for joint, value in zip(self._arm_list, q.tolist()):
+            self.client.resetJointState(self.body_id, joint, value, 0.0)
+        self.command_joint_positions(q)
+        if gripper_width is not None:
+            finger = self._finger_position(gripper_width)
+            for joint, value in zip(self._finger_list, finger):
+                self.client.resetJointState(self.body_id, joint, value, 0.0)
+            self.command_gripper_width(gripper_width)
+
+    def joint_positions(self) -> np.ndarray:
+        """Return the arm joint positions [rad], shape (dof,)."""
+        return np.array([s[0] for s in self._get_joint_states(self.body_id, self._arm_list)])
+
+    def joint_velocities(self) -> np.ndarray:
+        """Return the arm joint velocities [rad/s], shape (dof,)."""
+        return np.array([s[1] for s in self._get_joint_states(self.body_id, self._arm_list)])
+
+    def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the TCP pose in the world: position [m] and quaternion (x, y, z, w)."""
+        state = self._get_link_state(self.body_id, self.ee_link_index, 0, 1)
+        return np.array(state[4]), np.array(state[5])
+
+    def ee_velocity(self) -> np.ndarray:
+        """Return the TCP linear velocity in the world [m/s]."""
+        return np.array(self._get_link_state(self.body_id, self.ee_link_index, 1, 1)[6])
+
+    def gripper_width(self) -> float:
+        """Return the opening between the finger pads [m] (each finger joint is half of it)."""
+        states = self._get_joint_states(self.body_id, self._finger_list)
+        return float(sum(s[0] for s in states))
+
+    # --- commands --------------------------------------------------------------------------
+
+    def command_joint_positions(self, q: Sequence[float]) -> None:
+        """Set the arm motors' position targets, clipped to the joint limits [rad]."""
+        target = np.clip(self.as_joint_vector(q, "joint position command"),
+                         self.arm_lower, self.arm_upper)
+        self._arm_target = target.tolist()
+        self._send_arm()
+
+    def command_gripper_width(self, width_m: float) -> None:
+        """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range."""
+        self._finger_target = self._finger_position(width_m)
+        self._send_fingers()
+
+    def motor_targets(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Return the arm and finger motor targets last commanded (for snapshots)."""
+        return tuple(self._arm_target), tuple(self._finger_target)
+
+    def restore_motor_targets(self, targets: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
+        """Re-send targets from :meth:`motor_targets`; a pybullet snapshot does not hold them."""
+        self._arm_target, self._finger_target = list(targets[0]), list(targets[1])
+        self._send_arm()
+        self._send_fingers()
+
+    def _send_arm(self) -> None:
+        self._set_motors(self.body_id, self._arm_list, pybullet.POSITION_CONTROL,
+                         targetPositions=self._arm_target, forces=self._arm_forces,
+                         positionGains=self._arm_kp, velocityGains=self._arm_kd)
+
+    def _send_fingers(self) -> None:
+        self._set_motors(self.body_id, self._finger_list, pybullet.POSITION_CONTROL,
+                         targetPositions=self._finger_target, forces=self._finger_forces,
+                         positionGains=self._finger_kp, velocityGains=self._finger_kd)
+
+    def _finger_position(self, width_m: float) -> list[float]:
+        """Return each finger joint's target for an opening of ``width_m`` [m]."""
+        width = float(width_m)
+        if not math.isfinite(width):
+            raise RobotError(Problem(f"gripper width command for robot '{self.name}' is not "
+                                     "finite", value=width, expected="a width [m]"))
+        half = 0.5 * min(max(width, self._width_closed), self._width_open)
+        return [min(max(half, low), high) for low, high in self._finger_limits]
+
+    def as_joint_vector(self, q: Sequence[float], what: str = "joint positions") -> np.ndarray:
+        """Return ``q`` as a float array, or raise RobotError unless it is dof finite values."""
+        q = np.asarray(q, dtype=float)
+        if q.shape != (self.dof,) or not np.isfinite(q).all():
+            raise RobotError(Problem(f"{what} for robot '{self.name}' is invalid",
+                                     value=q.tolist(), expected=f"{self.dof} finite values [rad]"))
+        return q
+
+    def hold(self) -> None:
+        """Command the current arm and finger positions as targets, so the robot stays put.
+
+        Call after ``restoreState``: a pybullet snapshot holds joint states, not motor targets.
+        """
+        self.command_joint_positions(self.joint_positions())
+        self.command_gripper_width(self.gripper_width())
+
+    def _check_home(self) -> None:
+        home = np.array(self.model.home, dtype=float)
+        if (home.shape != (self.dof,) or np.any(home < self.arm_lower)
+                or np.any(home > self.arm_upper)):
+            raise RobotError(Problem(f"home pose of {self.model.name} is outside its joint limits",
+                                     value=home.tolist(),
+                                     expected=f"{self.dof} values within the URDF limits [rad]"))

@@ -1,0 +1,213 @@
+"""Robot models, URDF composition and the runtime Robot handle (robots/registry, urdf, robot)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pybullet
+import pytest
+from pybullet_utils.bullet_client import BulletClient
+
+from robots import Robot, RobotError, get_robot_model, robot_model_names
+from robots.urdf import GripperMount, compose_urdf
+from twin.assets import asset_path
+
+MODELS = robot_model_names()
+TIMESTEP_S = 1.0 / 500.0
+
+
+@pytest.fixture
+def client():
+    world = BulletClient(connection_mode=pybullet.DIRECT)
+    world.setGravity(0.0, 0.0, -9.81)
+    world.setTimeStep(TIMESTEP_S)
+    try:
+        yield world
+    finally:
+        world.disconnect()
+
+
+def _step(client, n: int) -> None:
+    for _ in range(n):
+        client.stepSimulation()
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def test_registry_lists_the_shipped_models():
+    assert MODELS == ["kuka_iiwa", "panda", "xarm6"]
+
+
+def test_unknown_model_suggests_the_closest_name():
+    with pytest.raises(RobotError) as caught:
+        get_robot_model("pandaa")
+    problem = caught.value.problems[0]
+    assert "did you mean 'panda'" in problem.message
+    assert problem.expected == "one of: kuka_iiwa, panda, xarm6"
+    assert problem.value == "pandaa"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_is_consistent(name):
+    model = get_robot_model(name)
+    assert model.dof == len(model.home) == len(model.arm_joint_names)
+    closed, opened = model.gripper_width_range_m
+    assert 0.0 <= closed < opened
+    assert model.gripper_force_n > 0
+    assert model.urdf_path().is_file()
+
+
+# --- URDF composition ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["kuka_iiwa", "xarm6"])
+def test_composed_urdf_has_gripper_and_absolute_meshes(name):
+    root = ET.parse(get_robot_model(name).urdf_path()).getroot()
+    links = {link.get("name") for link in root.findall("link")}
+    assert {"gripper_palm", "gripper_left_finger", "gripper_right_finger", "tcp"} <= links
+    assert "world" not in links
+    meshes = [mesh.get("filename") for mesh in root.iter("mesh")]
+    assert meshes and all(Path(m).is_absolute() and Path(m).is_file() for m in meshes)
+
+
+def test_composition_is_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path))
+    import pybullet_data
+    arm = Path(pybullet_data.getDataPath()) / "kuka_iiwa/model.urdf"
+    mount = GripperMount(asset_path("robots/grippers/parallel_jaw.urdf"), "lbr_iiwa_link_7",
+                         (0.0, 0.0, 0.045))
+    first = compose_urdf("kuka_iiwa", arm, mount)
+    built_at = first.stat().st_mtime_ns
+    assert compose_urdf("kuka_iiwa", arm, mount) == first
+    assert first.stat().st_mtime_ns == built_at
+    assert first.parent == tmp_path / "robots"
+    moved = GripperMount(mount.gripper_urdf, mount.flange_link, (0.0, 0.0, 0.05))
+    assert compose_urdf("kuka_iiwa", arm, moved) != first
+
+
+def test_composition_rejects_an_unknown_flange(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path))
+    import pybullet_data
+    arm = Path(pybullet_data.getDataPath()) / "kuka_iiwa/model.urdf"
+    mount = GripperMount(asset_path("robots/grippers/parallel_jaw.urdf"), "lbr_iiwa_link_77")
+    with pytest.raises(RobotError, match="did you mean 'lbr_iiwa_link_7'"):
+        compose_urdf("kuka_iiwa", arm, mount)
+
+
+# --- Robot ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_robot_loads_with_named_joints_and_home_pointing_down(client, name):
+    model = get_robot_model(name)
+    robot = Robot(client, model, "robot")
+    for joint in model.arm_joint_names + model.gripper_joint_names:
+        assert robot.joint_index(joint) >= 0
+    assert robot.link_index(model.ee_link) == robot.ee_link_index
+    home = np.array(model.home)
+    assert np.all(robot.arm_lower + 0.1 < home) and np.all(home < robot.arm_upper - 0.1)
+    np.testing.assert_allclose(robot.joint_positions(), model.home, atol=1e-9)
+    assert robot.gripper_width() == pytest.approx(model.gripper_width_range_m[1])
+    pos, quat = robot.ee_pose()
+    tool_z = np.array(client.getMatrixFromQuaternion(quat.tolist())).reshape(3, 3)[:, 2]
+    assert tool_z @ np.array([0.0, 0.0, -1.0]) > 0.999
+    assert 0.4 <= pos[0] <= 0.65 and abs(pos[1]) < 1e-3 and 0.18 <= pos[2] <= 0.35
+    # Held at home by its motors: gravity does not pull it away.
+    _step(client, 200)
+    np.testing.assert_allclose(robot.joint_positions(), model.home, atol=2e-3)
+
+
+def test_unknown_joint_and_link_names_are_reported(client):
+    robot = Robot(client, get_robot_model("panda"), "left_arm")
+    with pytest.raises(RobotError, match="did you mean 'panda_joint1'"):
+        robot.joint_index("panda_joint_1")
+    with pytest.raises(RobotError, match="left_arm"):
+        robot.link_index("panda_hnd")
+
+
+def test_robot_base_pose_is_applied(client):
+    robot = Robot(client, get_robot_model("xarm6"), "robot", (1.0, 2.0, 0.5))
+    pos, _ = robot.ee_pose()
+    np.testing.assert_allclose(pos, [1.45, 2.0, 0.5 + 0.268], atol=5e-3)
+
+
+def test_commands_are_validated_and_clipped(client):
+    robot = Robot(client, get_robot_model("panda"), "robot")
+    with pytest.raises(RobotError):
+        robot.command_joint_positions([np.nan] * 7)
+    with pytest.raises(RobotError):
+        robot.command_joint_positions([0.0] * 6)
+    with pytest.raises(RobotError):
+        robot.command_gripper_width(float("inf"))
+    target = np.array(robot.model.home)
+    target[0] = 10.0
+    robot.command_joint_positions(target)
+    _step(client, 1000)
+    assert robot.joint_positions()[0] == pytest.approx(robot.arm_upper[0], abs=1e-2)
+
+
+def test_physics_parameters_can_be_set(client):
+    robot = Robot(client, get_robot_model("kuka_iiwa"), "robot")
+    np.testing.assert_array_equal(robot.arm_force_limits, [300.0] * 7)
+    robot.position_gain, robot.velocity_gain, robot.gripper_force_n = 0.2, 0.8, 10.0
+    robot.arm_force_limits = [100.0] * 7
+    assert robot.arm_force_limits[0] == 100.0
+    with pytest.raises(ValueError):  # in-place edits would bypass the setter
+        robot.arm_force_limits[0] = 5.0
+    with pytest.raises(RobotError):
+        robot.arm_force_limits = [1.0, 2.0]
+    # Starved motors cannot hold the arm against gravity.
+    robot.arm_force_limits = np.zeros(7)
+    _step(client, 100)
+    assert np.abs(robot.joint_positions() - np.array(robot.model.home)).max() > 0.01
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_gripper_reaches_commanded_widths(client, name):
+    robot = Robot(client, get_robot_model(name), "robot")
+    closed, opened = robot.model.gripper_width_range_m
+    for width in (0.02, closed, 0.05, opened):
+        robot.command_gripper_width(width)
+        _step(client, 250)
+        assert robot.gripper_width() == pytest.approx(width, abs=1e-3)
+
+
+def test_two_robots_in_two_clients_do_not_interfere():
+    worlds = [BulletClient(connection_mode=pybullet.DIRECT) for _ in range(2)]
+    try:
+        robots = []
+        for world in worlds:
+            world.setGravity(0.0, 0.0, -9.81)
+            world.setTimeStep(TIMESTEP_S)
+            robots.append(Robot(world, get_robot_model("panda"), "robot"))
+        moved, still = robots
+        target = np.array(moved.model.home) + 0.3
+        moved.command_joint_positions(target)
+        moved.command_gripper_width(0.0)
+        assert moved.body_id == still.body_id  # same ids: only the client tells them apart
+        for _ in range(300):
+            for world in worlds:
+                world.stepSimulation()
+        np.testing.assert_allclose(moved.joint_positions(), target, atol=2e-2)
+        np.testing.assert_allclose(still.joint_positions(), np.array(still.model.home), atol=2e-3)
+        assert still.gripper_width() == pytest.approx(0.08, abs=1e-3)
+    finally:
+        for world in worlds:
+            world.disconnect()
+
+
+def test_hold_keeps_a_restored_state(client):
+    # A pybullet snapshot restores joint states but not motor targets.
+    robot = Robot(client, get_robot_model("xarm6"), "robot")
+    snapshot = client.saveState()
+    robot.command_joint_positions(np.array(robot.model.home) + 0.2)
+    robot.command_gripper_width(0.0)
+    _step(client, 50)
+    client.restoreState(snapshot)
+    robot.hold()
+    _step(client, 200)
+    np.testing.assert_allclose(robot.joint_positions(), robot.model.home, atol=2e-3)
+    assert robot.gripper_width() == pytest.approx(0.08, abs=1e-3)

@@ -1,0 +1,1 @@
+"""Training on the twins with stable-baselines3 (configs, vectorized envs, checkpoints)."""

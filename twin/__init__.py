@@ -1,0 +1,31 @@
+"""celltwin's twin: cell layouts as code, the pybullet world built from them, and its physics.
+
+Heavy pieces load on first use (PEP 562) so that light modules such as ``twin.errors`` can be
+imported on a controller without pybullet.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "CellSpec": "twin.spec",
+    "load_cell": "twin.spec",
+    "World": "twin.world",
+    "PhysicsParams": "twin.physics",
+    "CelltwinError": "twin.errors",
+    "CellSpecError": "twin.errors",
+    "PhysicsParamsError": "twin.errors",
+    "WorldError": "twin.errors",
+    "Problem": "twin.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'twin' has no attribute '{name}'")

@@ -1,0 +1,1 @@
+"""The `celltwin` command line: one dispatcher, subcommands registered by each home."""

@@ -1,0 +1,34 @@
+"""Arguments and helpers shared by subcommands that build a world."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from twin.physics import PhysicsParams
+
+
+def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | None = None) -> None:
+    """Add CELL and ``--physics FILE`` to a subcommand that builds a world."""
+    if cell_default is None:
+        parser.add_argument("cell", metavar="CELL",
+                            help="cell file (YAML) or the name of a shipped example cell")
+    else:
+        parser.add_argument("--cell", default=cell_default,
+                            help=f"cell file or example name (default: {cell_default})")
+    parser.add_argument("--physics", metavar="FILE", type=Path, default=None,
+                        help="physics parameter overrides (YAML) applied after building")
+    parser.add_argument("--robot", metavar="MODEL", default=None,
+                        help="swap every robot in the cell for this registered model")
+
+
+def build_world(args: argparse.Namespace):
+    """Load the cell named by ``args`` and build its world with any physics overrides."""
+    from twin.spec import load_cell
+    from twin.world import World
+
+    spec = load_cell(args.cell)
+    if args.robot:
+        spec = spec.with_robot_model(args.robot)
+    overrides = PhysicsParams.load(args.physics) if args.physics else None
+    return World(spec, physics=overrides)

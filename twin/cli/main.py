@@ -1,0 +1,52 @@
+"""Entry point of the `celltwin` command.
+
+Each subcommand lives in a module with ``register(subparsers)`` that adds its parser and sets
+``handler``. This dispatcher owns the one error path: a :class:`CelltwinError` becomes one line
+per problem on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from twin import __version__
+from twin.errors import CelltwinError
+
+# Modules that contribute subcommands, in the order `--help` lists them.
+COMMAND_MODULES = ("twin.cli.demo", "twin.cli.cell")
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="celltwin",
+        description="Physics twins of production cells: build, check, render, run.")
+    parser.add_argument("--version", action="version", version=f"celltwin {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except CelltwinError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

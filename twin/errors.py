@@ -1,0 +1,84 @@
+"""Typed errors shared by every celltwin package.
+
+Every error a user can cause is a :class:`CelltwinError` carrying one or more
+:class:`Problem` records: where (file, line, dotted path), what arrived and what was
+expected. The CLI prints one line per problem and exits 2; library users can inspect
+``error.problems`` instead of parsing messages. This module imports nothing heavy so the
+deployment adapter can use it on a controller.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with something a user wrote or asked for.
+
+    Attributes:
+        message: what is wrong, in words.
+        path: dotted path inside the document (``robots[0].model``), or ``""``.
+        file: the file the problem is in, or ``None``.
+        line: 1-based line in ``file`` where the parser knows it, or ``None``.
+        value: the offending value (``None`` when there is none to show).
+        expected: what would have been accepted, in words.
+    """
+
+    message: str
+    path: str = ""
+    file: str | None = None
+    line: int | None = None
+    value: Any = None
+    expected: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.file and self.line:
+            where = f"{self.file}:{self.line}"
+        head = ": ".join(part for part in (where, self.path) if part)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.expected:
+            text += f" (expected {self.expected})"
+        return text
+
+
+class CelltwinError(Exception):
+    """Base of every error caused by user input; holds at least one :class:`Problem`."""
+
+    def __init__(self, problems: Problem | str | Sequence[Problem]):
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        if not self.problems:
+            raise ValueError("a CelltwinError needs at least one problem")
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CellSpecError(CelltwinError):
+    """A cell layout file is malformed or refers to things that do not exist."""
+
+
+class PhysicsParamsError(CelltwinError):
+    """A physics parameter file or override is malformed or names unknown bodies/joints."""
+
+
+class WorldError(CelltwinError):
+    """A twin could not be built or was asked about a body, link or joint it does not have."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def one_of(choices: Iterable[str]) -> str:
+    """Format an ``expected`` text listing the accepted names."""
+    return "one of: " + ", ".join(sorted(choices))

@@ -1,0 +1,154 @@
+"""PhysicsParams: the one typed object that holds every physical knob of a twin.
+
+A world reports its parameters with ``World.physics_params()`` and takes new ones with
+``World.apply_physics(params)``. Every field may be ``None``, meaning "leave as it is", so the
+same class serves as a complete description (read from a world, every field filled) and as an
+overrides file (``--physics FILE``: only what the file sets). Domain randomization perturbs it,
+calibration fits it, evaluation sweeps it; nothing else mutates physics.
+
+Names: bodies are keyed by their name in the cell (``part``, ``table``); a link of a multi-link
+body by ``body/link`` (``arm/panda_link3``); joints by ``robot/joint`` (``arm/panda_joint2``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from twin.atomic import atomic_write_text
+from twin.errors import PhysicsParamsError, Problem
+
+_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class BodyDynamics(BaseModel):
+    """Contact and inertial properties of one body (its base) or one link."""
+
+    model_config = _CONFIG
+
+    mass_kg: Annotated[float, Field(gt=0.0)] | None = None
+    """Mass [kg]. Fixed bodies (equipment, conveyors, bins) have none to set."""
+    lateral_friction: NonNegative | None = None
+    """Coulomb friction coefficient for sliding [-]."""
+    rolling_friction: NonNegative | None = None
+    """Rolling friction coefficient [m]: torque resisting rolling per unit normal force."""
+    spinning_friction: NonNegative | None = None
+    """Spinning (torsional) friction coefficient [m]."""
+    restitution: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """Coefficient of restitution [-]: 0 inelastic, 1 elastic."""
+
+
+class JointDynamics(BaseModel):
+    """Dissipation and actuation limits of one joint."""
+
+    model_config = _CONFIG
+
+    damping: NonNegative | None = None
+    """Viscous joint damping [N m s/rad] (revolute) or [N s/m] (prismatic)."""
+    friction: NonNegative | None = None
+    """Coulomb joint friction [N m] or [N]. On a joint a robot drives, it is modelled as force
+    the motor must spend before moving the load (the motor's force limit shrinks by it); on a
+    passive joint, as a velocity motor holding zero speed with this much force."""
+    force_limit: NonNegative | None = None
+    """Largest force or torque the joint's motor may apply [N m] or [N]."""
+
+
+class RobotActuation(BaseModel):
+    """Controller and sensing properties of one robot."""
+
+    model_config = _CONFIG
+
+    position_gain: NonNegative | None = None
+    """Position gain of pybullet's joint position controller [-] (the ERP-like Kp)."""
+    velocity_gain: NonNegative | None = None
+    """Velocity gain of pybullet's joint position controller [-] (Kd)."""
+    latency_steps: Annotated[int, Field(ge=0, le=100)] | None = None
+    """Actuation latency [control steps]: a command takes effect this many steps later."""
+    joint_noise_std_rad: NonNegative | None = None
+    """Standard deviation of Gaussian noise on joint position readings [rad]."""
+
+
+class PhysicsParams(BaseModel):
+    """Every physical knob of a twin. ``None`` anywhere means "unchanged"."""
+
+    model_config = _CONFIG
+
+    timestep_s: Annotated[float, Field(gt=0.0, le=0.05)] | None = None
+    """Physics timestep [s]."""
+    substeps: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """Physics steps per control step [-]; the control period is ``timestep_s * substeps``."""
+    solver_iterations: Annotated[int, Field(ge=1, le=10000)] | None = None
+    """Constraint solver iterations per physics step [-]."""
+    gravity_mps2: tuple[float, float, float] | None = None
+    """Gravity vector in the world frame [m/s^2]."""
+    bodies: dict[str, BodyDynamics] = Field(default_factory=dict)
+    """Per body (``name``) or link (``body/link``) dynamics."""
+    joints: dict[str, JointDynamics] = Field(default_factory=dict)
+    """Per joint (``robot/joint``) dynamics."""
+    robots: dict[str, RobotActuation] = Field(default_factory=dict)
+    """Per robot controller, latency and sensing."""
+
+    @property
+    def control_period_s(self) -> float | None:
+        """Control period [s], when both timestep and substeps are known."""
+        if self.timestep_s is None or self.substeps is None:
+            return None
+        return self.timestep_s * self.substeps
+
+    def merged(self, overrides: "PhysicsParams") -> "PhysicsParams":
+        """Return a copy where every field set in ``overrides`` replaces this one's."""
+        mine = self.model_dump(exclude_none=True)
+        theirs = overrides.model_dump(exclude_none=True)
+        return PhysicsParams.model_validate(_deep_merge(mine, theirs))
+
+    def to_yaml(self) -> str:
+        """Serialize the fields that are set, as YAML."""
+        data = self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+        for section in ("bodies", "joints", "robots"):
+            data[section] = {k: v for k, v in data.get(section, {}).items() if v}
+            if not data[section]:
+                del data[section]
+        return yaml.safe_dump(data, sort_keys=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the parameters to a YAML file atomically."""
+        return atomic_write_text(path, self.to_yaml())
+
+    @classmethod
+    def from_yaml_text(cls, text: str, *, file: str | None = None) -> "PhysicsParams":
+        """Parse parameters from YAML text; every problem is reported at once."""
+        from twin.spec.loader import parse_yaml_document, validation_problems
+
+        data, lines = parse_yaml_document(text, file=file, error=PhysicsParamsError)
+        if data is None:
+            return cls()
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise PhysicsParamsError(validation_problems(exc, cls, file=file, lines=lines)) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PhysicsParams":
+        """Read parameters from a YAML file (an overrides file sets only some fields)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PhysicsParamsError(Problem(f"cannot read physics file: {exc.strerror}",
+                                             file=str(path))) from None
+        return cls.from_yaml_text(text, file=str(path))
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,135 @@
+"""The typed, frozen models of a cell layout file: :class:`CellSpec` and one class per section.
+
+Units are SI (metres, kilograms, seconds) and angles are degrees where a key ends in ``_deg``.
+Field docstrings become the fields' descriptions (``use_attribute_docstrings``); ``docs/cells.md``
+documents the same keys. Models check what one value or one section can know; checks across
+sections (names, references, robot models) live in :mod:`twin.spec.references`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
+
+from twin.errors import CellSpecError, Problem, did_you_mean, one_of
+from twin.spec.bodies import (BinSpec, BoxEquipment, BoxPart, ConveyorSpec, CylinderEquipment,
+                              CylinderPart, Equipment, MeshEquipment, Part, SpawnRegionSpec,
+                              SpherePart, TargetSpec)
+from twin.spec.primitives import MESH_SUFFIXES, Float, Name, Pose, SpecModel, Vec3
+
+__all__ = [
+    "CONTROL_MODES", "MESH_SUFFIXES", "BinSpec", "BoxEquipment", "BoxPart", "CellSpec",
+    "ControlMode", "ConveyorSpec", "CylinderEquipment", "CylinderPart", "Equipment",
+    "MeshEquipment", "Part", "PhysicsSection", "Pose", "RobotSpec", "SpawnRegionSpec",
+    "SpherePart", "TargetSpec",
+]
+
+ControlMode = Literal["joint_position", "joint_delta", "ee_delta"]
+CONTROL_MODES: tuple[str, ...] = get_args(ControlMode)
+
+
+class PhysicsSection(SpecModel):
+    """Simulation settings of the cell; ``--physics FILE`` may override them later."""
+
+    timestep_s: Annotated[float, Strict(), Field(gt=0, le=0.05, allow_inf_nan=False)] = 1 / 500
+    """physics timestep [s]"""
+    substeps: Annotated[int, Strict(), Field(ge=1, le=1000)] = 20
+    """physics steps per control step [-]"""
+    solver_iterations: Annotated[int, Strict(), Field(ge=1, le=10000)] = 50
+    """constraint solver iterations per physics step [-]"""
+    gravity_mps2: Vec3 = (0.0, 0.0, -9.81)
+    """gravity vector in the world frame [m/s^2]"""
+
+    @property
+    def control_period_s(self) -> float:
+        """Time between two control steps, ``timestep_s * substeps`` [s]."""
+        return self.timestep_s * self.substeps
+
+
+class RobotSpec(SpecModel):
+    """One robot arm placed in the cell."""
+
+    name: Name
+    """unique name of the robot in the cell"""
+    model: Annotated[str, Strict()]
+    """registered robot model (``robots.registry``), e.g. ``panda``"""
+    base: Pose = Pose()
+    """pose of the robot base in the world frame"""
+    control: ControlMode = "ee_delta"
+    """control mode of the robot's actions"""
+    home_deg: tuple[Float, ...] | None = None
+    """arm joint positions of the home pose [deg]; one per arm joint; default: the model's"""
+
+
+class CellSpec(SpecModel):
+    """A production cell: robots, fixed equipment, conveyors, bins, parts and targets."""
+
+    name: Name
+    """name of the cell"""
+    description: Annotated[str, Strict()] = ""
+    """free text for people"""
+    physics: PhysicsSection = PhysicsSection()
+    """simulation settings"""
+    robots: tuple[RobotSpec, ...] = Field(min_length=1)
+    """the robots, at least one"""
+    equipment: tuple[Equipment, ...] = ()
+    """fixed bodies; ``shape`` picks the kind"""
+    conveyors: tuple[ConveyorSpec, ...] = ()
+    """conveyor belts"""
+    bins: tuple[BinSpec, ...] = ()
+    """bins and trays"""
+    parts: tuple[Part, ...] = ()
+    """free part types; ``shape`` picks the kind"""
+    spawn_regions: tuple[SpawnRegionSpec, ...] = ()
+    """regions parts start in"""
+    targets: tuple[TargetSpec, ...] = ()
+    """named poses robots must reach"""
+
+    @field_validator("physics", "equipment", "conveyors", "bins", "parts", "spawn_regions",
+                     "targets", mode="before")
+    @classmethod
+    def _empty_section(cls, value, info: ValidationInfo):
+        # `equipment:` with every entry commented out reads as null: mean "none".
+        if value is None:
+            return {} if info.field_name == "physics" else ()
+        return value
+
+    @model_validator(mode="after")
+    def _references_hold(self, info: ValidationInfo) -> CellSpec:
+        # The loader checks references on the raw document (so it can report them beside
+        # schema errors); a spec built in Python gets the same checks here.
+        if (info.context or {}).get("references_checked"):
+            return self
+        from twin.spec.loader import raise_reference_problems
+        raise_reference_problems(self.model_dump())
+        return self
+
+    def body_names(self) -> list[str]:
+        """All body names except robots, in build order: equipment, conveyors, bins, parts."""
+        names = [item.name for item in (*self.equipment, *self.conveyors, *self.bins)]
+        for part in self.parts:
+            names.extend(part.body_names())
+        return names
+
+    def robot(self, name: str) -> RobotSpec:
+        """Return the robot called ``name``."""
+        for robot in self.robots:
+            if robot.name == name:
+                return robot
+        names = [robot.name for robot in self.robots]
+        raise CellSpecError(Problem(f"no robot named '{name}'{did_you_mean(name, names)}",
+                                    path="robots", value=name, expected=one_of(names)))
+
+    def with_robot_model(self, model: str) -> CellSpec:
+        """Return a copy in which every robot is a ``model`` (and ``home_deg`` is dropped)."""
+        from twin.spec.loader import validate_cell_data
+        data = self.model_dump()
+        data["robots"] = [{**robot, "model": model, "home_deg": None} for robot in data["robots"]]
+        return validate_cell_data(data)
+
+    def to_yaml(self) -> str:
+        """Serialize as YAML that :func:`twin.spec.parse_cell` reads back to an equal spec."""
+        from twin.spec.loader import dump_yaml
+        return dump_yaml(self.model_dump(mode="json", exclude_none=True))
+
