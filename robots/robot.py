@@ -114,8 +114,24 @@ class Robot:
         self.velocity_gain = 1.0
         self.arm_force_limits = self.urdf_effort_limits
         self.gripper_force_n = float(model.gripper_force_n)
+        self._couple_fingers()
         self._check_home()
         self.reset_joints(model.home, model.gripper_width_range_m[1])
+
+    def _couple_fingers(self) -> None:
+        # Two independently position-controlled fingers that both press at their force limit
+        # leave the grasped part free to slide sideways with them; real parallel grippers are
+        # mechanically coupled. A gear constraint (ratio -1, as in pybullet's own Panda
+        # example) keeps both fingers at the same opening, so a grasp stays centred.
+        if len(self._finger_list) != 2:
+            return
+        left, right = self._finger_list
+        gear = self.client.createConstraint(self.body_id, left, self.body_id, right,
+                                            jointType=pybullet.JOINT_GEAR, jointAxis=[1, 0, 0],
+                                            parentFramePosition=[0, 0, 0],
+                                            childFramePosition=[0, 0, 0])
+        self.client.changeConstraint(gear, gearRatio=-1, erp=0.1,
+                                     maxForce=4.0 * self.model.gripper_force_n)
 
     # --- names -----------------------------------------------------------------------------
 

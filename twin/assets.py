@@ -17,12 +17,14 @@ from twin.errors import CelltwinError, Problem
 @cache
 def assets_root() -> Path:
     """Return the folder that holds celltwin's assets."""
+    # Code run from a source checkout uses that checkout's assets, even when an older
+    # celltwin is installed beside it.
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "assets").is_dir():
+        return checkout / "assets"
     spec = importlib.util.find_spec("celltwin_assets")
     if spec is not None and spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
-    source_tree = Path(__file__).resolve().parent.parent / "assets"
-    if source_tree.is_dir():
-        return source_tree
     raise CelltwinError(Problem("celltwin's assets are missing from this installation",
                                 expected="a celltwin_assets package or an assets/ folder"))
 

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+import twin.client  # noqa: F401  (first pybullet import, with its banner muted)
 from twin import __version__
 from twin.errors import CelltwinError
 
