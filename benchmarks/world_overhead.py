@@ -42,6 +42,7 @@ def bare_loop(world: World, targets: np.ndarray) -> float:
     kp, kd = [robot.position_gain] * len(joints), [robot.velocity_gain] * len(joints)
     belts = [(c.body_id, c.direction, c.speed_mps, c.carried) for c in world.conveyors.values()]
     lower, upper = robot.arm_lower, robot.arm_upper
+    substeps = range(world.physics_params().substeps)
     started = time.perf_counter()
     for q in targets:
         pybullet.setJointMotorControlArray(body, joints, pybullet.POSITION_CONTROL,
@@ -56,7 +57,8 @@ def bare_loop(world: World, targets: np.ndarray) -> float:
                 linear = np.asarray(linear)
                 linear = linear + (speed - float(linear @ direction)) * direction
                 pybullet.resetBaseVelocity(part, linear.tolist(), angular, physicsClientId=cid)
-        pybullet.stepSimulation(physicsClientId=cid)
+        for _ in substeps:
+            pybullet.stepSimulation(physicsClientId=cid)
         np.array([s[0] for s in pybullet.getJointStates(body, joints, physicsClientId=cid)])
     return time.perf_counter() - started
 

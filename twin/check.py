@@ -38,6 +38,7 @@ class CellReport:
     bodies: dict[str, str] = field(default_factory=dict)
     reach: list[ReachResult] = field(default_factory=list)
     interpenetrations: list[Interpenetration] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -46,7 +47,8 @@ class CellReport:
     def to_dict(self) -> dict:
         return {"cell": self.cell, "ok": self.ok, "bodies": self.bodies,
                 "reach": [asdict(r) for r in self.reach],
-                "interpenetrations": [asdict(i) for i in self.interpenetrations]}
+                "interpenetrations": [asdict(i) for i in self.interpenetrations],
+                "notes": self.notes}
 
     def to_text(self) -> str:
         lines = [f"cell '{self.cell}': {len(self.bodies)} bodies"]
@@ -62,6 +64,7 @@ class CellReport:
                       for i in self.interpenetrations]
         else:
             lines.append("interpenetrations: none")
+        lines += [f"note: {note}" for note in self.notes]
         lines.append("OK" if self.ok else "PROBLEMS FOUND")
         return "\n".join(lines)
 
@@ -123,7 +126,19 @@ def check_interpenetrations(world, tolerance_m: float = 2e-3) -> list[Interpenet
     return [Interpenetration(a, b, depth) for (a, b), depth in sorted(deepest.items())]
 
 
+def mesh_notes(world) -> list[str]:
+    """Remarks on CAD equipment: size after unit conversion, watertightness, hull count."""
+    notes = []
+    for name, mesh in world.meshes.items():
+        size = " x ".join(f"{e:.3f}" for e in mesh.extents_m)
+        text = f"mesh '{name}': {size} m, {mesh.hulls} convex hull(s) for collision"
+        if not mesh.watertight:
+            text += "; NOT watertight (open edges): its volume and inside are undefined"
+        notes.append(text)
+    return notes
+
+
 def check_cell(world) -> CellReport:
     """Build the full report for a freshly built world."""
     return CellReport(world.spec.name, body_kinds(world), check_reach(world),
-                      check_interpenetrations(world))
+                      check_interpenetrations(world), mesh_notes(world))

@@ -17,6 +17,7 @@ import trimesh
 
 from twin.assets import cache_dir
 from twin.atomic import atomic_write_bytes
+from twin.client import quiet_c_output
 from twin.errors import Problem, WorldError
 
 UNIT_TO_M = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
@@ -66,7 +67,9 @@ def prepare_mesh(path: Path, units: str = "m", scale: float = 1.0) -> PreparedMe
     if not collision.exists():
         partial = collision.with_suffix(".partial.obj")
         log = folder / f"{path.stem}-{digest}-vhacd.log"
-        pybullet.vhacd(str(visual), str(partial), str(log), resolution=100000, maxNumVerticesPerCH=64)
+        with quiet_c_output():  # V-HACD prints its progress to stdout; the log file keeps it
+            pybullet.vhacd(str(visual), str(partial), str(log), resolution=100000,
+                           maxNumVerticesPerCH=64)
         partial.replace(collision)  # V-HACD writes in place; publish only a finished file
     hulls = sum(1 for line in collision.read_text().splitlines() if line.startswith("o "))
     extents = tuple(float(e) for e in np.asarray(mesh.extents))

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pybullet_data
 
-from twin.meshes import prepare_mesh
+from twin.meshes import PreparedMesh
 
 _BELT_COLOR = (0.15, 0.15, 0.17, 1.0)
 
@@ -44,8 +44,8 @@ def add_cylinder(client, radius_m, height_m, position, orientation, color, mass_
     return client.createMultiBody(mass_kg, shape, visual, list(position), list(orientation))
 
 
-def add_equipment(client, item) -> int:
-    """Create one fixed equipment item (box, cylinder or CAD mesh)."""
+def add_equipment(client, item, mesh: PreparedMesh | None = None) -> int:
+    """Create one fixed equipment item (box, cylinder, or CAD mesh prepared by ``prepare_mesh``)."""
     position, orientation = list(item.pose.xyz), _quat(item.pose)
     if item.shape == "box":
         return add_box(client, np.asarray(item.size_m) / 2, position, orientation, item.color,
@@ -53,7 +53,6 @@ def add_equipment(client, item) -> int:
     if item.shape == "cylinder":
         return add_cylinder(client, item.radius_m, item.height_m, position, orientation, item.color,
                             collision=item.collision)
-    mesh = prepare_mesh(item.mesh, item.mesh_units, item.scale)
     shape = (client.createCollisionShape(client.GEOM_MESH, fileName=str(mesh.collision_obj))
              if item.collision else -1)
     visual = client.createVisualShape(client.GEOM_MESH, fileName=str(mesh.visual_obj),

@@ -23,6 +23,7 @@ from twin import scene
 from twin.client import direct_client
 from twin.conveyor import Conveyor
 from twin.errors import Problem, WorldError, did_you_mean, one_of
+from twin.meshes import PreparedMesh, prepare_mesh
 from twin.physics import PhysicsParams
 from twin.physics_io import apply_physics, read_physics
 from twin.spec import CellSpec, load_cell
@@ -57,6 +58,7 @@ class World:
         self.conveyors: dict[str, Conveyor] = {}
         self.parts: list[str] = []
         self.static_bodies: list[str] = []
+        self.meshes: dict[str, PreparedMesh] = {}
         self._snapshots: list[int] = []
         try:
             self._build()
@@ -78,7 +80,10 @@ class World:
         client = self.client
         self._add("floor", scene.add_floor(client), static=True)
         for item in self.spec.equipment:
-            self._add(item.name, scene.add_equipment(client, item), static=True)
+            mesh = None
+            if item.shape == "mesh":
+                mesh = self.meshes[item.name] = prepare_mesh(item.mesh, item.mesh_units, item.scale)
+            self._add(item.name, scene.add_equipment(client, item, mesh), static=True)
         belts = []
         for conveyor in self.spec.conveyors:
             body, direction = scene.add_conveyor(client, conveyor)
