@@ -75,16 +75,33 @@ class Controller:
 
 
 class JointPositionController(Controller):
-    """Arm action = absolute joint position targets [rad]."""
+    """Arm action = absolute joint position targets [rad].
+
+    Each control step the motors' target moves towards the action by at most the joint's
+    URDF velocity limit times the control period, as a robot controller's trajectory
+    generator would: pybullet's position motors know no speed limit, and a far target would
+    otherwise swing the arm at speeds no real arm reaches.
+    """
 
     mode = "joint_position"
 
-    def __init__(self, robot: Robot):
+    def __init__(self, robot: Robot, control_period_s: float = 0.04):
+        """Args:
+            robot: the robot to command.
+            control_period_s: time between actions [s]; with the velocity limits it bounds
+                how far the target moves per action.
+        """
+        _check_scale("control_period_s", control_period_s)
         super().__init__(robot, robot.arm_lower, robot.arm_upper,
                          [f"{name} [rad]" for name in robot.model.arm_joint_names])
+        limits = np.array([robot.client.getJointInfo(robot.body_id, j)[11]
+                           for j in robot.arm_joint_indices], dtype=float)
+        self.max_step_rad = np.where(limits > 0, limits * control_period_s, np.inf)
 
     def _apply_arm(self, arm_action: np.ndarray) -> None:
-        self.robot.command_joint_positions(arm_action)
+        current = self.robot.joint_positions()
+        step = np.clip(arm_action - current, -self.max_step_rad, self.max_step_rad)
+        self.robot.command_joint_positions(current + step)
 
 
 class JointDeltaController(Controller):

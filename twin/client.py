@@ -44,3 +44,8 @@ def direct_client() -> BulletClient:
     """Connect a new headless (DIRECT) pybullet client owned by the caller."""
     with quiet_c_output():
         return BulletClient(connection_mode=pybullet.DIRECT)
+
+
+def gui_client() -> BulletClient:
+    """Connect a pybullet client with its OpenGL window (needs a display)."""
+    return BulletClient(connection_mode=pybullet.GUI)

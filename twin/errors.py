@@ -82,3 +82,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def one_of(choices: Iterable[str]) -> str:
     """Format an ``expected`` text listing the accepted names."""
     return "one of: " + ", ".join(sorted(choices))
+
+
+class EnvError(CelltwinError):
+    """An environment was asked for with a task, cell, robot or option that cannot work."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from robots import Robot, get_robot_model
 from twin import scene
-from twin.client import direct_client
+from twin.client import direct_client, gui_client
 from twin.conveyor import Conveyor
 from twin.errors import Problem, WorldError, did_you_mean, one_of
 from twin.meshes import PreparedMesh, prepare_mesh
@@ -45,13 +45,15 @@ class World:
     Args:
         cell: a CellSpec, a path to a cell file, or the name of a shipped example cell.
         physics: overrides applied after building (e.g. loaded from ``--physics FILE``).
+        gui: open pybullet's window instead of running headless (needs a display).
 
     Use as a context manager, or call :meth:`close`, to free the pybullet client.
     """
 
-    def __init__(self, cell: CellSpec | str | Path, physics: PhysicsParams | None = None):
+    def __init__(self, cell: CellSpec | str | Path, physics: PhysicsParams | None = None,
+                 gui: bool = False):
         self.spec = cell if isinstance(cell, CellSpec) else load_cell(cell)
-        self.client = direct_client()
+        self.client = gui_client() if gui else direct_client()
         self._client_id = self.client._client
         self.bodies: dict[str, int] = {}
         self.robots: dict[str, Robot] = {}
@@ -74,6 +76,10 @@ class World:
             self.close()
             raise
         self._step = self.client.stepSimulation
+        self._set_filter = self.client.setCollisionFilterGroupMask
+        self._moving_links = [(self.bodies[name], -1) for name in self.parts]
+        self._moving_links += [(robot.body_id, link) for robot in self.robots.values()
+                               for link in range(self.client.getNumJoints(robot.body_id))]
 
     # ----------------------------------------------------------------------------- building
     def _build(self) -> None:
@@ -216,6 +222,16 @@ class World:
         for robot, targets in zip(self.robots.values(), snapshot.motor_targets):
             # restoreState brings back joint states but not motor targets.
             robot.restore_motor_targets(targets)
+        self._flush_contact_cache()
+
+    def _flush_contact_cache(self) -> None:
+        # restoreState leaves alone the contact manifolds of body pairs that are still close,
+        # and those carry the solver's warm-start impulses from whatever ran before. Setting a
+        # body's collision filter rebuilds its broadphase proxy, which drops its manifolds, so
+        # what follows a restore no longer depends on history. Every free body and moving
+        # robot link is set to pybullet's own default for dynamic bodies (group 1, mask all).
+        for body, link in self._moving_links:
+            self._set_filter(body, link, 1, -1)
 
     # ----------------------------------------------------------------------------- lifetime
     def close(self) -> None:

@@ -35,14 +35,21 @@ class PickPlaceExpert:
         clearance_m: height above part and goal for approach and carry [m].
         tolerance_m: distance at which a waypoint counts as reached [m].
         grip_steps: control steps to wait while the fingers close or open [-].
+        place: lower, release and retreat at the goal (a placing cycle); when False, carry the
+            part straight to the goal and hold it there (panda-gym's PickAndPlace goal).
+        descend_speed: fraction of the full action used when moving down onto the part or the
+            goal [-]; full-speed descents overshoot into the part.
     """
 
     def __init__(self, action_scale_m: float = 0.05, clearance_m: float = 0.12,
-                 tolerance_m: float = 0.006, grip_steps: int = 8):
+                 tolerance_m: float = 0.006, grip_steps: int = 8, place: bool = True,
+                 descend_speed: float = 0.4):
         self.action_scale_m = action_scale_m
         self.clearance_m = clearance_m
         self.tolerance_m = tolerance_m
         self.grip_steps = grip_steps
+        self.place = place
+        self.descend_speed = descend_speed
         self.reset()
 
     def reset(self) -> None:
@@ -51,31 +58,42 @@ class PickPlaceExpert:
         self._waited = 0
         self._part_at_grasp: np.ndarray | None = None
 
-    def act(self, ee_position, part_position, goal_position) -> np.ndarray:
+    def act(self, ee_position, part_position, goal_position, part_velocity=None,
+            lead_s: float = 0.0) -> np.ndarray:
         """Return the action for this control step and advance the phase when it is done.
 
+        All positions in one frame, the frame the controller's deltas are in (the robot base
+        frame for ``ee_delta``).
+
         Args:
-            ee_position: TCP position [m] (world frame).
+            ee_position: TCP position [m].
             part_position: part centre [m].
             goal_position: where the part's centre should end up [m].
+            part_velocity: part velocity [m/s]; with ``lead_s`` the approach and grasp aim
+                where a moving part will be (conveyor interception).
+            lead_s: how far ahead to aim [s].
         """
         ee = np.asarray(ee_position, float)
         part = np.asarray(part_position, float)
+        if part_velocity is not None and self.phase in (Phase.APPROACH, Phase.DESCEND, Phase.GRASP):
+            part = part + lead_s * np.asarray(part_velocity, float)
         goal = np.asarray(goal_position, float)
         up = np.array([0.0, 0.0, self.clearance_m])
         grip_open, grip_closed = 1.0, -1.0
         if self.phase is Phase.APPROACH:
             return self._move(ee, part + up, grip_open, Phase.DESCEND)
         if self.phase is Phase.DESCEND:
-            return self._move(ee, part, grip_open, Phase.GRASP)
+            return self._move(ee, part, grip_open, Phase.GRASP, self.descend_speed)
         if self.phase is Phase.GRASP:
             return self._wait(grip_closed, Phase.LIFT)
         if self.phase is Phase.LIFT:
             return self._move(ee, self._lift_point(ee, part) + up, grip_closed, Phase.CARRY)
         if self.phase is Phase.CARRY:
+            if not self.place:
+                return self._move(ee, goal, grip_closed, Phase.CARRY)  # hold at the goal
             return self._move(ee, goal + up, grip_closed, Phase.LOWER)
         if self.phase is Phase.LOWER:
-            return self._move(ee, goal, grip_closed, Phase.RELEASE)
+            return self._move(ee, goal, grip_closed, Phase.RELEASE, self.descend_speed)
         if self.phase is Phase.RELEASE:
             return self._wait(grip_open, Phase.RETREAT)
         if self.phase is Phase.RETREAT:
@@ -88,11 +106,12 @@ class PickPlaceExpert:
             self._part_at_grasp = np.array([ee[0], ee[1], part[2]])
         return self._part_at_grasp
 
-    def _move(self, ee: np.ndarray, target: np.ndarray, grip: float, then: Phase) -> np.ndarray:
+    def _move(self, ee: np.ndarray, target: np.ndarray, grip: float, then: Phase,
+              speed: float = 1.0) -> np.ndarray:
         error = target - ee
         if np.linalg.norm(error) < self.tolerance_m:
             self.phase = then
-        delta = np.clip(error / self.action_scale_m, -1.0, 1.0)
+        delta = np.clip(error / self.action_scale_m, -speed, speed)
         return np.array([*delta, grip])
 
     def _wait(self, grip: float, then: Phase) -> np.ndarray:

@@ -1,0 +1,155 @@
+"""Scripted experts for celltwin's environments, acting on the env's own observations.
+
+``make_expert(env)`` returns a callable ``expert(observation) -> action`` for the env's task.
+It reads positions out of the observation with the env's observation layout (robot base
+frame, as the ``ee_delta`` controller's actions are), so it works from live observations and
+from recorded ones alike. Used for demos, line planning, smoke tests and demonstrations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policies.scripted.pick_place import Phase, PickPlaceExpert
+
+
+class _Expert:
+    def __init__(self, env):
+        base = env.unwrapped
+        if base.controller.mode != "ee_delta":
+            raise ValueError(f"scripted experts drive the ee_delta controller, not "
+                             f"'{base.controller.mode}'")
+        self.layout = base.layout
+        self.scale_m = base.controller.scale_m
+        self.uses_gripper = base.task.uses_gripper
+
+    def reset(self) -> None:
+        """Forget the current episode (call after ``env.reset``)."""
+
+    def _term(self, observation, name: str) -> np.ndarray:
+        vector = observation["observation"] if isinstance(observation, dict) else observation
+        return np.asarray(self.layout.get(vector, name), dtype=float)
+
+    @staticmethod
+    def _goal(observation) -> np.ndarray:
+        if isinstance(observation, dict):
+            return np.asarray(observation["desired_goal"], dtype=float)
+        return np.asarray(observation[-3:], dtype=float)
+
+    def _delta(self, ee: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.clip((target - ee) / self.scale_m, -1.0, 1.0)
+
+    def _finish(self, action: np.ndarray) -> np.ndarray:
+        return (action if self.uses_gripper else action[:3]).astype(np.float32)
+
+
+class ReachExpert(_Expert):
+    """Straight to the goal."""
+
+    def __call__(self, observation) -> np.ndarray:
+        ee = self._term(observation, "ee_position")
+        return self._finish(np.append(self._delta(ee, self._goal(observation)), -1.0))
+
+
+class PushExpert(_Expert):
+    """Get behind the object (as seen from the goal), lower, and push it along the line.
+
+    Args:
+        contact_gap_m: how far behind the object's centre the TCP lines up [m].
+        misalignment_m: sideways error that sends the TCP back to line up again [m].
+        push_height_m: TCP height above the object's centre while pushing [m]; keeps the
+            fingertips (which reach below the TCP) off the table.
+    """
+
+    def __init__(self, env, contact_gap_m: float = 0.045, misalignment_m: float = 0.02,
+                 push_height_m: float = 0.008):
+        super().__init__(env)
+        self.contact_gap_m = contact_gap_m
+        self.misalignment_m = misalignment_m
+        self.push_height_m = push_height_m
+        self.pushing = False
+
+    def reset(self) -> None:
+        self.pushing = False
+
+    def __call__(self, observation) -> np.ndarray:
+        ee = self._term(observation, "ee_position")
+        obj = self._term(observation, "object_position")
+        goal = self._goal(observation)
+        line = goal[:2] - obj[:2]
+        if np.linalg.norm(line) < 1e-6:
+            return self._finish(np.array([0.0, 0.0, 0.0, -1.0]))
+        direction = np.append(line / np.linalg.norm(line), 0.0)
+        behind = obj - self.contact_gap_m * direction
+        behind[2] = obj[2] + self.push_height_m
+        offset = ee - behind
+        sideways = np.linalg.norm(offset[:2] - (offset[:2] @ direction[:2]) * direction[:2])
+        if self.pushing and sideways > self.misalignment_m:
+            self.pushing = False
+        if not self.pushing:
+            above = behind + np.array([0.0, 0.0, 0.06])
+            if np.linalg.norm((ee - above)[:2]) > 0.01 and ee[2] < obj[2] + 0.04:
+                target = ee + np.array([0.0, 0.0, 0.05])   # lift before moving sideways
+            elif np.linalg.norm((ee - above)[:2]) > 0.01:
+                target = above
+            else:
+                if abs(ee[2] - behind[2]) < 0.01:
+                    self.pushing = True
+                delta = np.clip((behind - ee) / self.scale_m, -0.4, 0.4)  # gently onto the table
+                return self._finish(np.append(delta, -1.0))
+            return self._finish(np.append(self._delta(ee, target), -1.0))
+        # Push: aim past the contact point along the line, scaled down near the goal.
+        remaining = np.linalg.norm(line)
+        target = ee + direction * min(remaining, self.scale_m)
+        target[2] = behind[2]
+        return self._finish(np.append(self._delta(ee, target), -1.0))
+
+
+class PickExpert(_Expert):
+    """Pick the object; hold it at the goal (PickPlace) or drop it into the tray (ConveyorPick).
+
+    Args:
+        place: lower and release at the goal instead of holding it there.
+        reach_radius_m: for a moving part, wait above the belt until the part comes this close
+            to the robot base horizontally [m].
+        lead_s: aim this far ahead of a moving part [s].
+    """
+
+    def __init__(self, env, place: bool = False, reach_radius_m: float | None = None,
+                 lead_s: float = 0.0):
+        super().__init__(env)
+        self.machine = PickPlaceExpert(action_scale_m=self.scale_m, place=place)
+        self.reach_radius_m = reach_radius_m
+        self.lead_s = lead_s
+
+    def reset(self) -> None:
+        self.machine.reset()
+
+    def __call__(self, observation) -> np.ndarray:
+        ee = self._term(observation, "ee_position")
+        obj = self._term(observation, "object_position")
+        velocity = self._term(observation, "object_velocity")
+        goal = self._goal(observation)
+        if self.reach_radius_m is not None and self.machine.phase is Phase.APPROACH:
+            horizontal = np.linalg.norm(obj[:2])
+            if horizontal > self.reach_radius_m:
+                # Wait above the belt where the part will enter reach.
+                wait = obj.copy()
+                wait[:2] *= self.reach_radius_m / horizontal
+                wait[2] += self.machine.clearance_m
+                return self._finish(np.append(self._delta(ee, wait), 1.0))
+        return self._finish(self.machine.act(ee, obj, goal, velocity, self.lead_s))
+
+
+def make_expert(env) -> _Expert:
+    """Return the scripted expert for ``env``'s task (an ``ee_delta`` env)."""
+    task = env.unwrapped.task.name
+    if task == "Reach":
+        return ReachExpert(env)
+    if task == "Push":
+        return PushExpert(env)
+    if task == "PickPlace":
+        return PickExpert(env, place=False)
+    if task == "ConveyorPick":
+        return PickExpert(env, place=True, reach_radius_m=0.68, lead_s=0.15)
+    raise ValueError(f"no scripted expert for task '{task}'")

@@ -1,0 +1,216 @@
+"""CellEnv: a goal-conditioned Gymnasium environment hosted on a cell twin.
+
+Composition, not inheritance: a :class:`twin.world.World` (physics), one
+:class:`robots.Robot` with a controller (actions), a task (goals, rewards, episode start), a
+:class:`StateReader` and the :class:`ObservationLayout` (observations).
+
+Episodes and their end:
+    * ``reset`` restores the snapshot taken right after the world was built (bit-exact), then
+      the task places its object and draws a goal from ``self.np_random``. The same seed and the
+      same actions therefore give identical observations.
+    * ``terminated`` is True when the task succeeds (goal reached), as in panda-gym v3.
+    * ``truncated`` is True when physics blows up (non-finite state or runaway speed;
+      ``info["physics_blowup"]`` says so). The time limit (``max_episode_steps`` of the
+      registration) is added by Gymnasium's ``TimeLimit`` wrapper, which also truncates.
+    * Actions outside the action space are clipped; non-finite actions raise :class:`EnvError`
+      rather than reaching the physics.
+
+Observations are a ``Dict`` (observation, achieved_goal, desired_goal) for goal-conditioned
+learning with HER. For algorithms that want one vector (PPO), wrap the env in Gymnasium's
+``FlattenObservation``: flattening is a wrapper's job, not the env's.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from robots.controllers import make_controller
+from twin.envs.observation import ObservationLayout
+from twin.envs.state import StateReader
+from twin.envs.tasks import TASKS
+from twin.errors import EnvError, Problem, did_you_mean, one_of
+from twin.physics import PhysicsParams
+from twin.spec import CellSpec, load_cell
+from twin.world import World
+
+DEFAULT_CELLS = {"Reach": "table_top", "Push": "table_top", "PickPlace": "table_top",
+                 "ConveyorPick": "pick_station"}
+MAX_EE_SPEED_MPS = 10.0       # far beyond any arm; only a numerical explosion gets there
+MAX_OBJECT_SPEED_MPS = 20.0
+GRIPPER_CLOSED = -1.0
+
+
+class CellEnv(gym.Env):
+    """Goal-conditioned robot task on a cell twin.
+
+    Args:
+        task: ``Reach``, ``Push``, ``PickPlace`` or ``ConveyorPick``.
+        cell: cell file, example name or CellSpec (default: the task's default cell).
+        robot: swap the cell's robots for this registered model.
+        control: ``ee_delta``, ``joint_delta`` or ``joint_position``.
+        reward: ``sparse`` (-1 until success, then 0) or ``dense`` (-distance [m]).
+        physics: physics overrides: a PhysicsParams, a YAML file, or a mapping.
+        render_mode: ``rgb_array`` (offscreen) or ``human`` (pybullet's GUI; needs a display).
+        render_width, render_height: image size for ``rgb_array`` [px].
+        robot_name: which robot of a multi-robot cell acts (default: the first).
+        **task_options: passed to the task (``object``, ``goal_region``, ``place_in``).
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 25}
+
+    def __init__(self, task: str = "Reach", cell: str | Path | CellSpec | None = None,
+                 robot: str | None = None, control: str = "ee_delta", reward: str = "sparse",
+                 physics: PhysicsParams | str | Path | dict | None = None,
+                 render_mode: str | None = None,
+                 render_width: int = 480, render_height: int = 480,
+                 robot_name: str | None = None, **task_options):
+        if task not in TASKS:
+            raise EnvError(Problem(f"unknown task '{task}'" + did_you_mean(task, TASKS),
+                                   path="task", value=task, expected=one_of(TASKS)))
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise EnvError(Problem(f"unknown render mode '{render_mode}'", path="render_mode",
+                                   expected=one_of(self.metadata["render_modes"])))
+        if render_mode == "human" and not os.environ.get("DISPLAY"):
+            raise EnvError(Problem("render_mode 'human' opens pybullet's window and needs a "
+                                   "display; none is set (DISPLAY)", path="render_mode",
+                                   expected="'rgb_array' on a headless machine"))
+        spec = cell if isinstance(cell, CellSpec) else load_cell(cell or DEFAULT_CELLS[task])
+        if robot is not None:
+            spec = spec.with_robot_model(robot)
+        self.render_mode = render_mode
+        self.render_size = (int(render_width), int(render_height))
+        self.world = World(spec, physics=_physics(physics), gui=render_mode == "human")
+        try:
+            self.robot = self.world.robot(robot_name or spec.robots[0].name)
+            options = {"control_period_s": self.world.control_period_s} if control == "joint_position" else {}
+            self.controller = make_controller(control, self.robot, **options)
+            self.task = TASKS[task](self.world, self.robot, reward, **task_options)
+        except BaseException:
+            self.world.close()
+            raise
+        self.reader = StateReader(self.world, self.robot, self.task.object_body)
+        self.layout = ObservationLayout(self.task.observation_terms)
+        self._define_spaces()
+        self._goal_marker = self._add_goal_marker() if render_mode else None
+        self._snapshot = self.world.snapshot()
+        self._pending: collections.deque = collections.deque()
+        self._last_obs = None
+
+    # ----------------------------------------------------------------------------- spaces
+    def _define_spaces(self) -> None:
+        low, high = self.controller.action_low, self.controller.action_high
+        if not self.task.uses_gripper:
+            low, high = low[:-1], high[:-1]
+        self.action_space = spaces.Box(low.astype(np.float32), high.astype(np.float32),
+                                       dtype=np.float32)
+        goal = spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32)
+        self.observation_space = spaces.Dict({
+            "observation": spaces.Box(-np.inf, np.inf, shape=(self.layout.size,), dtype=np.float32),
+            "achieved_goal": goal, "desired_goal": goal})
+
+    def _add_goal_marker(self) -> int:
+        client = self.world.client
+        visual = client.createVisualShape(client.GEOM_SPHERE, radius=0.02, rgbaColor=[0.1, 0.9, 0.1, 0.5])
+        return client.createMultiBody(0.0, -1, visual, [0, 0, -1])
+
+    # ----------------------------------------------------------------------------- episode
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.world.restore(self._snapshot)
+        self._pending.clear()
+        self.task.reset(self.np_random, self.reader.to_base)
+        if self._goal_marker is not None:
+            self.world.client.resetBasePositionAndOrientation(
+                self._goal_marker, self.reader.to_world(self.task.goal).tolist(), [0, 0, 0, 1])
+        state = self.reader.read()
+        observation = self._observation(state)
+        self._last_obs = observation
+        achieved = self.task.achieved_goal(state)
+        return observation, {"is_success": bool(self.task.is_success(achieved, self.task.goal))}
+
+    def step(self, action):
+        action = np.asarray(action, dtype=float).reshape(-1)
+        if action.shape != self.action_space.shape or not np.isfinite(action).all():
+            raise EnvError(Problem("action is not finite or has the wrong size", path="action",
+                                   value=action.tolist(),
+                                   expected=f"{self.action_space.shape[0]} finite numbers"))
+        action = np.clip(action, self.action_space.low, self.action_space.high)
+        if not self.task.uses_gripper:
+            action = np.append(action, GRIPPER_CLOSED)
+        self._actuate(action)
+        self.world.step()
+        state = self.reader.read()
+        blowup = not self._physics_sane(state)
+        if blowup:
+            # Never hand NaN or garbage to a learner: repeat the last sane observation.
+            observation = {key: value.copy() for key, value in self._last_obs.items()}
+        else:
+            observation = self._observation(state)
+            self._last_obs = observation
+        achieved = observation["achieved_goal"]
+        distance = float(np.linalg.norm(np.asarray(achieved, float) - self.task.goal))
+        success = bool(not blowup and distance < self.task.distance_threshold_m)
+        reward = float(self.task.compute_reward(achieved, self.task.goal.astype(np.float32)))
+        info = {"is_success": success, "physics_blowup": blowup,
+                "reward_terms": {"distance_m": distance, "success": float(success)}}
+        return observation, reward, success, blowup, info
+
+    def _actuate(self, action: np.ndarray) -> None:
+        latency = self.world.physics_params().robots[self.robot.name].latency_steps or 0
+        if latency == 0:
+            self.controller.apply(action)
+            return
+        # Actuation latency: a command takes effect `latency` control steps after it was
+        # issued; until then the motors keep their previous targets.
+        self._pending.append(action)
+        if len(self._pending) > latency:
+            self.controller.apply(self._pending.popleft())
+
+    def _physics_sane(self, state: dict) -> bool:
+        for value in state.values():
+            if not np.isfinite(value).all():
+                return False
+        if np.linalg.norm(state["ee_velocity"]) > MAX_EE_SPEED_MPS:
+            return False
+        velocity = state.get("object_velocity")
+        return velocity is None or np.linalg.norm(velocity) <= MAX_OBJECT_SPEED_MPS
+
+    def _observation(self, state: dict):
+        return {"observation": self.layout.build(state),
+                "achieved_goal": np.asarray(self.task.achieved_goal(state), dtype=np.float32),
+                "desired_goal": self.task.goal.astype(np.float32)}
+
+    def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
+        """Vectorized reward for HER: -1/0 (sparse) or -distance (dense)."""
+        return self.task.compute_reward(achieved_goal, desired_goal, info)
+
+    # ----------------------------------------------------------------------------- rendering
+    def render(self):
+        if self.render_mode == "rgb_array":
+            from twin.render import render_view
+
+            width, height = self.render_size
+            return render_view(self.world, view="perspective", width=width, height=height)
+        return None
+
+    def close(self) -> None:
+        self.world.close()
+
+
+def _physics(physics) -> PhysicsParams | None:
+    if physics is None or isinstance(physics, PhysicsParams):
+        return physics
+    if isinstance(physics, (str, Path)):
+        return PhysicsParams.load(physics)
+    if isinstance(physics, dict):
+        import yaml
+
+        return PhysicsParams.from_yaml_text(yaml.safe_dump(physics), file="<physics argument>")
+    raise EnvError(Problem("physics must be a PhysicsParams, a YAML file or a mapping",
+                           path="physics", value=type(physics).__name__))

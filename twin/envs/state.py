@@ -1,0 +1,65 @@
+"""Reads robot and object state out of a world, in the robot's base frame.
+
+This is the pybullet side of :mod:`twin.envs.observation`: it fills the state mapping that the
+observation builder turns into a vector. It makes the fewest calls it can per step (one link
+state with velocity for the TCP, one joint-state call for the fingers, one pose and one velocity
+call for the object) because it runs on every env step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class StateReader:
+    """Reads the state of one robot and, optionally, one object body.
+
+    Args:
+        world: the world.
+        robot: the robot whose base frame everything is expressed in.
+        object_body: pybullet id of the task's object, or ``None``.
+    """
+
+    def __init__(self, world, robot, object_body: int | None = None):
+        client = world.client
+        self.robot = robot
+        self.object_body = object_body
+        self._base_position = np.asarray(robot.base_xyz, dtype=float)
+        rotation = np.array(client.getMatrixFromQuaternion(robot.base_quat_xyzw.tolist())).reshape(3, 3)
+        self._to_base = rotation.T  # world -> base for vectors
+        inverse = client.invertTransform(robot.base_xyz.tolist(), robot.base_quat_xyzw.tolist())
+        self._inverse_base = inverse
+        self._multiply = client.multiplyTransforms
+        self._euler = client.getEulerFromQuaternion
+        self._link_state = client.getLinkState
+        self._joint_states = client.getJointStates
+        self._pose = client.getBasePositionAndOrientation
+        self._velocity = client.getBaseVelocity
+        self._body, self._ee = robot.body_id, robot.ee_link_index
+        self._fingers = list(robot.gripper_joint_indices)
+
+    def to_base(self, world_position) -> np.ndarray:
+        """Express a world-frame point in the robot base frame [m]."""
+        return self._to_base @ (np.asarray(world_position, dtype=float) - self._base_position)
+
+    def to_world(self, base_position) -> np.ndarray:
+        """Express a base-frame point in the world frame [m]."""
+        return self._to_base.T @ np.asarray(base_position, dtype=float) + self._base_position
+
+    def read(self) -> dict[str, np.ndarray]:
+        """Return the current state (every term this reader can provide)."""
+        link = self._link_state(self._body, self._ee, 1, 1)
+        state = {
+            "ee_position": self.to_base(link[4]),
+            "ee_velocity": self._to_base @ np.asarray(link[6]),
+            "gripper_width": np.array([sum(s[0] for s in self._joint_states(self._body, self._fingers))]),
+        }
+        if self.object_body is not None:
+            position, orientation = self._pose(self.object_body)
+            linear, angular = self._velocity(self.object_body)
+            _, relative = self._multiply(*self._inverse_base, position, orientation)
+            state["object_position"] = self.to_base(position)
+            state["object_orientation"] = np.asarray(self._euler(relative))
+            state["object_velocity"] = self._to_base @ np.asarray(linear)
+            state["object_angular_velocity"] = self._to_base @ np.asarray(angular)
+        return state

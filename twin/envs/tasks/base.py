@@ -1,0 +1,128 @@
+"""What every task shares: finding what it needs in the cell, drawing poses, goal rewards.
+
+A task knows which bodies and regions of a cell it uses, how an episode starts (object pose,
+goal), which observation terms it wants, and how achieved and desired goals turn into reward
+and success. It never steps physics; the env does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.errors import EnvError, Problem, did_you_mean, one_of
+
+
+class Region:
+    """A spawn region resolved to the world: sample centres and yaws from it.
+
+    Args:
+        world: the world holding the region's frame body.
+        spec: the region's :class:`twin.spec.SpawnRegionSpec`.
+    """
+
+    def __init__(self, world, spec):
+        self.name = spec.name
+        self.low = np.asarray(spec.low_m, dtype=float)
+        self.high = np.asarray(spec.high_m, dtype=float)
+        self.yaw_rad = tuple(math.radians(v) for v in spec.yaw_deg)
+        position, orientation = world.frame(spec.on)
+        self._position = np.asarray(position, dtype=float)
+        self._rotation = np.array(world.client.getMatrixFromQuaternion(orientation)).reshape(3, 3)
+        self._frame_yaw = math.atan2(self._rotation[1, 0], self._rotation[0, 0])
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        """Draw a world-frame point and a world yaw [rad] uniformly from the region."""
+        local = self.low + (self.high - self.low) * rng.random(3)
+        yaw = self.yaw_rad[0] + (self.yaw_rad[1] - self.yaw_rad[0]) * rng.random()
+        return self._rotation @ local + self._position, yaw + self._frame_yaw
+
+    def centre(self) -> np.ndarray:
+        """The region's centre in the world frame [m]."""
+        return self._rotation @ ((self.low + self.high) / 2) + self._position
+
+
+def find_region(world, name: str, task: str) -> Region:
+    """Return the spawn region ``name`` of the world's cell, or a clear EnvError."""
+    regions = {region.name: region for region in world.spec.spawn_regions}
+    if name not in regions:
+        raise EnvError(Problem(
+            f"{task} needs a spawn region named '{name}' in cell '{world.spec.name}'"
+            + did_you_mean(name, regions), path="spawn_regions",
+            expected=one_of(regions) if regions else "a spawn_regions entry (the cell has none)"))
+    return Region(world, regions[name])
+
+
+def find_part(world, name: str | None, task: str) -> str:
+    """Return the part body ``name`` (the cell's first part when ``None``), or an EnvError."""
+    if not world.parts:
+        raise EnvError(Problem(f"{task} needs a part, and cell '{world.spec.name}' has none",
+                               path="parts", expected="at least one entry under parts"))
+    if name is None:
+        return world.parts[0]
+    if name not in world.parts:
+        raise EnvError(Problem(f"{task}: cell '{world.spec.name}' has no part '{name}'"
+                               + did_you_mean(name, world.parts), value=name,
+                               expected=one_of(world.parts)))
+    return name
+
+
+def part_spec(world, body_name: str):
+    """The part type a part body was made from."""
+    return next(p for p in world.spec.parts if body_name in p.body_names())
+
+
+def goal_distance(achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+    """Euclidean distance over the last axis (works on single goals and batches)."""
+    return np.linalg.norm(np.asarray(achieved) - np.asarray(desired), axis=-1)
+
+
+class Task:
+    """Base of the goal-conditioned tasks.
+
+    Attributes:
+        name: task name as in ``celltwin/<Name>-v0``.
+        observation_terms: terms of the ``observation`` entry, in order.
+        uses_gripper: whether the action has a gripper element.
+        distance_threshold_m: success when achieved is this close to desired [m].
+    """
+
+    name = ""
+    observation_terms: tuple[str, ...] = ()
+    uses_gripper = True
+    distance_threshold_m = 0.05
+
+    def __init__(self, world, robot, reward: str = "sparse"):
+        if reward not in ("sparse", "dense"):
+            raise EnvError(Problem(f"unknown reward '{reward}'" + did_you_mean(reward, ("sparse", "dense")),
+                                   path="reward", value=reward, expected="one of: dense, sparse"))
+        self.world = world
+        self.robot = robot
+        self.reward_type = reward
+        self.object_body: int | None = None
+        self.goal = np.zeros(3)  # desired goal, robot base frame [m]
+
+    def reset(self, rng: np.random.Generator, to_base) -> None:
+        """Start an episode: place what the task places and draw a goal (base frame)."""
+        raise NotImplementedError
+
+    def achieved_goal(self, state: dict) -> np.ndarray:
+        raise NotImplementedError
+
+    def is_success(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        return goal_distance(achieved, desired) < self.distance_threshold_m
+
+    def compute_reward(self, achieved: np.ndarray, desired: np.ndarray, info=None) -> np.ndarray:
+        """Vectorized reward, as HER relabelling needs: -1/0 (sparse) or -distance (dense)."""
+        distance = goal_distance(achieved, desired)
+        if self.reward_type == "sparse":
+            return -(distance >= self.distance_threshold_m).astype(np.float32)
+        return -distance.astype(np.float32)
+
+    def place_body(self, body: int, position, yaw: float) -> None:
+        """Put a free body at rest at ``position`` with ``yaw`` (the start of an episode)."""
+        client = self.world.client
+        client.resetBasePositionAndOrientation(body, list(position),
+                                               client.getQuaternionFromEuler([0.0, 0.0, yaw]))
+        client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])

@@ -1,0 +1,78 @@
+"""ConveyorPick: take a part off a running conveyor and put it into a tray."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twin.envs.tasks.base import Task, find_part, find_region, part_spec
+from twin.envs.tasks.object_tasks import OBJECT_TERMS
+from twin.errors import EnvError, Problem, did_you_mean, one_of
+
+ENV_ID = "celltwin/ConveyorPick-v0"
+
+
+class ConveyorPickTask(Task):
+    """A part starts on a conveyor and rides it; place it in the tray (goal: the tray's centre).
+
+    Args:
+        object: the part to pick (default: the first part whose spawn region is on a conveyor).
+        place_in: the bin or tray to place it in (default: the cell's first tray, else first bin).
+    """
+
+    name = "ConveyorPick"
+    observation_terms = OBJECT_TERMS
+    distance_threshold_m = 0.05
+
+    def __init__(self, world, robot, reward: str = "sparse", object: str | None = None,
+                 place_in: str | None = None):
+        super().__init__(world, robot, reward)
+        self.object_name = find_part(world, object or self._part_on_conveyor(world), ENV_ID)
+        self.object_body = world.body(self.object_name)
+        self.object_region = find_region(world, part_spec(world, self.object_name).spawn, ENV_ID)
+        container = self._container(world, place_in)
+        part = part_spec(world, self.object_name)
+        half_height = {"box": lambda p: p.size_m[2] / 2, "cylinder": lambda p: p.height_m / 2,
+                       "sphere": lambda p: p.radius_m}[part.shape](part)
+        local = [0.0, 0.0, container.wall_thickness_m + half_height]
+        position, _ = world.client.multiplyTransforms(list(container.pose.xyz),
+                                                      list(container.pose.quaternion_xyzw()),
+                                                      local, [0, 0, 0, 1])
+        self.goal_world = np.asarray(position)
+        self.container = container.name
+
+    @staticmethod
+    def _part_on_conveyor(world) -> str:
+        conveyors = {c.name for c in world.spec.conveyors}
+        if not conveyors:
+            raise EnvError(Problem(f"{ENV_ID} needs a conveyor, and cell '{world.spec.name}' "
+                                   "has none", path="conveyors", expected="at least one conveyor"))
+        on_belt = {r.name for r in world.spec.spawn_regions if r.on in conveyors}
+        for part in world.spec.parts:
+            if part.spawn in on_belt:
+                return part.body_names()[0]
+        raise EnvError(Problem(f"{ENV_ID} needs a part that spawns on a conveyor; no part of "
+                               f"cell '{world.spec.name}' does", path="parts",
+                               expected="a part whose spawn region is 'on' a conveyor"))
+
+    @staticmethod
+    def _container(world, name: str | None):
+        bins = {b.name: b for b in world.spec.bins}
+        if not bins:
+            raise EnvError(Problem(f"{ENV_ID} needs a bin or tray to place into; cell "
+                                   f"'{world.spec.name}' has none", path="bins",
+                                   expected="at least one entry under bins"))
+        if name is None:
+            trays = [b for b in world.spec.bins if b.kind == "tray"]
+            return trays[0] if trays else world.spec.bins[0]
+        if name not in bins:
+            raise EnvError(Problem(f"{ENV_ID}: no bin or tray named '{name}'"
+                                   + did_you_mean(name, bins), value=name, expected=one_of(bins)))
+        return bins[name]
+
+    def reset(self, rng: np.random.Generator, to_base) -> None:
+        position, yaw = self.object_region.sample(rng)
+        self.place_body(self.object_body, position, yaw)
+        self.goal = to_base(self.goal_world)
+
+    def achieved_goal(self, state: dict) -> np.ndarray:
+        return state["object_position"]

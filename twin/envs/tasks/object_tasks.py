@@ -1,0 +1,56 @@
+"""Push and PickPlace: move an object to a goal, on the table or in the air."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twin.envs.tasks.base import Task, find_part, find_region, part_spec
+
+OBJECT_TERMS = ("ee_position", "ee_velocity", "gripper_width", "object_position",
+                "object_orientation", "object_velocity", "object_angular_velocity")
+
+
+class _ObjectTask(Task):
+    observation_terms = OBJECT_TERMS
+    env_id = ""
+
+    def __init__(self, world, robot, reward: str = "sparse", object: str | None = None,
+                 goal_region: str = "goal_space"):
+        super().__init__(world, robot, reward)
+        self.object_name = find_part(world, object, self.env_id)
+        self.object_body = world.body(self.object_name)
+        self.object_region = find_region(world, part_spec(world, self.object_name).spawn, self.env_id)
+        self.goal_region = find_region(world, goal_region, self.env_id)
+
+    def achieved_goal(self, state: dict) -> np.ndarray:
+        return state["object_position"]
+
+    def _place_object(self, rng: np.random.Generator) -> np.ndarray:
+        position, yaw = self.object_region.sample(rng)
+        self.place_body(self.object_body, position, yaw)
+        return position
+
+
+class PushTask(_ObjectTask):
+    """Push the object across the table to a goal on the table (the gripper is held closed)."""
+
+    name = "Push"
+    env_id = "celltwin/Push-v0"
+    uses_gripper = False
+
+    def reset(self, rng: np.random.Generator, to_base) -> None:
+        start = self._place_object(rng)
+        goal, _ = self.goal_region.sample(rng)
+        goal[2] = start[2]  # on the table, at the object's resting height
+        self.goal = to_base(goal)
+
+
+class PickPlaceTask(_ObjectTask):
+    """Pick the object up and hold it at a goal drawn from the region, often in the air."""
+
+    name = "PickPlace"
+    env_id = "celltwin/PickPlace-v0"
+
+    def reset(self, rng: np.random.Generator, to_base) -> None:
+        self._place_object(rng)
+        self.goal = to_base(self.goal_region.sample(rng)[0])
