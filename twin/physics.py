@@ -25,6 +25,9 @@ _CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 NonNegative = Annotated[float, Field(ge=0.0)]
 
+GLOBAL_FIELDS = ("timestep_s", "substeps", "solver_iterations", "gravity_mps2")
+SECTIONS = ("bodies", "joints", "robots")
+
 
 class BodyDynamics(BaseModel):
     """Contact and inertial properties of one body (its base) or one link."""
@@ -101,10 +104,29 @@ class PhysicsParams(BaseModel):
         return self.timestep_s * self.substeps
 
     def merged(self, overrides: "PhysicsParams") -> "PhysicsParams":
-        """Return a copy where every field set in ``overrides`` replaces this one's."""
-        mine = self.model_dump(exclude_none=True)
-        theirs = overrides.model_dump(exclude_none=True)
-        return PhysicsParams.model_validate(_deep_merge(mine, theirs))
+        """Return a copy where every field set in ``overrides`` replaces this one's.
+
+        Costs in proportion to what ``overrides`` sets, not to the size of this object: it
+        runs on every randomized episode reset. Both inputs are validated already, so the
+        copy is not validated again.
+        """
+        update: dict = {name: getattr(overrides, name) for name in GLOBAL_FIELDS
+                        if getattr(overrides, name) is not None}
+        for section in SECTIONS:
+            theirs = getattr(overrides, section)
+            if not theirs:
+                continue
+            mine = dict(getattr(self, section))
+            for key, entry in theirs.items():
+                changes = {k: v for k, v in entry.__dict__.items() if v is not None}
+                mine[key] = mine[key].model_copy(update=changes) if key in mine else entry
+            update[section] = mine
+        return self.model_copy(update=update)
+
+    def entries(self, section: str, keys) -> "PhysicsParams":
+        """A PhysicsParams holding only ``keys`` of ``section`` (e.g. to revert them)."""
+        table = getattr(self, section)
+        return PhysicsParams(**{section: {key: table[key] for key in keys if key in table}})
 
     def to_yaml(self) -> str:
         """Serialize the fields that are set, as YAML."""
@@ -144,11 +166,3 @@ class PhysicsParams(BaseModel):
         return cls.from_yaml_text(text, file=str(path))
 
 
-def _deep_merge(base: dict, top: dict) -> dict:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

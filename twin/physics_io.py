@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from twin.errors import PhysicsParamsError, Problem, did_you_mean
-from twin.physics import BodyDynamics, JointDynamics, PhysicsParams, RobotActuation
+from twin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
+                          RobotActuation)
 
 if TYPE_CHECKING:
     from twin.world import World
@@ -22,7 +23,20 @@ _JOINT_DAMPING = 6  # getJointInfo
 
 
 def _links(world: "World") -> dict[str, tuple[int, int]]:
-    """Map every addressable body/link name to ``(body_id, link_index)``."""
+    """Map every addressable body/link name to ``(body_id, link_index)`` (cached per world)."""
+    if "links" not in world._name_maps:
+        world._name_maps["links"] = _read_links(world)
+    return world._name_maps["links"]
+
+
+def _joints(world: "World") -> dict[str, tuple[str, int, int]]:
+    """Map ``robot/joint`` names to ``(robot_name, body_id, joint_index)`` (cached per world)."""
+    if "joints" not in world._name_maps:
+        world._name_maps["joints"] = _read_joints(world)
+    return world._name_maps["joints"]
+
+
+def _read_links(world: "World") -> dict[str, tuple[int, int]]:
     client = world.client
     links: dict[str, tuple[int, int]] = {}
     for name, body in world.bodies.items():
@@ -33,8 +47,7 @@ def _links(world: "World") -> dict[str, tuple[int, int]]:
     return links
 
 
-def _joints(world: "World") -> dict[str, tuple[str, int, int]]:
-    """Map ``robot/joint`` names to ``(robot_name, body_id, joint_index)`` for movable joints."""
+def _read_joints(world: "World") -> dict[str, tuple[str, int, int]]:
     client = world.client
     joints = {}
     for name, robot in world.robots.items():
@@ -99,56 +112,106 @@ def _check_names(world: "World", params: PhysicsParams, links, joints) -> None:
         raise PhysicsParamsError(problems)
 
 
+def as_entries(params: PhysicsParams) -> tuple[dict, dict]:
+    """Split ``params`` into the set global fields and ``{section: {key: {field: value}}}``."""
+    globals_ = {name: getattr(params, name) for name in GLOBAL_FIELDS
+                if getattr(params, name) is not None}
+    sections = {}
+    for section in SECTIONS:
+        table = getattr(params, section)
+        if table:
+            sections[section] = {key: {k: v for k, v in entry.__dict__.items() if v is not None}
+                                 for key, entry in table.items()}
+    return globals_, sections
+
+
 def apply_physics(world: "World", params: PhysicsParams) -> None:
-    """Apply every field of ``params`` that is set; fields left ``None`` stay as they are."""
+    """Check every name in ``params``, then apply every field that is set."""
+    _check_names(world, params, _links(world), _joints(world))
+    apply_entries(world, *as_entries(params))
+
+
+_BODY_FIELDS = {"mass_kg": "mass", "lateral_friction": "lateralFriction",
+                "rolling_friction": "rollingFriction", "spinning_friction": "spinningFriction",
+                "restitution": "restitution"}
+
+
+def apply_entries(world: "World", globals_: dict, sections: dict) -> None:
+    """Apply checked values: globals by name, sections as ``{key: {field: value}}``.
+
+    The hot path of randomized resets, so it works on plain dicts and touches pybullet only
+    for what is given. Joint force limits of one robot are collected and sent once.
+    """
     client = world.client
-    links, joints = _links(world), _joints(world)
-    _check_names(world, params, links, joints)
-    current = getattr(world, "_params", None)
-    if params.timestep_s is not None:
-        client.setPhysicsEngineParameter(fixedTimeStep=params.timestep_s, numSubSteps=0)
+    if "timestep_s" in globals_:
+        client.setPhysicsEngineParameter(fixedTimeStep=globals_["timestep_s"], numSubSteps=0)
         for robot in world.robots.values():
             # pybullet turns a motor's force limit into an impulse limit with the timestep in
             # force when the command is sent; commands sent before the change must be re-sent.
             robot.restore_motor_targets(robot.motor_targets())
-    if params.solver_iterations is not None:
-        client.setPhysicsEngineParameter(numSolverIterations=params.solver_iterations)
-    if params.gravity_mps2 is not None:
-        client.setGravity(*params.gravity_mps2)
-    for key, dynamics in params.bodies.items():
+    if "solver_iterations" in globals_:
+        client.setPhysicsEngineParameter(numSolverIterations=globals_["solver_iterations"])
+    if "gravity_mps2" in globals_:
+        client.setGravity(*globals_["gravity_mps2"])
+    links = _links(world)
+    change = client.changeDynamics  # BulletClient builds a new partial on every lookup
+    for key, fields in sections.get("bodies", {}).items():
         body, link = links[key]
-        changes = {"mass": dynamics.mass_kg, "lateralFriction": dynamics.lateral_friction,
-                   "rollingFriction": dynamics.rolling_friction,
-                   "spinningFriction": dynamics.spinning_friction,
-                   "restitution": dynamics.restitution}
-        changes = {k: v for k, v in changes.items() if v is not None}
-        if changes:
-            client.changeDynamics(body, link, **changes)
-    for key, dynamics in params.joints.items():
-        _apply_joint(world, key, joints[key], dynamics, current)
-    for name, actuation in params.robots.items():
+        changes = {_BODY_FIELDS[name]: value for name, value in fields.items()}
+        if "mass" in changes:
+            # pybullet recomputes a link's inertia from its collision shape when only the mass
+            # changes; scale the nominal inertia instead, so the body stays the same shape of
+            # mass and a return to the nominal mass restores the nominal inertia exactly.
+            nominal_mass, nominal_inertia = _nominal_inertia(world, key, body, link)
+            changes["localInertiaDiagonal"] = [i * (changes["mass"] / nominal_mass)
+                                               for i in nominal_inertia]
+        change(body, link, **changes)
+    if "joints" in sections:
+        _apply_joints(world, sections["joints"])
+    for name, fields in sections.get("robots", {}).items():
         robot = world.robots[name]
-        if actuation.position_gain is not None:
-            robot.position_gain = actuation.position_gain
-        if actuation.velocity_gain is not None:
-            robot.velocity_gain = actuation.velocity_gain
+        if "position_gain" in fields:
+            robot.position_gain = fields["position_gain"]
+        if "velocity_gain" in fields:
+            robot.velocity_gain = fields["velocity_gain"]
 
 
-def _apply_joint(world, key, joint, dynamics: JointDynamics, current: PhysicsParams | None) -> None:
-    robot_name, body, index = joint
-    robot = world.robots[robot_name]
-    if dynamics.damping is not None:
-        world.client.changeDynamics(body, index, jointDamping=dynamics.damping)
-    if dynamics.force_limit is None and dynamics.friction is None:
-        return
-    before = current.joints.get(key) if current else None
-    limit = dynamics.force_limit if dynamics.force_limit is not None else before.force_limit
-    friction = dynamics.friction if dynamics.friction is not None else (before.friction or 0.0)
-    effective = max(limit - friction, 0.0)  # friction eats into what the motor can deliver
-    arm = list(robot.arm_joint_indices)
-    if index in arm:
-        limits = np.array(robot.arm_force_limits, dtype=float)
-        limits[arm.index(index)] = effective
-        robot.arm_force_limits = limits
-    else:
-        robot.gripper_force_n = effective
+def _apply_joints(world: "World", entries: dict) -> None:
+    joints = _joints(world)
+    change = world.client.changeDynamics
+    new_limits: dict[str, np.ndarray] = {}
+    for key, fields in entries.items():
+        robot_name, body, index = joints[key]
+        if "damping" in fields:
+            change(body, index, jointDamping=fields["damping"])
+        if "force_limit" not in fields and "friction" not in fields:
+            continue
+        limit = fields["force_limit"] if "force_limit" in fields else world.joint_value(key, "force_limit")
+        friction = fields["friction"] if "friction" in fields else world.joint_value(key, "friction")
+        effective = max(limit - (friction or 0.0), 0.0)  # friction eats into the motor's force
+        robot = world.robots[robot_name]
+        slot = _arm_slot(world, robot, index)
+        if slot is None:
+            robot.gripper_force_n = effective
+            continue
+        if robot_name not in new_limits:
+            new_limits[robot_name] = np.array(robot.arm_force_limits, dtype=float)
+        new_limits[robot_name][slot] = effective
+    for robot_name, limits in new_limits.items():
+        world.robots[robot_name].arm_force_limits = limits
+
+
+def _nominal_inertia(world: "World", key: str, body: int, link: int):
+    """Mass and local inertia diagonal of a body/link as built (cached on first use)."""
+    table = world._name_maps.setdefault("inertia", {})
+    if key not in table:
+        info = world.client.getDynamicsInfo(body, link)
+        table[key] = (info[0], tuple(info[2]))
+    return table[key]
+
+
+def _arm_slot(world: "World", robot, joint_index: int) -> int | None:
+    """Position of a joint in the robot's arm-joint order, or None for a finger (cached)."""
+    slots = world._name_maps.setdefault(("arm_slots", robot.name),
+                                        {j: i for i, j in enumerate(robot.arm_joint_indices.tolist())})
+    return slots.get(joint_index)

@@ -1,17 +1,44 @@
 """Pictures of a twin: a perspective view and a top view, rendered offscreen.
 
-TinyRenderer (pybullet's CPU rasterizer) works everywhere; where an EGL driver is present,
-``use_egl=True`` loads pybullet's EGL plugin for GPU rendering.
+TinyRenderer (pybullet's CPU rasterizer) works everywhere. Where an NVIDIA driver is present
+(or ``CELLTWIN_RENDERER=egl``), pybullet's EGL plugin renders on the GPU instead;
+``CELLTWIN_RENDERER=tiny`` forces the CPU path. A failed plugin load falls back to TinyRenderer.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from twin.atomic import atomic_write_bytes
+
+# Per client object (ids are reused after a disconnect): whether the EGL plugin loaded.
+_EGL_CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _wants_egl() -> bool:
+    choice = os.environ.get("CELLTWIN_RENDERER", "auto").lower()
+    if choice in ("egl", "tiny"):
+        return choice == "egl"
+    return Path("/dev/nvidia0").exists() or Path("/dev/dri/renderD128").exists()
+
+
+def renderer_for(client) -> int:
+    """The pybullet renderer to use with ``client``: EGL (GPU) when it loads, else TinyRenderer."""
+    if client not in _EGL_CLIENTS:
+        loaded = False
+        if _wants_egl():
+            import pkgutil
+
+            egl = pkgutil.get_loader("eglRenderer")
+            plugin = client.loadPlugin(egl.get_filename(), "_eglRendererPlugin") if egl else -1
+            loaded = plugin >= 0
+        _EGL_CLIENTS[client] = loaded
+    return client.ER_BULLET_HARDWARE_OPENGL if _EGL_CLIENTS[client] else client.ER_TINY_RENDERER
 
 
 def scene_bounds(world) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +60,7 @@ def render_view(world, *, view: str = "perspective", width: int = 640, height: i
 
     Args:
         view: ``perspective`` (from the front-left, above) or ``top`` (straight down).
-        renderer: a pybullet renderer constant; TinyRenderer by default.
+        renderer: a pybullet renderer constant; by default :func:`renderer_for` decides.
     """
     client = world.client
     low, high = scene_bounds(world)
@@ -49,7 +76,7 @@ def render_view(world, *, view: str = "perspective", width: int = 640, height: i
     projection = client.computeProjectionMatrixFOV(45.0, width / height, 0.05, 50.0)
     _, _, rgba, _, _ = client.getCameraImage(
         width, height, view_matrix, projection,
-        renderer=client.ER_TINY_RENDERER if renderer is None else renderer,
+        renderer=renderer_for(client) if renderer is None else renderer,
         lightDirection=[0.4, -0.6, 1.0], shadow=1)
     return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
 

@@ -25,7 +25,8 @@ from twin.conveyor import Conveyor
 from twin.errors import Problem, WorldError, did_you_mean, one_of
 from twin.meshes import PreparedMesh, prepare_mesh
 from twin.physics import PhysicsParams
-from twin.physics_io import apply_physics, read_physics
+from twin.physics_io import apply_entries, apply_physics, as_entries, read_physics
+from twin.physics_state import PhysicsRecord
 from twin.spec import CellSpec, load_cell
 
 
@@ -62,9 +63,10 @@ class World:
         self.static_bodies: list[str] = []
         self.meshes: dict[str, PreparedMesh] = {}
         self._snapshots: list[int] = []
+        self._name_maps: dict = {}  # name -> pybullet index tables, filled on first use
         try:
             self._build()
-            self._params = read_physics(self)
+            self._physics = PhysicsRecord(read_physics(self))
             cell_physics = self.spec.physics
             self.apply_physics(PhysicsParams(
                 timestep_s=cell_physics.timestep_s, substeps=cell_physics.substeps,
@@ -179,21 +181,39 @@ class World:
     @property
     def control_period_s(self) -> float:
         """Simulated time one :meth:`step` advances [s]."""
-        return self._params.timestep_s * self._params.substeps
+        return self._physics.value_global("timestep_s") * self._physics.substeps
 
     def physics_params(self) -> PhysicsParams:
         """Return every physical knob of this world as it is now."""
-        return self._params
+        return self._physics.current()
 
     def apply_physics(self, params: PhysicsParams) -> None:
         """Apply every field set in ``params``; unknown names raise PhysicsParamsError."""
         apply_physics(self, params)
-        self._params = self._params.merged(params)
+        self._physics.record(*as_entries(params))
+
+    def apply_physics_entries(self, globals_: dict, sections: dict) -> None:
+        """Apply already-checked values as plain dicts (the fast path of randomized resets).
+
+        Args:
+            globals_: global fields of :class:`PhysicsParams` by name.
+            sections: ``{"bodies"|"joints"|"robots": {key: {field: value}}}``.
+        """
+        apply_entries(self, globals_, sections)
+        self._physics.record(globals_, sections)
+
+    def joint_value(self, key: str, field: str):
+        """One field of joint ``key`` (``robot/joint``) as it is now."""
+        return self._physics.value("joints", key, field)
+
+    def latency_steps(self, robot: str) -> int:
+        """Actuation latency of ``robot`` [control steps]."""
+        return self._physics.value("robots", robot, "latency_steps") or 0
 
     def step(self, control_steps: int = 1) -> None:
         """Advance ``control_steps`` control periods; conveyors carry parts every period."""
         conveyors = tuple(self.conveyors.values())
-        substeps = range(self._params.substeps)
+        substeps = range(self._physics.substeps)
         step = self._step
         for _ in range(control_steps):
             for conveyor in conveyors:
@@ -206,17 +226,27 @@ class World:
         """Save the full simulation state in memory (bit-exact on restore)."""
         state_id = self.client.saveState()
         self._snapshots.append(state_id)
-        return Snapshot(state_id, self._params,
+        return Snapshot(state_id, self.physics_params(),
                         tuple(c.speed_mps for c in self.conveyors.values()),
                         tuple(r.motor_targets() for r in self.robots.values()))
 
-    def restore(self, snapshot: Snapshot) -> None:
-        """Return the world to ``snapshot``: bodies, contacts, parameters and motor targets."""
+    def restore(self, snapshot: Snapshot, overwritten=frozenset()) -> None:
+        """Return the world to ``snapshot``: bodies, contacts, parameters and motor targets.
+
+        Args:
+            snapshot: from :meth:`snapshot` of this world.
+            overwritten: ``(section, key, field)`` physics entries the caller sets again right
+                away (a randomizer); they are not reverted first, which halves its cost.
+        """
         if snapshot.state_id not in self._snapshots:
             raise WorldError(Problem("snapshot does not belong to this world"))
         self.client.restoreState(stateId=snapshot.state_id)
-        if snapshot.params is not self._params:
-            self.apply_physics(snapshot.params)
+        revert = self._physics.revert_to(snapshot.params, overwritten)
+        if revert is not None:
+            # Re-apply only what was ever changed: a randomized reset touches a handful of
+            # entries, and re-applying every body and link would cost more than the reset.
+            apply_entries(self, *revert)
+            self._physics.reset_to(snapshot.params)
         for conveyor, speed in zip(self.conveyors.values(), snapshot.conveyor_speeds):
             conveyor.speed_mps = speed
         for robot, targets in zip(self.robots.values(), snapshot.motor_targets):

@@ -23,6 +23,7 @@ learning with HER. For algorithms that want one vector (PPO), wrap the env in Gy
 from __future__ import annotations
 
 import collections
+import copy
 import os
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from twin.envs.state import StateReader
 from twin.envs.tasks import TASKS
 from twin.errors import EnvError, Problem, did_you_mean, one_of
 from twin.physics import PhysicsParams
+from twin.randomization import Randomizer, load_randomization
+from twin.randomization.sensing import SensorModel
 from twin.spec import CellSpec, load_cell
 from twin.world import World
 
@@ -59,6 +62,9 @@ class CellEnv(gym.Env):
         render_mode: ``rgb_array`` (offscreen) or ``human`` (pybullet's GUI; needs a display).
         render_width, render_height: image size for ``rgb_array`` [px].
         robot_name: which robot of a multi-robot cell acts (default: the first).
+        randomization: domain randomization: a preset (``none``, ``light``, ``standard``,
+            ``aggressive``), a YAML file, or terms; sampled values are in ``info`` at reset.
+        adr: an :class:`twin.randomization.ADR` that widens and narrows the uniform terms.
         **task_options: passed to the task (``object``, ``goal_region``, ``place_in``).
     """
 
@@ -69,7 +75,7 @@ class CellEnv(gym.Env):
                  physics: PhysicsParams | str | Path | dict | None = None,
                  render_mode: str | None = None,
                  render_width: int = 480, render_height: int = 480,
-                 robot_name: str | None = None, **task_options):
+                 robot_name: str | None = None, randomization=None, adr=None, **task_options):
         if task not in TASKS:
             raise EnvError(Problem(f"unknown task '{task}'" + did_you_mean(task, TASKS),
                                    path="task", value=task, expected=one_of(TASKS)))
@@ -96,9 +102,13 @@ class CellEnv(gym.Env):
             raise
         self.reader = StateReader(self.world, self.robot, self.task.object_body)
         self.layout = ObservationLayout(self.task.observation_terms)
+        self.sensors = SensorModel(self.layout)
+        self._steps = 0
+        self._last_success: bool | None = None
         self._define_spaces()
         self._goal_marker = self._add_goal_marker() if render_mode else None
-        self._snapshot = self.world.snapshot()
+        self._nominal = self._snapshot = self.world.snapshot()
+        self.set_randomization(randomization, adr)
         self._pending: collections.deque = collections.deque()
         self._last_obs = None
 
@@ -119,12 +129,35 @@ class CellEnv(gym.Env):
         visual = client.createVisualShape(client.GEOM_SPHERE, radius=0.02, rgbaColor=[0.1, 0.9, 0.1, 0.5])
         return client.createMultiBody(0.0, -1, visual, [0, 0, -1])
 
+    def set_randomization(self, randomization=None, adr=None) -> None:
+        """Switch domain randomization (``None`` for the nominal twin); applies from the next reset.
+
+        Startup terms of the previous setting are dropped: the world returns to the snapshot
+        taken right after it was built.
+        """
+        config, strict = load_randomization(randomization)
+        self.world.restore(self._nominal)
+        self._snapshot = self._nominal
+        self.randomizer = Randomizer(self.world, self.robot, config,
+                                     getattr(self.task, "object_name", None), strict, adr)
+        self._dr_overwritten = self.randomizer.overwritten
+
     # ----------------------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.world.restore(self._snapshot)
+        if self._last_success is not None:
+            self.randomizer.report(self._last_success)  # the episode that just ended
+        self.world.restore(self._snapshot, self._dr_overwritten)
+        if self.randomizer.startup_pending:
+            # Drawn from a copy, so the episode's own draws do not depend on startup terms.
+            self.randomizer.apply_startup(copy.deepcopy(self.np_random))
+            self._snapshot = self.world.snapshot()
         self._pending.clear()
+        self._steps = 0
+        self._last_success = False
         self.task.reset(self.np_random, self.reader.to_base)
+        values = self.randomizer.reset(self.np_random) if self.randomizer.active else {}
+        self.sensors.reset()
         if self._goal_marker is not None:
             self.world.client.resetBasePositionAndOrientation(
                 self._goal_marker, self.reader.to_world(self.task.goal).tolist(), [0, 0, 0, 1])
@@ -132,7 +165,8 @@ class CellEnv(gym.Env):
         observation = self._observation(state)
         self._last_obs = observation
         achieved = self.task.achieved_goal(state)
-        return observation, {"is_success": bool(self.task.is_success(achieved, self.task.goal))}
+        return observation, {"is_success": bool(self.task.is_success(achieved, self.task.goal)),
+                             "randomization": values}
 
     def step(self, action):
         action = np.asarray(action, dtype=float).reshape(-1)
@@ -143,6 +177,8 @@ class CellEnv(gym.Env):
         action = np.clip(action, self.action_space.low, self.action_space.high)
         if not self.task.uses_gripper:
             action = np.append(action, GRIPPER_CLOSED)
+        if self.randomizer.active:
+            action = self._disturb(action)
         self._actuate(action)
         self.world.step()
         state = self.reader.read()
@@ -156,13 +192,25 @@ class CellEnv(gym.Env):
         achieved = observation["achieved_goal"]
         distance = float(np.linalg.norm(np.asarray(achieved, float) - self.task.goal))
         success = bool(not blowup and distance < self.task.distance_threshold_m)
+        self._last_success = success
         reward = float(self.task.compute_reward(achieved, self.task.goal.astype(np.float32)))
         info = {"is_success": success, "physics_blowup": blowup,
                 "reward_terms": {"distance_m": distance, "success": float(success)}}
         return observation, reward, success, blowup, info
 
+    def _disturb(self, action: np.ndarray) -> np.ndarray:
+        """Actuation randomization: interval terms, action scale error and action noise."""
+        self._steps += 1
+        self.randomizer.step(self._steps, self.np_random)
+        effects = self.randomizer.effects
+        arm = action[:-1] * effects.action_scale
+        if effects.action_noise_std > 0:
+            arm = arm + self.np_random.normal(0.0, effects.action_noise_std, arm.shape)
+        return np.append(np.clip(arm, self.controller.action_low[:-1], self.controller.action_high[:-1]),
+                         action[-1])
+
     def _actuate(self, action: np.ndarray) -> None:
-        latency = self.world.physics_params().robots[self.robot.name].latency_steps or 0
+        latency = self.world.latency_steps(self.robot.name)
         if latency == 0:
             self.controller.apply(action)
             return
@@ -182,7 +230,10 @@ class CellEnv(gym.Env):
         return velocity is None or np.linalg.norm(velocity) <= MAX_OBJECT_SPEED_MPS
 
     def _observation(self, state: dict):
-        return {"observation": self.layout.build(state),
+        vector = self.layout.build(state)
+        if self.randomizer.active:
+            vector = self.sensors.apply(vector, self.randomizer.effects, self.np_random)
+        return {"observation": vector,
                 "achieved_goal": np.asarray(self.task.achieved_goal(state), dtype=np.float32),
                 "desired_goal": self.task.goal.astype(np.float32)}
 

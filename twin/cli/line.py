@@ -1,0 +1,74 @@
+"""`celltwin line run`: simulate a production line and write its run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    line = subparsers.add_parser("line", help="simulate production lines (discrete events)")
+    commands = line.add_subparsers(dest="line_command", metavar="ACTION")
+
+    run = commands.add_parser(
+        "run", help="simulate a line over its shift calendar and report throughput, "
+                    "station states, buffers and the bottleneck",
+        description="Simulates LINE and writes line.json, line.md, stations.png and "
+                    "buffers.png into the run directory. The format of LINE is in docs/line.md.")
+    run.add_argument("line", metavar="LINE",
+                     help="line file (YAML) or the name of a shipped example line")
+    run.add_argument("--seed", type=_non_negative_int, default=0,
+                     help="seed of every random stream (default: 0)")
+    run.add_argument("--days", type=_positive_int, default=None,
+                     help="days to simulate (default: the file's shift.days)")
+    run.add_argument("--warmup-h", type=float, default=0.0, metavar="H",
+                     help="on-shift hours at the start left out of the statistics (default: 0)")
+    run.add_argument("--out", type=Path, default=Path("runs/line"), help="run directory")
+    run.set_defaults(handler=run_line)
+
+    line.set_defaults(handler=lambda args: line.print_help() or 2)
+
+
+def run_line(args) -> int:
+    from twin.line import load_line, simulate, write_run
+    from twin.line.report import summary_lines
+
+    spec = load_line(args.line)
+    result = simulate(spec, args.seed, warmup_h=args.warmup_h, days=args.days,
+                      progress=_progress_bar() if sys.stderr.isatty() else None)
+    paths = write_run(result, args.out)
+    for text in summary_lines(result):
+        print(text)
+    print(f"wrote {', '.join(str(path) for path in paths)}")
+    return 0
+
+
+def _progress_bar(width: int = 30):
+    def show(day: int, days: int) -> None:
+        filled = round(width * day / days)
+        end = "\n" if day == days else ""
+        print(f"\rsimulating [{'#' * filled}{'.' * (width - filled)}] day {day}/{days}",
+              end=end, file=sys.stderr, flush=True)
+    return show
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None

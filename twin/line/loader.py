@@ -1,0 +1,120 @@
+"""The one place line files are read: YAML text to a validated :class:`LineSpec`, or every problem.
+
+YAML parsing and the conversion of pydantic errors into located problems are the cell loader's
+(:mod:`twin.spec.loader`); this module adds the line checks and raises :class:`LineSpecError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from twin.assets import assets_root
+from twin.errors import Problem, did_you_mean, one_of
+from twin.line.checks import line_findings
+from twin.line.spec import LineSpec, LineSpecError
+from twin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document,
+                              validation_problems)
+from twin.spec.problems import kind_of
+
+_LINE_SUFFIXES = (".yaml", ".yml")
+
+
+def validate_line_data(data: Any, *, file: str | None = None,
+                       lines: LineIndex | None = None) -> LineSpec:
+    """Validate a raw line document (as YAML gives it) and return the spec.
+
+    Raises:
+        LineSpecError: with every schema and cross-section problem found, in file order.
+    """
+    lines = lines or LineIndex()
+    top_keys = ", ".join(LineSpec.model_fields)
+    if data is None:
+        raise LineSpecError(Problem("the line file is empty", file=file, line=1,
+                                    expected=f"a mapping with keys {top_keys}"))
+    if not isinstance(data, dict):
+        raise LineSpecError(Problem(f"the top level must be a mapping, got {kind_of(data)}",
+                                    file=file, line=lines.line(()), value=data,
+                                    expected=f"a mapping with keys {top_keys}"))
+    problems = findings_to_problems(lines.duplicate_keys, file=file, lines=lines)
+    spec = None
+    try:
+        spec = LineSpec.model_validate(data, context={"references_checked": True})
+    except ValidationError as exc:
+        problems += validation_problems(exc, LineSpec, file=file, lines=lines)
+    problems += findings_to_problems(line_findings(data), file=file, lines=lines)
+    problems = _in_file_order(problems)
+    if problems or spec is None:
+        raise LineSpecError(problems)
+    return spec
+
+
+def raise_reference_problems(data: Any) -> None:
+    """Raise :class:`LineSpecError` if a line built in Python has broken cross-references."""
+    problems = findings_to_problems(line_findings(data))
+    if problems:
+        raise LineSpecError(problems)
+
+
+def parse_line(text: str, *, file: str | None = None) -> LineSpec:
+    """Parse a line from YAML text; ``file`` names it in problem reports."""
+    data, lines = parse_yaml_document(text, file=file, error=LineSpecError)
+    return validate_line_data(data, file=file, lines=lines)
+
+
+def shipped_line_names() -> list[str]:
+    """Names of the example lines celltwin ships (``two_station``, ...)."""
+    folder = assets_root() / "lines"
+    return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def load_line(source: str | Path) -> LineSpec:
+    """Load a line from a YAML file, or a shipped example by its bare name (``"two_station"``).
+
+    A ``str`` without a folder separator or ``.yaml``/``.yml`` suffix is a shipped name.
+
+    Raises:
+        LineSpecError: unknown name, unreadable file, bad YAML, or an invalid line.
+    """
+    path = _line_path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LineSpecError(Problem("line file not found", file=str(path), value=str(source),
+                                    expected="an existing .yaml file")) from None
+    except IsADirectoryError:
+        raise LineSpecError(Problem("is a folder, not a line file", file=str(path),
+                                    value=str(source), expected="a .yaml file")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise LineSpecError(Problem(f"cannot read line file: {reason}", file=str(path),
+                                    expected="a readable UTF-8 text file")) from None
+    return parse_line(text, file=str(path))
+
+
+def _line_path(source: str | Path) -> Path:
+    if isinstance(source, Path):
+        return source
+    text = str(source)
+    if "/" in text or "\\" in text or text.lower().endswith(_LINE_SUFFIXES):
+        return Path(text).expanduser()
+    names = shipped_line_names()
+    if text not in names:
+        expected = one_of(names) if names else "a path to a .yaml file (no lines are shipped)"
+        raise LineSpecError(Problem(
+            f"no shipped line named '{text}'{did_you_mean(text, names)}", value=text,
+            expected=expected + (", or a path to a .yaml file" if names else "")))
+    return assets_root() / "lines" / f"{text}.yaml"
+
+
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
+    seen, unique = set(), []
+    for problem in problems:
+        key = (problem.path, problem.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(problem)
+    # Problems without a line (none in a parsed file) keep their place at the end.
+    return sorted(unique, key=lambda problem: problem.line if problem.line is not None else 1 << 30)

@@ -1,0 +1,96 @@
+"""A world's record of its physics parameters: what was applied, cheaply, and how to undo it.
+
+Applying parameters happens on every randomized reset, so the record keeps what was applied
+since the last full :class:`PhysicsParams` as plain dicts and builds the full object only when
+someone asks for it. It also remembers every entry ever changed, so returning to a snapshot
+re-applies just those instead of every body and link of the cell.
+"""
+
+from __future__ import annotations
+
+from twin.physics import GLOBAL_FIELDS, SECTIONS, PhysicsParams
+
+_ENTRY_TYPES = {section: PhysicsParams.model_fields[section].annotation.__args__[1]
+                for section in SECTIONS}
+
+
+class PhysicsRecord:
+    """Current physics parameters of one world.
+
+    Args:
+        params: the complete parameters read from the world after building.
+    """
+
+    def __init__(self, params: PhysicsParams):
+        self._params = params
+        self._pending_globals: dict = {}
+        self._pending: dict[str, dict[str, dict]] = {section: {} for section in SECTIONS}
+        self._touched_globals: set[str] = set()
+        # (key, field) pairs ever changed, per section: what a return to a snapshot redoes.
+        self._touched: dict[str, set[tuple[str, str]]] = {section: set() for section in SECTIONS}
+        self.substeps = params.substeps
+
+    def current(self) -> PhysicsParams:
+        """The complete parameters as they are now."""
+        if self._pending_globals or any(self._pending.values()):
+            overrides = PhysicsParams.model_construct(**self._pending_globals, **{
+                section: {key: _ENTRY_TYPES[section].model_construct(**fields)
+                          for key, fields in entries.items()}
+                for section, entries in self._pending.items()})
+            self._params = self._params.merged(overrides)
+            self._pending_globals = {}
+            self._pending = {section: {} for section in SECTIONS}
+        return self._params
+
+    def record(self, globals_: dict, sections: dict) -> None:
+        """Note values that were just applied to the world."""
+        self._pending_globals.update(globals_)
+        self._touched_globals.update(globals_)
+        for section, entries in sections.items():
+            pending = self._pending[section]
+            touched = self._touched[section]
+            for key, fields in entries.items():
+                pending.setdefault(key, {}).update(fields)
+                touched.update((key, field) for field in fields)
+        if "substeps" in globals_:
+            self.substeps = globals_["substeps"]
+
+    def value_global(self, name: str):
+        """One global field as it is now."""
+        return self._pending_globals.get(name, getattr(self._params, name))
+
+    def value(self, section: str, key: str, field: str):
+        """One field as it is now, without building the full object."""
+        pending = self._pending[section].get(key)
+        if pending is not None and field in pending:
+            return pending[field]
+        return getattr(getattr(self._params, section)[key], field)
+
+    def revert_to(self, params: PhysicsParams, skip=frozenset()) -> tuple[dict, dict] | None:
+        """What to re-apply to return to ``params``; None when nothing can differ.
+
+        Args:
+            params: the parameters to return to.
+            skip: ``(section, key, field)`` triples the caller overwrites right afterwards.
+        """
+        if params is self._params and not self._pending_globals and not any(self._pending.values()):
+            return None
+        globals_ = {name: getattr(params, name) for name in self._touched_globals}
+        sections = {}
+        for section in SECTIONS:
+            table = getattr(params, section)
+            entries: dict[str, dict] = {}
+            for key, field in self._touched[section]:
+                if (section, key, field) not in skip:
+                    value = getattr(table[key], field)
+                    if value is not None:
+                        entries.setdefault(key, {})[field] = value
+            sections[section] = entries
+        return globals_, sections
+
+    def reset_to(self, params: PhysicsParams) -> None:
+        """Make ``params`` the current record (after re-applying :meth:`revert_to`)."""
+        self._params = params
+        self._pending_globals = {}
+        self._pending = {section: {} for section in SECTIONS}
+        self.substeps = params.substeps

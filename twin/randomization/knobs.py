@@ -1,0 +1,149 @@
+"""What each randomization target and parameter means, and how a value is applied.
+
+A term resolves to one *knob* per matched target (``arm/*`` matches every joint of the arm;
+each gets its own sample). Physics knobs write through :class:`PhysicsParams`; scene knobs
+move bodies or change conveyor speed; actuation, sensing and visual knobs set values the env
+and the renderer read. Targets may use ``{robot}`` and ``{object}`` for the env's acting robot
+and task object, so one preset fits every cell.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.errors import Problem, did_you_mean, one_of
+from twin.randomization.terms import RandomizationError, Term
+
+BODY_PARAMETERS = {"mass_kg": (1e-4, None), "lateral_friction": (0.0, None),
+                   "rolling_friction": (0.0, None), "spinning_friction": (0.0, None),
+                   "restitution": (0.0, 1.0)}
+JOINT_PARAMETERS = {"damping": (0.0, None), "friction": (0.0, None), "force_limit": (0.0, None)}
+ROBOT_PARAMETERS = {"position_gain": (0.0, None), "velocity_gain": (0.0, None),
+                    "latency_steps": (0, 100), "joint_noise_std_rad": (0.0, None)}
+ACTUATOR_PARAMETERS = {"action_noise_std": (0.0, None), "action_scale": (0.0, None)}
+BASE_PARAMETERS = {"base_x_m", "base_y_m", "base_yaw_rad"}
+PART_POSE_PARAMETERS = {"spawn_x_m", "spawn_y_m", "spawn_yaw_rad"}
+SENSOR_PARAMETERS = {"noise_std": (0.0, None), "bias": (None, None),
+                     "drop_probability": (0.0, 1.0), "delay_steps": (0, 50)}
+VISUAL_PARAMETERS = {"color_scale": (0.0, None)}
+LIGHT_PARAMETERS = {"direction_x", "direction_y", "direction_z"}
+CAMERA_PARAMETERS = {"eye_x_m", "eye_y_m", "eye_z_m"}
+
+
+@dataclass
+class EpisodeEffects:
+    """Values the env reads each step: actuation and sensing disturbances, render jitter."""
+
+    action_noise_std: float = 0.0
+    action_scale: float = 1.0
+    sensor_noise_std: dict[str, float] = field(default_factory=dict)
+    sensor_bias: dict[str, float] = field(default_factory=dict)
+    sensor_drop_probability: dict[str, float] = field(default_factory=dict)
+    sensor_delay_steps: dict[str, int] = field(default_factory=dict)
+    light_direction: np.ndarray = field(default_factory=lambda: np.array([0.4, -0.6, 1.0]))
+    camera_offset_m: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+
+@dataclass
+class Knob:
+    """One randomized quantity: where it goes, its nominal value and its valid range."""
+
+    term: Term
+    kind: str            # physics, conveyor, base, part_pose, actuator, sensor, visual, light, camera
+    key: str             # physics/section key, conveyor/body/sensor term name
+    parameter: str
+    nominal: float
+    bounds: tuple = (None, None)
+    section: str = ""    # for physics knobs: bodies, joints, robots
+
+
+
+def _matches(pattern: str, names, term: Term, index: int, required: bool) -> list[str]:
+    found = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+    if not found and required:
+        raise RandomizationError(Problem(
+            f"target '{pattern}' matches nothing for parameter '{term.parameter}'"
+            + did_you_mean(pattern, names), path=f"terms[{index}].target", value=pattern,
+            expected=one_of(names) if len(names) < 40 else "a body, link, joint or robot name"))
+    return found
+
+
+def resolve(term: Term, index: int, world, robot, object_name: str | None,
+            required: bool = True) -> list[Knob]:
+    """Turn one term into knobs for this world; unknown targets/parameters are errors."""
+    target = term.target.replace("{robot}", robot.name).replace("{object}", object_name or "")
+    params = world.physics_params()
+    parameter = term.parameter
+    if parameter in BODY_PARAMETERS:
+        keys = _matches(target, params.bodies, term, index, required)
+        knobs = []
+        for key in keys:
+            nominal = getattr(params.bodies[key], parameter)
+            if nominal is None:
+                if fnmatch.fnmatchcase(key, target) and target == key:
+                    raise RandomizationError(Problem(f"'{key}' is fixed in place; it has no {parameter}",
+                                                     path=f"terms[{index}].target", value=key))
+                continue
+            knobs.append(Knob(term, "physics", key, parameter, nominal, BODY_PARAMETERS[parameter], "bodies"))
+        return knobs
+    if parameter in JOINT_PARAMETERS:
+        return [Knob(term, "physics", key, parameter, getattr(params.joints[key], parameter) or 0.0,
+                     JOINT_PARAMETERS[parameter], "joints")
+                for key in _matches(target, params.joints, term, index, required)]
+    if parameter in ROBOT_PARAMETERS:
+        return [Knob(term, "physics", key, parameter, float(getattr(params.robots[key], parameter) or 0),
+                     ROBOT_PARAMETERS[parameter], "robots")
+                for key in _matches(target, params.robots, term, index, required)]
+    if parameter in ACTUATOR_PARAMETERS:
+        nominal = 1.0 if parameter == "action_scale" else 0.0
+        return [Knob(term, "actuator", key, parameter, nominal, ACTUATOR_PARAMETERS[parameter])
+                for key in _matches(target, world.robots, term, index, required)]
+    if parameter in BASE_PARAMETERS:
+        return [Knob(term, "base", key, parameter, 0.0)
+                for key in _matches(target, world.robots, term, index, required)]
+    if parameter in PART_POSE_PARAMETERS:
+        return [Knob(term, "part_pose", key, parameter, 0.0)
+                for key in _matches(target, world.parts, term, index, required)]
+    if parameter == "speed_mps":
+        return [Knob(term, "conveyor", key, parameter, world.conveyors[key].speed_mps)
+                for key in _matches(target, world.conveyors, term, index, required)]
+    if parameter in SENSOR_PARAMETERS and target.split("/")[0] == "sensor":
+        return [Knob(term, "sensor", target.partition("/")[2] or "*", parameter, 0.0,
+                     SENSOR_PARAMETERS[parameter])]
+    if parameter in VISUAL_PARAMETERS:
+        return [Knob(term, "visual", key, parameter, 1.0, VISUAL_PARAMETERS[parameter])
+                for key in _matches(target, world.bodies, term, index, required)]
+    if target == "light" and parameter in LIGHT_PARAMETERS:
+        return [Knob(term, "light", "light", parameter, 0.0)]
+    if target == "camera" and parameter in CAMERA_PARAMETERS:
+        return [Knob(term, "camera", "camera", parameter, 0.0)]
+    known = (set(BODY_PARAMETERS) | set(JOINT_PARAMETERS) | set(ROBOT_PARAMETERS)
+             | set(ACTUATOR_PARAMETERS) | BASE_PARAMETERS | PART_POSE_PARAMETERS | {"speed_mps"}
+             | set(SENSOR_PARAMETERS) | set(VISUAL_PARAMETERS) | LIGHT_PARAMETERS | CAMERA_PARAMETERS)
+    raise RandomizationError(Problem(
+        f"parameter '{parameter}' does not apply to target '{term.target}'"
+        + did_you_mean(parameter, known), path=f"terms[{index}].parameter", value=parameter,
+        expected="see docs/randomization.md for which parameters each target has"))
+
+
+def yaw_quaternion(client, yaw: float):
+    return client.getQuaternionFromEuler([0.0, 0.0, yaw])
+
+
+def apply_pose_offsets(world, offsets: dict) -> None:
+    """Move robot bases and parts by the sampled offsets (after the task placed its parts)."""
+    client = world.client
+    for (kind, key), values in offsets.items():
+        body = world.body(key)
+        position, orientation = client.getBasePositionAndOrientation(body)
+        prefix = "base" if kind == "base" else "spawn"
+        dx, dy = values.get(f"{prefix}_x_m", 0.0), values.get(f"{prefix}_y_m", 0.0)
+        yaw = values.get(f"{prefix}_yaw_rad", 0.0)
+        _, turned = client.multiplyTransforms([0, 0, 0], yaw_quaternion(client, yaw),
+                                              [0, 0, 0], orientation)
+        client.resetBasePositionAndOrientation(body, [position[0] + dx, position[1] + dy, position[2]],
+                                               turned)
+

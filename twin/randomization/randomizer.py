@@ -1,0 +1,194 @@
+"""Samples randomization terms from the env's generator and applies them to the twin.
+
+Every episode starts from the world's snapshot, which holds the nominal physics; the
+randomizer then applies this episode's samples. With randomization off nothing is applied, so
+the nominal values come back exactly on every reset, however many episodes ran before.
+
+Each term is sampled as one vector over all the targets it matched (``{robot}/*`` draws one
+value per joint in one call), in the order of the terms, so the same seed gives the same
+values and resets stay cheap.
+
+``startup`` terms are drawn once, at the env's first reset, from a copy of its generator (so
+the episode draws are the same whether or not startup terms exist), applied, and then become
+part of the env's snapshot: later resets neither redo nor revert them. This is also why Isaac
+Lab randomizes masses at startup: it is the expensive kind of change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.randomization.knobs import EpisodeEffects, Knob, apply_pose_offsets, resolve
+from twin.randomization.terms import RandomizationConfig, Term, Uniform
+
+
+@dataclass
+class TermGroup:
+    """The knobs one term resolved to, with their nominal values as one array."""
+
+    term: Term
+    knobs: list[Knob]
+    nominal: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    integer: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.knobs)
+
+    @classmethod
+    def of(cls, term: Term, knobs: list[Knob]) -> "TermGroup":
+        def bound(index, fill):
+            return np.array([fill if k.bounds[index] is None else k.bounds[index] for k in knobs], float)
+
+        integer = knobs[0].parameter in ("latency_steps", "delay_steps")
+        return cls(term, knobs, np.array([k.nominal for k in knobs], float),
+                   bound(0, -np.inf), bound(1, np.inf), integer)
+
+    def values(self, samples: np.ndarray) -> np.ndarray:
+        values = np.clip(self.term.combine(self.nominal, samples), self.low, self.high)
+        return np.rint(values).astype(int) if self.integer else values
+
+
+class Randomizer:
+    """Domain randomization of one env.
+
+    Args:
+        world: the env's world.
+        robot: the acting robot (``{robot}`` in targets).
+        config: the terms.
+        object_name: the task's object (``{object}`` in targets), if any.
+        strict: unmatched targets are errors (user files); presets pass False so a conveyor
+            term does not fail on a cell without conveyors.
+        adr: automatic domain randomization state that widens/narrows uniform terms.
+    """
+
+    def __init__(self, world, robot, config: RandomizationConfig, object_name: str | None = None,
+                 strict: bool = True, adr=None):
+        self.world = world
+        self.config = config
+        self.adr = adr
+        self.groups: list[TermGroup] = []
+        for index, term in enumerate(config.terms):
+            knobs = resolve(term, index, world, robot, object_name, required=strict)
+            if knobs:
+                self.groups.append(TermGroup.of(term, knobs))
+        self.startup_values: dict[str, float] | None = None
+        self._colours: dict[str, list] = {}
+        self.effects = EpisodeEffects()
+        self.values: dict[str, float] = {}
+        self.pinned: tuple[str, str] | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.groups)
+
+    @property
+    def overwritten(self) -> frozenset:
+        """Physics entries every reset sets anew: a restore need not revert them first."""
+        return frozenset((k.section, k.key, k.parameter) for g in self.groups
+                         if g.term.when == "reset" for k in g.knobs if k.kind == "physics")
+
+    @property
+    def startup_pending(self) -> bool:
+        """True until the startup terms were drawn and applied (at the first reset)."""
+        return self.startup_values is None and any(g.term.when == "startup" for g in self.groups)
+
+    def apply_startup(self, rng: np.random.Generator) -> dict[str, float]:
+        """Draw and apply the startup terms once; the caller snapshots the world afterwards."""
+        self.startup_values = self._apply(self._sample(("startup",), rng))
+        return self.startup_values
+
+    def _distribution(self, term: Term):
+        if self.adr is not None and term.label in self.adr.ranges:
+            low, high = self.adr.ranges[term.label]
+            return Uniform(low=low, high=high)
+        return term.distribution
+
+    def _sample(self, when: tuple[str, ...], rng: np.random.Generator) -> dict[int, np.ndarray]:
+        if self.adr is None:
+            return {index: group.term.distribution.sample(rng, group.size)
+                    for index, group in enumerate(self.groups) if group.term.when in when}
+        return {index: self._distribution(group.term).sample(rng, group.size)
+                for index, group in enumerate(self.groups) if group.term.when in when}
+
+    def reset(self, rng: np.random.Generator) -> dict[str, float]:
+        """Sample and apply the reset (and first interval) terms; return every value in force."""
+        if not self.groups:
+            return {}
+        samples = self._sample(("reset", "interval"), rng)
+        self.pinned = None
+        if self.adr is not None:
+            self.pinned = self.adr.pin(rng)
+            if self.pinned is not None:
+                label, side = self.pinned
+                bound = self.adr.ranges[label][0 if side == "low" else 1]
+                for index, group in enumerate(self.groups):
+                    if group.term.label == label:
+                        samples[index] = np.full(len(group.knobs), bound)
+        self.effects = EpisodeEffects()
+        self.values = {**(self.startup_values or {}), **self._apply(samples)}
+        return self.values
+
+    def step(self, step_index: int, rng: np.random.Generator) -> None:
+        """Re-sample the interval terms due at this control step."""
+        due = {index: self._distribution(group.term).sample(rng, len(group.knobs))
+               for index, group in enumerate(self.groups)
+               if group.term.when == "interval" and step_index % group.term.every_n_steps == 0}
+        if due:
+            self.values.update(self._apply(due))
+
+    def _apply(self, samples: dict[int, np.ndarray]) -> dict[str, float]:
+        sections: dict[str, dict[str, dict]] = {"bodies": {}, "joints": {}, "robots": {}}
+        offsets: dict = {}
+        report = {}
+        effects = self.effects
+        for index, sample in samples.items():
+            group = self.groups[index]
+            values = group.values(sample).tolist()
+            label = group.term.label
+            for knob, value in zip(group.knobs, values):
+                report[label if len(group.knobs) == 1 else f"{label}[{knob.key}]"] = value
+                kind = knob.kind
+                if kind == "physics":
+                    sections[knob.section].setdefault(knob.key, {})[knob.parameter] = value
+                elif kind == "actuator":
+                    setattr(effects, knob.parameter, value)
+                elif kind == "sensor":
+                    getattr(effects, f"sensor_{knob.parameter}")[knob.key] = value
+                elif kind == "light":
+                    effects.light_direction["xyz".index(knob.parameter[-1])] += value
+                elif kind == "camera":
+                    effects.camera_offset_m["xyz".index(knob.parameter[4])] += value
+                elif kind == "visual":
+                    self._recolour(knob.key, value)
+                elif kind == "conveyor":
+                    self.world.conveyors[knob.key].speed_mps = value
+                else:  # base or part pose offsets, applied together below
+                    offsets.setdefault((kind, knob.key), {})[knob.parameter] = value
+        if any(sections.values()):
+            # Names were resolved against this world and values clamped to each parameter's
+            # range: the checked fast path is safe and keeps resets cheap.
+            self.world.apply_physics_entries({}, sections)
+        apply_pose_offsets(self.world, offsets)
+        return report
+
+    def _recolour(self, body_name: str, scale: float) -> None:
+        # Colours are not part of a physics snapshot: always scale the nominal colour, so
+        # repeated episodes do not compound.
+        client = self.world.client
+        body = self.world.body(body_name)
+        if body_name not in self._colours:
+            self._colours[body_name] = [(shape[1], np.asarray(shape[7], float))
+                                        for shape in client.getVisualShapeData(body)]
+        for link, rgba in self._colours[body_name]:
+            client.changeVisualShape(body, link, rgbaColor=[*np.clip(rgba[:3] * scale, 0, 1), rgba[3]])
+
+    def report(self, success: bool) -> None:
+        """Tell ADR how the episode that pinned a boundary ended."""
+        if self.adr is not None and self.pinned is not None:
+            self.adr.record(*self.pinned, success)
+            self.pinned = None
