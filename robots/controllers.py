@@ -6,7 +6,8 @@ to the model's closed..open width. The arm part depends on the mode:
 - ``joint_position``: absolute arm joint targets [rad], bounded by the joint limits.
 - ``joint_delta``: joint position change per action, in [-1, 1] times ``scale_rad``.
 - ``ee_delta``: TCP position change per action in the robot's BASE frame, in [-1, 1] times
-  ``scale_m``; the gripper is held at the home orientation (pointing down).
+  ``scale_m``; the gripper is held at the home orientation (pointing down). An optional
+  workspace box (``workspace_low_m``/``workspace_high_m``, base frame) bounds the target.
 
 The base frame for ``ee_delta`` keeps a policy independent of where the robot stands in the
 cell, and matches how real controllers take Cartesian jogs. Controllers do not clip actions to
@@ -129,24 +130,45 @@ class JointDeltaController(Controller):
 class EEDeltaController(Controller):
     """Arm action in [-1, 1]^3 = TCP displacement of ``scale_m`` times it, in the base frame [m].
 
-    The target is the measured TCP position plus the displacement, with the orientation held
-    at the home orientation. One damped-least-squares IK call on the live robot turns it into
-    joint targets, as panda-gym does: fast, and exact enough for small steps because the next
-    action corrects from the measured position.
+    The target is the measured TCP position plus the displacement, clipped into the workspace
+    box if one is set, with the orientation held at the home orientation. One
+    damped-least-squares IK call on the live robot turns it into joint targets, as panda-gym
+    does: fast, and exact enough for small steps because the next action corrects from the
+    measured position.
+
+    The workspace box is where a real cell lets the TCP go (its safety fence, the table top it
+    must not dig into). panda-gym clips the target height to the table surface in the same
+    way; the box is the general form. A target outside it is moved to the nearest point
+    inside, so an action pushing outward holds the TCP on the boundary.
     """
 
     mode = "ee_delta"
 
-    def __init__(self, robot: Robot, scale_m: float = 0.05, ik_damping: float = 1e-2):
+    def __init__(self, robot: Robot, scale_m: float = 0.05, ik_damping: float = 1e-2,
+                 workspace_low_m: Sequence[float] | None = None,
+                 workspace_high_m: Sequence[float] | None = None):
         """Args:
             robot: the robot to command.
             scale_m: TCP displacement for an action element of 1 [m].
             ik_damping: damped-least-squares damping of each joint [-]; smaller tracks
                 better, larger is calmer near singularities.
+            workspace_low_m: lowest TCP target (x, y, z) in the robot base frame [m]; ``None``
+                (or ``-inf`` on an axis) leaves it unbounded.
+            workspace_high_m: highest TCP target (x, y, z) in the robot base frame [m];
+                ``None`` (or ``inf`` on an axis) leaves it unbounded.
         """
         _check_scale("scale_m", scale_m)
         _check_scale("ik_damping", ik_damping)
         self.scale_m = float(scale_m)
+        self.workspace_low_m = _workspace_bound("workspace_low_m", workspace_low_m, -np.inf)
+        self.workspace_high_m = _workspace_bound("workspace_high_m", workspace_high_m, np.inf)
+        if np.any(self.workspace_low_m > self.workspace_high_m):
+            raise RobotError(Problem("controller workspace is empty: low is above high",
+                                     value=(self.workspace_low_m.tolist(),
+                                            self.workspace_high_m.tolist()),
+                                     expected="workspace_low_m <= workspace_high_m per axis"))
+        self._bounded = bool(np.isfinite(self.workspace_low_m).any()
+                             or np.isfinite(self.workspace_high_m).any())
         ones = np.ones(3)
         super().__init__(robot, -ones, ones,
                          [f"d{axis} base [{self.scale_m:g} m]" for axis in "xyz"])
@@ -155,10 +177,14 @@ class EEDeltaController(Controller):
         base_xyz, base_quat = robot.base_xyz.tolist(), robot.base_quat_xyzw.tolist()
         self.target_quat_xyzw = np.array(
             client.multiplyTransforms(base_xyz, base_quat, home_pos, home_quat)[1])
-        base_rotation = np.array(client.getMatrixFromQuaternion(base_quat)).reshape(3, 3)
+        self._base_rotation = np.array(client.getMatrixFromQuaternion(base_quat)).reshape(3, 3)
+        self._base_xyz = robot.base_xyz.copy()
         # Base-frame action to world-frame displacement in one product.
-        self._action_to_world = self.scale_m * base_rotation
-        self._target_quat = self.target_quat_xyzw.tolist()
+        self._action_to_world = self.scale_m * self._base_rotation
+        # IK moves the link that carries the TCP. With the orientation target fixed, its
+        # target is the TCP target plus a fixed world offset, with a fixed orientation.
+        offset, self._ik_quat = robot.ik_target([0.0, 0.0, 0.0], self.target_quat_xyzw)
+        self._tcp_to_ik = np.array(offset)
         self._damping = [float(ik_damping)] * robot.num_movable_joints
         self._ik = client.calculateInverseKinematics
         self._slots = robot.arm_ik_slots
@@ -166,8 +192,13 @@ class EEDeltaController(Controller):
     def _apply_arm(self, arm_action: np.ndarray) -> None:
         robot = self.robot
         target = robot.ee_pose()[0] + self._action_to_world @ arm_action
-        solution = self._ik(robot.body_id, robot.ee_link_index, target.tolist(),
-                            self._target_quat, jointDamping=self._damping)
+        if self._bounded:
+            in_base = self._base_rotation.T @ (target - self._base_xyz)
+            in_base = np.clip(in_base, self.workspace_low_m, self.workspace_high_m)
+            target = self._base_rotation @ in_base + self._base_xyz
+        solution = self._ik(robot.body_id, robot.ee_link_index,
+                            (target + self._tcp_to_ik).tolist(), self._ik_quat,
+                            jointDamping=self._damping)
         robot.command_joint_positions([solution[i] for i in self._slots])
 
 
@@ -186,7 +217,8 @@ def make_controller(mode: str, robot: Robot, **kwargs) -> Controller:
     Args:
         mode: control mode name.
         robot: the robot to command.
-        **kwargs: the mode's options (``scale_rad``, ``scale_m``, ``ik_damping``).
+        **kwargs: the mode's options (``control_period_s``, ``scale_rad``, ``scale_m``,
+            ``ik_damping``, ``workspace_low_m``, ``workspace_high_m``).
 
     Raises:
         RobotError: unknown mode or option.
@@ -205,6 +237,19 @@ def make_controller(mode: str, robot: Robot, **kwargs) -> Controller:
                                      + did_you_mean(name, accepted), value=name,
                                      expected=one_of(accepted) if accepted else "no options"))
     return cls(robot, **kwargs)
+
+
+def _workspace_bound(name: str, value: Sequence[float] | None, unbounded: float) -> np.ndarray:
+    """Return a workspace corner as a read-only (3,) array; ``None`` is unbounded."""
+    try:
+        bound = np.full(3, unbounded) if value is None else np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        bound = np.full(1, np.nan)
+    if bound.shape != (3,) or np.isnan(bound).any():
+        raise RobotError(Problem(f"controller option {name} is invalid", value=repr(value),
+                                 expected="3 numbers (x, y, z) in the base frame [m], or None"))
+    bound.setflags(write=False)
+    return bound
 
 
 def _check_scale(name: str, value: float) -> None:

@@ -178,16 +178,28 @@ class Kinematics:
         for joint, value in zip(self._arm_list, q.tolist()):
             self._client.resetJointState(body, joint, value)
 
+    def _ik_target(self, target_pos: np.ndarray, target_quat: np.ndarray | None) -> list:
+        """Return calculateInverseKinematics's target for the link that carries the TCP."""
+        if target_quat is not None:
+            return list(self._robot.ik_target(target_pos, target_quat))
+        # Position only: the link's orientation is free, so the TCP offset is placed with the
+        # link's current orientation; each solve of the loop refines it.
+        robot = self._robot
+        link_quat = self._client.getLinkState(robot.body_id, robot.ee_link_index, 0, 1)[5]
+        offset = self._client.multiplyTransforms([0.0, 0.0, 0.0], link_quat,
+                                                 robot.ee_offset_xyz.tolist(),
+                                                 [0.0, 0.0, 0.0, 1.0])[0]
+        return [(target_pos - np.asarray(offset)).tolist()]
+
     def _solve(self, start, *, clip, target_pos, target_quat, lower, upper, position_tol_m,
                orientation_tol_rad, max_iters) -> IKResult:
         body, ee = self._robot.body_id, self._robot.ee_link_index
-        args = [target_pos.tolist()] + ([] if target_quat is None else [target_quat.tolist()])
         q = start.copy()
         self._set(q)
         for _ in range(max_iters):
             solution = self._client.calculateInverseKinematics(
-                body, ee, *args, jointDamping=self._ik_damping,
-                maxNumIterations=20, residualThreshold=1e-7)
+                body, ee, *self._ik_target(target_pos, target_quat),
+                jointDamping=self._ik_damping, maxNumIterations=20, residualThreshold=1e-7)
             q = self._wrap_into_limits(np.array([solution[i] for i in self._ik_slots]))
             if clip:
                 q = np.clip(q, lower, upper)

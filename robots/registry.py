@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import pybullet_data
 
 from robots.errors import RobotError
+from robots.fixed_links import LinkInertial, MergedUrdf, merge_fixed_links
 from robots.urdf import GripperMount, compose_urdf
 from twin.assets import asset_path
+from twin.client import direct_client, quiet_c_output
 from twin.errors import Problem, did_you_mean, one_of
 
 _PARALLEL_JAW = "robots/grippers/parallel_jaw.urdf"
@@ -55,8 +58,15 @@ class RobotModel:
         return len(self.arm_joint_names)
 
     def urdf_path(self) -> Path:
-        """Return the URDF file to load, composing arm and gripper on first use."""
+        """Return the full robot description (arm + gripper), composing it on first use."""
         return _urdf_path(self)
+
+    def merged_urdf(self) -> MergedUrdf:
+        """Return the description to simulate: :meth:`urdf_path` with its fixed links merged.
+
+        See :mod:`robots.fixed_links`: same robot, fewer links for pybullet to step.
+        """
+        return _merged_urdf(self)
 
 
 @cache
@@ -67,6 +77,35 @@ def _urdf_path(model: RobotModel) -> Path:
     if model.gripper_mount is None:
         return arm
     return compose_urdf(model.name, arm, model.gripper_mount)
+
+
+@cache
+def _merged_urdf(model: RobotModel) -> MergedUrdf:
+    return merge_fixed_links(model.name, _urdf_path(model), _simulated_inertials,
+                             salt=f"pybullet {metadata.version('pybullet')}")
+
+
+def _simulated_inertials(urdf: Path) -> dict[str, LinkInertial]:
+    """Return the mass properties pybullet simulates for each link of ``urdf``.
+
+    Loaded without ``URDF_USE_INERTIA_FROM_FILE``, as celltwin always simulated its robots
+    and as panda-gym does: pybullet then derives each link's inertia from its mass and
+    collision geometry, which is sane for every link, whereas some shipped URDFs carry
+    placeholder tensors (the Panda's 0.1 kg m^2 on every link, fingers included).
+    """
+    client = direct_client()
+    try:
+        with quiet_c_output():
+            body = client.loadURDF(str(urdf), useFixedBase=True)
+        inertials = {}
+        for link in range(client.getNumJoints(body)):
+            info = client.getDynamicsInfo(body, link)
+            inertials[client.getJointInfo(body, link)[12].decode()] = LinkInertial(
+                mass_kg=info[0], com_xyz=tuple(info[3]), axes_quat_xyzw=tuple(info[4]),
+                moments=tuple(info[2]))
+        return inertials
+    finally:
+        client.disconnect()
 
 
 def _parallel_jaw_on(flange_link: str, xyz: tuple[float, float, float]) -> GripperMount:

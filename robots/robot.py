@@ -5,6 +5,11 @@ envs) live in one process without touching each other. The per-step methods
 (:meth:`Robot.command_joint_positions`, :meth:`Robot.joint_positions`, ...) run many times per
 simulated second in every env, so they make one batched pybullet call each and reuse
 precomputed argument lists instead of building them per call.
+
+The robot is simulated from its merged description (:meth:`RobotModel.merged_urdf`): links
+held by fixed joints are part of the link that carries them, so the TCP is not a pybullet link
+of its own but a fixed frame on one (``ee_link_index`` + ``ee_offset_*``). Every TCP query here
+accounts for that offset, and names of merged links still resolve to the link carrying them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ class Robot:
         body_id: pybullet body unique id.
         arm_joint_indices: pybullet indices of the arm joints, in ``model.arm_joint_names`` order.
         gripper_joint_indices: pybullet indices of the finger joints.
-        ee_link_index: pybullet index of ``model.ee_link``.
+        ee_link_index: pybullet index of the link that carries the TCP (``model.ee_link``
+            was merged into it).
+        ee_offset_xyz: TCP position in the frame of link ``ee_link_index`` [m] (read-only).
+        ee_offset_quat_xyzw: TCP orientation in that frame, quaternion (read-only).
         arm_ik_slots: where each arm joint sits in calculateInverseKinematics's answer.
         num_movable_joints: revolute and prismatic joints of the body, fingers included.
         arm_lower: arm joint lower limits from the URDF [rad].
@@ -66,11 +74,18 @@ class Robot:
         # fingers touch each other (that contact would fight the grip), and the pairs that
         # could truly meet (gripper vs. base) are kept apart by the env's workspace bounds and
         # the deployment safety layer, not by physics.
-        # No URDF_USE_INERTIA_FROM_FILE: pybullet then derives inertia from mass and collision
-        # geometry, which is sane for every link, whereas some shipped URDFs carry placeholder
-        # tensors (the Panda hand's 0.1 kg m^2 would make the wrist sluggish).
-        self.body_id = client.loadURDF(str(model.urdf_path()), self.base_xyz.tolist(),
-                                       self.base_quat_xyzw.tolist(), useFixedBase=True)
+        # The merged description: 9 links instead of 12 for the Panda, about 15% less time per
+        # substep, with the same mass properties (robots/fixed_links.py). Its file inertias are
+        # the ones pybullet derives from mass and collision geometry for the full description,
+        # which is what celltwin always simulated (and panda-gym does): the shipped tensors
+        # themselves are placeholders on some arms (the Panda's 0.1 kg m^2 on every link would
+        # make the wrist and fingers sluggish). So URDF_USE_INERTIA_FROM_FILE here reproduces
+        # the derived inertias exactly; pybullet's own URDF_MERGE_FIXED_LINKS is not used
+        # because it misplaces the centre of mass of the merged wrist.
+        description = model.merged_urdf()
+        self.body_id = client.loadURDF(str(description.path), self.base_xyz.tolist(),
+                                       self.base_quat_xyzw.tolist(), useFixedBase=True,
+                                       flags=pybullet.URDF_USE_INERTIA_FROM_FILE)
         self._joint_by_name: dict[str, int] = {}
         self._link_by_name: dict[str, int] = {client.getBodyInfo(self.body_id)[0].decode(): -1}
         infos = [client.getJointInfo(self.body_id, joint)
@@ -78,6 +93,8 @@ class Robot:
         for info in infos:
             self._joint_by_name[info[1].decode()] = info[0]
             self._link_by_name[info[12].decode()] = info[0]
+        for link, frame in description.merged.items():
+            self._link_by_name[link] = self._link_by_name[frame.link]
 
         arm = [self.joint_index(joint) for joint in model.arm_joint_names]
         fingers = [self.joint_index(joint) for joint in model.gripper_joint_names]
@@ -88,6 +105,23 @@ class Robot:
         self.arm_joint_indices = np.array(arm, dtype=np.intp)
         self.gripper_joint_indices = np.array(fingers, dtype=np.intp)
         self.ee_link_index = self.link_index(model.ee_link)
+        tcp = description.merged.get(model.ee_link)
+        self.ee_offset_xyz = np.array((0.0, 0.0, 0.0) if tcp is None else tcp.xyz)
+        self.ee_offset_quat_xyzw = np.array((0.0, 0.0, 0.0, 1.0) if tcp is None
+                                            else tcp.quat_xyzw)
+        self.ee_offset_xyz.setflags(write=False)
+        self.ee_offset_quat_xyzw.setflags(write=False)
+        self._ee_xyz = self.ee_offset_xyz.tolist()
+        self._ee_quat = self.ee_offset_quat_xyzw.tolist()
+        # calculateInverseKinematics puts the link frame's origin at the target position but
+        # turns the link's inertial frame to the target orientation. The merged wrist's
+        # inertial frame is rotated (its principal axes), so a TCP target maps to the IK target
+        # by the inverse TCP offset followed by that rotation.
+        inverse_xyz, inverse_quat = client.invertTransform(self._ee_xyz, self._ee_quat)
+        inertial_quat = client.getDynamicsInfo(self.body_id, self.ee_link_index)[4]
+        self._tcp_to_ik = (inverse_xyz,
+                           client.multiplyTransforms([0.0, 0.0, 0.0], inverse_quat,
+                                                     [0.0, 0.0, 0.0], inertial_quat)[1])
         # calculateInverseKinematics answers one value per movable joint, fingers included;
         # these are the arm joints' places in that answer.
         movable = [info[0] for info in infos if info[2] != _FIXED]
@@ -103,8 +137,14 @@ class Robot:
         # Bound once: BulletClient builds a functools.partial on every attribute access.
         self._arm_list = arm
         self._finger_list = fingers
+        # With two fingers geared together (_couple_fingers), one motor drives both, as in the
+        # Franka hand and most parallel grippers: one constraint row fewer for the solver on
+        # every substep, and no two motors fighting through the gear.
+        self._driven_fingers = fingers[:1] if len(fingers) == 2 else fingers
+        self._gear: int | None = None
         self._get_joint_states = client.getJointStates
         self._get_link_state = client.getLinkState
+        self._multiply = client.multiplyTransforms
         self._set_motors = client.setJointMotorControlArray
         # The last targets, re-sent when a gain or force limit changes so it acts at once.
         self._arm_target: list[float] | None = None
@@ -126,12 +166,19 @@ class Robot:
         if len(self._finger_list) != 2:
             return
         left, right = self._finger_list
-        gear = self.client.createConstraint(self.body_id, left, self.body_id, right,
-                                            jointType=pybullet.JOINT_GEAR, jointAxis=[1, 0, 0],
-                                            parentFramePosition=[0, 0, 0],
-                                            childFramePosition=[0, 0, 0])
-        self.client.changeConstraint(gear, gearRatio=-1, erp=0.1,
-                                     maxForce=4.0 * self.model.gripper_force_n)
+        self._gear = self.client.createConstraint(
+            self.body_id, left, self.body_id, right, jointType=pybullet.JOINT_GEAR,
+            jointAxis=[1, 0, 0], parentFramePosition=[0, 0, 0], childFramePosition=[0, 0, 0])
+        self.client.changeConstraint(self._gear, gearRatio=-1, erp=0.1,
+                                     maxForce=self._gear_force())
+        # The driven finger's motor moves the other one through the gear; pybullet's default
+        # velocity motor on it would brake it, so it gets none.
+        self.client.setJointMotorControl2(self.body_id, right, pybullet.VELOCITY_CONTROL,
+                                          force=0.0)
+
+    def _gear_force(self) -> float:
+        # Well above the half of the motor's force that the gear passes on while gripping.
+        return 4.0 * max(self._gripper_force_n, float(self.model.gripper_force_n))
 
     # --- names -----------------------------------------------------------------------------
 
@@ -143,11 +190,22 @@ class Robot:
             raise self._unknown("joint", joint_name, self._joint_by_name) from None
 
     def link_index(self, link_name: str) -> int:
-        """Return the pybullet index of the link called ``link_name`` (-1 for the base link)."""
+        """Return the pybullet index of the link called ``link_name`` (-1 for the base link).
+
+        A link of the full description that was merged into another one (``panda_hand``,
+        ``tcp``) resolves to the link that carries it now.
+        """
         try:
             return self._link_by_name[link_name]
         except KeyError:
             raise self._unknown("link", link_name, self._link_by_name) from None
+
+    def link_indices(self) -> dict[str, int]:
+        """Return every link name this robot answers to, with its pybullet index.
+
+        Merged links map to the link that carries them, as in :meth:`link_index`.
+        """
+        return dict(self._link_by_name)
 
     def _unknown(self, kind: str, name: str, known) -> RobotError:
         return RobotError(Problem(
@@ -170,7 +228,7 @@ class Robot:
     def position_gain(self, value: float) -> None:
         self._position_gain = self._non_negative("position gain", value)
         self._arm_kp = [self._position_gain] * self.dof
-        self._finger_kp = [self._position_gain] * len(self._finger_list)
+        self._finger_kp = [self._position_gain] * len(self._driven_fingers)
         self._resend()
 
     @property
@@ -182,7 +240,7 @@ class Robot:
     def velocity_gain(self, value: float) -> None:
         self._velocity_gain = self._non_negative("velocity gain", value)
         self._arm_kd = [self._velocity_gain] * self.dof
-        self._finger_kd = [self._velocity_gain] * len(self._finger_list)
+        self._finger_kd = [self._velocity_gain] * len(self._driven_fingers)
         self._resend()
 
     @property
@@ -205,13 +263,19 @@ class Robot:
 
     @property
     def gripper_force_n(self) -> float:
-        """Maximum force of each finger motor [N]."""
+        """Maximum force each finger can press with [N]."""
         return self._gripper_force_n
 
     @gripper_force_n.setter
     def gripper_force_n(self, value: float) -> None:
         force = self._gripper_force_n = self._non_negative("gripper force [N]", value)
-        self._finger_forces = [force] * len(self._finger_list)
+        # A motor that drives two fingers through a 1:1 gear splits its force between them
+        # (virtual work: F dq = f dq + f dq), so it pushes twice as hard for the same force
+        # per finger.
+        share = len(self._finger_list) / max(len(self._driven_fingers), 1)
+        self._finger_forces = [force * share] * len(self._driven_fingers)
+        if self._gear is not None:
+            self.client.changeConstraint(self._gear, maxForce=self._gear_force())
         self._resend()
 
     def _non_negative(self, what: str, value: float) -> float:
@@ -262,16 +326,44 @@ class Robot:
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the TCP pose in the world: position [m] and quaternion (x, y, z, w)."""
         state = self._get_link_state(self.body_id, self.ee_link_index, 0, 1)
-        return np.array(state[4]), np.array(state[5])
+        position, orientation = self._multiply(state[4], state[5], self._ee_xyz, self._ee_quat)
+        return np.array(position), np.array(orientation)
 
     def ee_velocity(self) -> np.ndarray:
         """Return the TCP linear velocity in the world [m/s]."""
-        return np.array(self._get_link_state(self.body_id, self.ee_link_index, 1, 1)[6])
+        return self.ee_position_and_velocity()[1]
+
+    def ee_position_and_velocity(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the TCP position [m] and linear velocity [m/s] in the world, in one query."""
+        state = self._get_link_state(self.body_id, self.ee_link_index, 1, 1)
+        position = self._multiply(state[4], state[5], self._ee_xyz, self._ee_quat)[0]
+        # pybullet gives the velocity of the link's centre of mass; the TCP is another point
+        # of the same rigid link: v_tcp = v_com + w x (p_tcp - p_com). Plain floats, as this
+        # runs on every env step and numpy's cross product costs more than the arithmetic.
+        (vx, vy, vz), (wx, wy, wz), com = state[6], state[7], state[0]
+        rx, ry, rz = position[0] - com[0], position[1] - com[1], position[2] - com[2]
+        return np.array(position), np.array((vx + wy * rz - wz * ry, vy + wz * rx - wx * rz,
+                                             vz + wx * ry - wy * rx))
 
     def gripper_width(self) -> float:
         """Return the opening between the finger pads [m] (each finger joint is half of it)."""
         states = self._get_joint_states(self.body_id, self._finger_list)
         return float(sum(s[0] for s in states))
+
+    def ik_target(self, position: Sequence[float], quat_xyzw: Sequence[float],
+                  ) -> tuple[list[float], list[float]]:
+        """Return what to give calculateInverseKinematics for link ``ee_link_index``.
+
+        Args:
+            position: the TCP's target position in the world [m].
+            quat_xyzw: the TCP's target orientation in the world, quaternion (x, y, z, w).
+
+        Returns:
+            the target position and orientation that put the TCP at that pose.
+        """
+        target_xyz, target_quat = self._multiply(list(position), list(quat_xyzw),
+                                                 *self._tcp_to_ik)
+        return list(target_xyz), list(target_quat)
 
     # --- commands --------------------------------------------------------------------------
 
@@ -284,7 +376,7 @@ class Robot:
 
     def command_gripper_width(self, width_m: float) -> None:
         """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range."""
-        self._finger_target = self._finger_position(width_m)
+        self._finger_target = self._finger_position(width_m)[:len(self._driven_fingers)]
         self._send_fingers()
 
     def motor_targets(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -303,7 +395,7 @@ class Robot:
                          positionGains=self._arm_kp, velocityGains=self._arm_kd)
 
     def _send_fingers(self) -> None:
-        self._set_motors(self.body_id, self._finger_list, pybullet.POSITION_CONTROL,
+        self._set_motors(self.body_id, self._driven_fingers, pybullet.POSITION_CONTROL,
                          targetPositions=self._finger_target, forces=self._finger_forces,
                          positionGains=self._finger_kp, velocityGains=self._finger_kd)
 

@@ -55,8 +55,8 @@ def compose_urdf(name: str, arm_urdf: Path, mount: GripperMount) -> Path:
     Raises:
         RobotError: an input is missing, is not a URDF, or names clash or are unknown.
     """
-    arm_text = _read(arm_urdf)
-    gripper_text = _read(mount.gripper_urdf)
+    arm_text = read_urdf(arm_urdf)
+    gripper_text = read_urdf(mount.gripper_urdf)
     digest = hashlib.sha256(
         "\0".join([_COMPOSER_VERSION, str(arm_urdf.resolve()), arm_text,
                    str(mount.gripper_urdf.resolve()), gripper_text, mount.flange_link,
@@ -64,10 +64,10 @@ def compose_urdf(name: str, arm_urdf: Path, mount: GripperMount) -> Path:
     target = cache_dir("robots") / f"{name}-{digest}.urdf"
     if target.exists():
         return target
-    arm = _parse(arm_text, arm_urdf)
-    gripper = _parse(gripper_text, mount.gripper_urdf)
-    _absolutize_meshes(arm, arm_urdf.parent)
-    _absolutize_meshes(gripper, mount.gripper_urdf.parent)
+    arm = parse_urdf(arm_text, arm_urdf)
+    gripper = parse_urdf(gripper_text, mount.gripper_urdf)
+    absolutize_meshes(arm, arm_urdf.parent)
+    absolutize_meshes(gripper, mount.gripper_urdf.parent)
     _drop_world_link(arm)
     _attach(arm, gripper, mount)
     ET.indent(arm)
@@ -78,7 +78,7 @@ def compose_urdf(name: str, arm_urdf: Path, mount: GripperMount) -> Path:
     return target
 
 
-def _read(path: Path) -> str:
+def read_urdf(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -86,7 +86,7 @@ def _read(path: Path) -> str:
                                  file=str(path))) from exc
 
 
-def _parse(text: str, path: Path) -> ET.Element:
+def parse_urdf(text: str, path: Path) -> ET.Element:
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -97,7 +97,7 @@ def _parse(text: str, path: Path) -> ET.Element:
     return root
 
 
-def _absolutize_meshes(robot: ET.Element, folder: Path) -> None:
+def absolutize_meshes(robot: ET.Element, folder: Path) -> None:
     """Rewrite every mesh filename to an absolute path resolved the way pybullet would."""
     for mesh in robot.iter("mesh"):
         filename = mesh.get("filename", "")

@@ -126,3 +126,33 @@ def test_gripper_element_maps_to_closed_and_open(world, name):
         action[-1] = gripper
         _act(world, controller, action, times=10)
         assert robot.gripper_width() == pytest.approx(width, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_ee_delta_workspace_keeps_the_tcp_in_its_box(world, name):
+    robot = Robot(world, get_robot_model(name), "robot", (0.5, -0.3, 0.2), BASE_QUAT)
+    base_rotation = np.array(world.getMatrixFromQuaternion(BASE_QUAT)).reshape(3, 3)
+    home = base_rotation.T @ (robot.ee_pose()[0] - robot.base_xyz)  # TCP in the base frame
+    low = (-np.inf, -np.inf, home[2] - 0.06)
+    high = (home[0] + 0.04, np.inf, np.inf)
+    controller = make_controller("ee_delta", robot, workspace_low_m=low, workspace_high_m=high)
+    _act(world, controller, [1.0, 0.0, -1.0, 1.0], times=12)  # outward and down, far past both
+    reached = base_rotation.T @ (robot.ee_pose()[0] - robot.base_xyz)
+    assert reached[2] == pytest.approx(low[2], abs=5e-3)
+    assert reached[0] == pytest.approx(high[0], abs=5e-3)
+    assert abs(reached[1] - home[1]) < 0.01
+
+
+def test_workspace_options_are_validated(world):
+    robot = Robot(world, get_robot_model("panda"), "robot")
+    unbounded = make_controller("ee_delta", robot)
+    assert np.all(np.isinf(unbounded.workspace_low_m)) and np.all(unbounded.workspace_high_m > 0)
+    with pytest.raises(RobotError, match="workspace is empty"):
+        make_controller("ee_delta", robot, workspace_low_m=(0.0, 0.0, 0.5),
+                        workspace_high_m=(1.0, 1.0, 0.4))
+    with pytest.raises(RobotError, match="workspace_low_m"):
+        make_controller("ee_delta", robot, workspace_low_m=(0.0, 0.0))
+    with pytest.raises(RobotError, match="workspace_high_m"):
+        make_controller("ee_delta", robot, workspace_high_m=(0.0, np.nan, 1.0))
+    with pytest.raises(RobotError, match="did you mean 'workspace_low_m'"):
+        make_controller("ee_delta", robot, workspace_low=(0.0, 0.0, 0.0))

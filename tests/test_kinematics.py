@@ -92,3 +92,13 @@ def test_home_pose_in_base_points_down(name):
     _, quat = home_ee_pose_in_base(get_robot_model(name))
     tool_z = Rotation.from_quat(quat).as_matrix()[:, 2]
     assert tool_z[2] < -0.999
+
+
+def test_position_only_ik_round_trip(kinematics):
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        pos, _ = kinematics.fk(rng.uniform(kinematics.lower, kinematics.upper))
+        result = kinematics.ik(pos)
+        assert result.reachable, result.reason
+        reached_pos, _ = kinematics.fk(result.q)
+        assert np.linalg.norm(reached_pos - pos) < 1e-3

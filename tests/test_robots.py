@@ -11,6 +11,7 @@ import pytest
 from pybullet_utils.bullet_client import BulletClient
 
 from robots import Robot, RobotError, get_robot_model, robot_model_names
+from robots.kinematics import quaternion_angle
 from robots.urdf import GripperMount, compose_urdf
 from twin.assets import asset_path
 
@@ -211,3 +212,82 @@ def test_hold_keeps_a_restored_state(client):
     _step(client, 200)
     np.testing.assert_allclose(robot.joint_positions(), robot.model.home, atol=2e-3)
     assert robot.gripper_width() == pytest.approx(0.08, abs=1e-3)
+
+
+# --- merged description ----------------------------------------------------------------------
+
+
+def _load_full(client, model):
+    """The full description, loaded as celltwin loaded robots before merging (and panda-gym)."""
+    return client.loadURDF(str(model.urdf_path()), useFixedBase=True)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_merged_robot_has_the_dynamics_of_the_full_description(client, name):
+    model = get_robot_model(name)
+    robot = Robot(client, model, "robot")
+    full = _load_full(client, model)
+    assert client.getNumJoints(robot.body_id) < client.getNumJoints(full)
+    rng = np.random.default_rng(3)
+    client.setGravity(0.0, 0.0, -9.81)
+    for _ in range(5):
+        q = list(rng.uniform(-1.0, 1.0, model.dof)) + [0.02] * len(model.gripper_joint_names)
+        qd = list(rng.normal(0.0, 1.0, len(q)))
+        np.testing.assert_allclose(client.calculateMassMatrix(robot.body_id, q),
+                                   client.calculateMassMatrix(full, q), atol=1e-9)
+        # Gravity, Coriolis and centrifugal torques: same masses in the same places.
+        zero = [0.0] * len(q)
+        np.testing.assert_allclose(client.calculateInverseDynamics(robot.body_id, q, qd, zero),
+                                   client.calculateInverseDynamics(full, q, qd, zero), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_tcp_pose_and_velocity_match_the_full_description(client, name):
+    model = get_robot_model(name)
+    robot = Robot(client, model, "robot")
+    full = _load_full(client, model)
+    infos = [client.getJointInfo(full, j) for j in range(client.getNumJoints(full))]
+    full_joints = {info[1].decode(): info[0] for info in infos}
+    full_links = {info[12].decode(): info[0] for info in infos}
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        q, qd = rng.uniform(robot.arm_lower, robot.arm_upper), rng.normal(0.0, 1.0, robot.dof)
+        for joint, position, velocity in zip(model.arm_joint_names, q, qd):
+            client.resetJointState(robot.body_id, robot.joint_index(joint), position, velocity)
+            client.resetJointState(full, full_joints[joint], position, velocity)
+        tcp = client.getLinkState(full, full_links[model.ee_link], 1, 1)
+        position, quat = robot.ee_pose()
+        np.testing.assert_allclose(position, tcp[4], atol=1e-6)
+        assert quaternion_angle(quat, tcp[5]) < 1e-5  # pybullet reports poses in float32
+        np.testing.assert_allclose(robot.ee_velocity(), tcp[6], atol=1e-6)
+        both = robot.ee_position_and_velocity()
+        np.testing.assert_allclose(both[0], position, atol=1e-12)
+        np.testing.assert_allclose(both[1], robot.ee_velocity(), atol=1e-12)
+
+
+def test_merged_links_resolve_to_the_link_that_carries_them(client):
+    robot = Robot(client, get_robot_model("panda"), "robot")
+    link7 = robot.link_index("panda_link7")
+    assert robot.link_index("panda_hand") == robot.link_index("panda_link8") == link7
+    assert robot.ee_link_index == link7
+    np.testing.assert_allclose(robot.ee_offset_xyz, [0.0, 0.0, 0.212], atol=1e-12)
+    assert {"panda_hand", "panda_grasptarget", "panda_link7"} <= set(robot.link_indices())
+    names = {client.getJointInfo(robot.body_id, j)[12].decode()
+             for j in range(client.getNumJoints(robot.body_id))}
+    assert "panda_hand" not in names  # what physics_io and world enumerate: the real links
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_motor_grips_with_the_force_of_each_finger(client, name):
+    model = get_robot_model(name)
+    robot = Robot(client, model, "robot")
+    client.setPhysicsEngineParameter(numSolverIterations=50)
+    position, _ = robot.ee_pose()
+    box = client.createMultiBody(0.0, client.createCollisionShape(
+        pybullet.GEOM_BOX, halfExtents=[0.015] * 3), -1, position.tolist())
+    robot.command_gripper_width(0.0)
+    _step(client, 500)
+    assert robot.gripper_width() == pytest.approx(0.03, abs=2e-3)
+    squeeze = sum(point[9] for point in client.getContactPoints(robot.body_id, box))
+    # Both fingers press on the box, each with the per-finger force.
+    assert squeeze == pytest.approx(2.0 * model.gripper_force_n, rel=0.1)

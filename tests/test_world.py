@@ -10,7 +10,7 @@ from twin.errors import WorldError
 from twin.spec import load_cell
 from twin.world import World
 
-EXAMPLE_CELLS = ("pick_station", "two_arm_line")
+EXAMPLE_CELLS = ("pick_station", "two_arm_line", "table_top")
 
 
 def full_state(world: World) -> np.ndarray:

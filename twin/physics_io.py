@@ -180,6 +180,7 @@ def _apply_joints(world: "World", entries: dict) -> None:
     joints = _joints(world)
     change = world.client.changeDynamics
     new_limits: dict[str, np.ndarray] = {}
+    grip: dict[str, float] = {}
     for key, fields in entries.items():
         robot_name, body, index = joints[key]
         if "damping" in fields:
@@ -192,13 +193,16 @@ def _apply_joints(world: "World", entries: dict) -> None:
         robot = world.robots[robot_name]
         slot = _arm_slot(world, robot, index)
         if slot is None:
-            robot.gripper_force_n = effective
+            grip[robot_name] = effective
             continue
         if robot_name not in new_limits:
             new_limits[robot_name] = np.array(robot.arm_force_limits, dtype=float)
         new_limits[robot_name][slot] = effective
+    # One assignment per robot: each re-sends the motor commands.
     for robot_name, limits in new_limits.items():
         world.robots[robot_name].arm_force_limits = limits
+    for robot_name, force in grip.items():
+        world.robots[robot_name].gripper_force_n = force
 
 
 def _nominal_inertia(world: "World", key: str, body: int, link: int):
@@ -212,6 +216,7 @@ def _nominal_inertia(world: "World", key: str, body: int, link: int):
 
 def _arm_slot(world: "World", robot, joint_index: int) -> int | None:
     """Position of a joint in the robot's arm-joint order, or None for a finger (cached)."""
-    slots = world._name_maps.setdefault(("arm_slots", robot.name),
-                                        {j: i for i, j in enumerate(robot.arm_joint_indices.tolist())})
-    return slots.get(joint_index)
+    key = ("arm_slots", robot.name)
+    if key not in world._name_maps:
+        world._name_maps[key] = {j: i for i, j in enumerate(robot.arm_joint_indices.tolist())}
+    return world._name_maps[key].get(joint_index)

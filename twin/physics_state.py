@@ -75,7 +75,8 @@ class PhysicsRecord:
         """
         if params is self._params and not self._pending_globals and not any(self._pending.values()):
             return None
-        globals_ = {name: getattr(params, name) for name in self._touched_globals}
+        globals_ = {name: getattr(params, name) for name in self._touched_globals
+                    if self.value_global(name) != getattr(params, name)}
         sections = {}
         for section in SECTIONS:
             table = getattr(params, section)
@@ -83,7 +84,7 @@ class PhysicsRecord:
             for key, field in self._touched[section]:
                 if (section, key, field) not in skip:
                     value = getattr(table[key], field)
-                    if value is not None:
+                    if value is not None and self.value(section, key, field) != value:
                         entries.setdefault(key, {})[field] = value
             sections[section] = entries
         return globals_, sections

@@ -164,9 +164,12 @@ class World:
     def link_index(self, body: str, link: str) -> int:
         """Return the index of link ``link`` of body ``body`` (-1 for the base)."""
         body_id = self.body(body)
-        names = {self.client.getBodyInfo(body_id)[0].decode(): -1}
-        for index in range(self.client.getNumJoints(body_id)):
-            names[self.client.getJointInfo(body_id, index)[12].decode()] = index
+        if body in self.robots:  # robots also answer to the names of their merged links
+            names = self.robots[body].link_indices()
+        else:
+            names = {self.client.getBodyInfo(body_id)[0].decode(): -1}
+            for index in range(self.client.getNumJoints(body_id)):
+                names[self.client.getJointInfo(body_id, index)[12].decode()] = index
         if link not in names:
             raise WorldError(Problem(f"body '{body}' has no link '{link}'{did_you_mean(link, names)}",
                                      value=link, expected=one_of(names)))
@@ -242,7 +245,7 @@ class World:
             raise WorldError(Problem("snapshot does not belong to this world"))
         self.client.restoreState(stateId=snapshot.state_id)
         revert = self._physics.revert_to(snapshot.params, overwritten)
-        if revert is not None:
+        if revert is not None and (revert[0] or any(revert[1].values())):
             # Re-apply only what was ever changed: a randomized reset touches a handful of
             # entries, and re-applying every body and link would cost more than the reset.
             apply_entries(self, *revert)

@@ -31,11 +31,11 @@ class StateReader:
         self._inverse_base = inverse
         self._multiply = client.multiplyTransforms
         self._euler = client.getEulerFromQuaternion
-        self._link_state = client.getLinkState
         self._joint_states = client.getJointStates
         self._pose = client.getBasePositionAndOrientation
         self._velocity = client.getBaseVelocity
-        self._body, self._ee = robot.body_id, robot.ee_link_index
+        self._body = robot.body_id
+        self._ee_position_and_velocity = robot.ee_position_and_velocity
         self._fingers = list(robot.gripper_joint_indices)
 
     def to_base(self, world_position) -> np.ndarray:
@@ -48,10 +48,10 @@ class StateReader:
 
     def read(self) -> dict[str, np.ndarray]:
         """Return the current state (every term this reader can provide)."""
-        link = self._link_state(self._body, self._ee, 1, 1)
+        ee_position, ee_velocity = self._ee_position_and_velocity()
         state = {
-            "ee_position": self.to_base(link[4]),
-            "ee_velocity": self._to_base @ np.asarray(link[6]),
+            "ee_position": self.to_base(ee_position),
+            "ee_velocity": self._to_base @ ee_velocity,
             "gripper_width": np.array([sum(s[0] for s in self._joint_states(self._body, self._fingers))]),
         }
         if self.object_body is not None:

@@ -129,21 +129,19 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
         expected="see docs/randomization.md for which parameters each target has"))
 
 
-def yaw_quaternion(client, yaw: float):
-    return client.getQuaternionFromEuler([0.0, 0.0, yaw])
-
-
 def apply_pose_offsets(world, offsets: dict) -> None:
     """Move robot bases and parts by the sampled offsets (after the task placed its parts)."""
+    if not offsets:
+        return
     client = world.client
+    get_pose, set_pose = client.getBasePositionAndOrientation, client.resetBasePositionAndOrientation
+    multiply, from_euler = client.multiplyTransforms, client.getQuaternionFromEuler
     for (kind, key), values in offsets.items():
         body = world.body(key)
-        position, orientation = client.getBasePositionAndOrientation(body)
+        position, orientation = get_pose(body)
         prefix = "base" if kind == "base" else "spawn"
         dx, dy = values.get(f"{prefix}_x_m", 0.0), values.get(f"{prefix}_y_m", 0.0)
         yaw = values.get(f"{prefix}_yaw_rad", 0.0)
-        _, turned = client.multiplyTransforms([0, 0, 0], yaw_quaternion(client, yaw),
-                                              [0, 0, 0], orientation)
-        client.resetBasePositionAndOrientation(body, [position[0] + dx, position[1] + dy, position[2]],
-                                               turned)
-
+        if yaw:
+            orientation = multiply([0, 0, 0], from_euler([0.0, 0.0, yaw]), [0, 0, 0], orientation)[1]
+        set_pose(body, [position[0] + dx, position[1] + dy, position[2]], orientation)

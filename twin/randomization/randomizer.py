@@ -49,8 +49,37 @@ class TermGroup:
                    bound(0, -np.inf), bound(1, np.inf), integer)
 
     def values(self, samples: np.ndarray) -> np.ndarray:
-        values = np.clip(self.term.combine(self.nominal, samples), self.low, self.high)
+        values = np.minimum(np.maximum(self.term.combine(self.nominal, samples), self.low), self.high)
         return np.rint(values).astype(int) if self.integer else values
+
+
+class UniformBatch:
+    """Draws every uniform term of one phase with a single generator call (resets are hot).
+
+    Other distributions are drawn one term at a time, after the batch, in term order.
+    """
+
+    def __init__(self, groups: list[tuple[int, TermGroup]]):
+        self.uniform = [(i, g) for i, g in groups if type(g.term.distribution) is Uniform]
+        self.others = [(i, g) for i, g in groups if type(g.term.distribution) is not Uniform]
+        self.sizes = [g.size for _, g in self.uniform]
+        ends = np.cumsum(self.sizes).tolist()
+        self.slices = [slice(end - size, end) for end, size in zip(ends, self.sizes)]
+        self.low = np.repeat([g.term.distribution.low for _, g in self.uniform], self.sizes)
+        self.span = np.repeat([g.term.distribution.high - g.term.distribution.low
+                               for _, g in self.uniform], self.sizes)
+
+    def sample(self, rng: np.random.Generator, adr=None) -> dict[int, np.ndarray]:
+        if not self.uniform:
+            return {}
+        low, span = self.low, self.span
+        if adr is not None:  # ADR moves the ranges between episodes
+            ranges = [adr.ranges.get(g.term.label, (g.term.distribution.low, g.term.distribution.high))
+                      for _, g in self.uniform]
+            low = np.repeat([r[0] for r in ranges], self.sizes)
+            span = np.repeat([r[1] - r[0] for r in ranges], self.sizes)
+        values = low + span * rng.random(low.size)
+        return {i: values[part] for (i, _), part in zip(self.uniform, self.slices)}
 
 
 class Randomizer:
@@ -78,6 +107,7 @@ class Randomizer:
                 self.groups.append(TermGroup.of(term, knobs))
         self.startup_values: dict[str, float] | None = None
         self._colours: dict[str, list] = {}
+        self._batches: dict[tuple, UniformBatch] = {}
         self.effects = EpisodeEffects()
         self.values: dict[str, float] = {}
         self.pinned: tuple[str, str] | None = None
@@ -109,11 +139,14 @@ class Randomizer:
         return term.distribution
 
     def _sample(self, when: tuple[str, ...], rng: np.random.Generator) -> dict[int, np.ndarray]:
-        if self.adr is None:
-            return {index: group.term.distribution.sample(rng, group.size)
-                    for index, group in enumerate(self.groups) if group.term.when in when}
-        return {index: self._distribution(group.term).sample(rng, group.size)
-                for index, group in enumerate(self.groups) if group.term.when in when}
+        if when not in self._batches:
+            self._batches[when] = UniformBatch([(i, g) for i, g in enumerate(self.groups)
+                                                if g.term.when in when])
+        batch = self._batches[when]
+        samples = batch.sample(rng, self.adr)
+        for index, group in batch.others:
+            samples[index] = self._distribution(group.term).sample(rng, group.size)
+        return samples
 
     def reset(self, rng: np.random.Generator) -> dict[str, float]:
         """Sample and apply the reset (and first interval) terms; return every value in force."""

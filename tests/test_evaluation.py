@@ -1,0 +1,50 @@
+"""`celltwin evaluate`: the robustness report of a policy, with a real heatmap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.evaluation import Sweep
+from twin.errors import CelltwinError
+
+CELLTWIN = str(Path(sys.executable).with_name("celltwin"))
+
+
+def test_evaluate_expert_over_friction_and_mass_writes_a_real_heatmap(tmp_path):
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [CELLTWIN, "evaluate", "expert", "--task", "PickPlace", "--episodes", "4",
+         "--grid-episodes", "3", "--sweep", "part.lateral_friction=0.02:1.0:3",
+         "--sweep", "part.mass_kg=0.1:3.0:2", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["nominal"]["success_rate"] >= 0.75
+    assert "randomized" in report
+    rates = {(p["settings"]["part.lateral_friction"], p["settings"]["part.mass_kg"]): p["success_rate"]
+             for p in report["grid"]}
+    assert len(rates) == 6
+    assert rates[(0.02, 0.1)] < rates[(1.0, 0.1)]  # slippery parts slip out of the grasp
+    assert (out / "heatmap.png").stat().st_size > 5000
+    assert "Perturbation grid" in (out / "evaluation.md").read_text()
+
+
+@pytest.mark.parametrize("text", ["part.mass_kg", "part=0:1:3", "part.mass_kg=a:1:3",
+                                  "part.mass_kg=0:1:0", ".mass_kg=0:1:2"])
+def test_bad_sweeps_are_clear_errors(text):
+    with pytest.raises(CelltwinError, match="cannot read sweep"):
+        Sweep.parse(text)
+
+
+def test_evaluate_cli_bad_input_exits_2(tmp_path):
+    for args in (["nope.zip", "--task", "PickPlace"], ["expert", "--task", "Pick"],
+                 ["expert", "--task", "PickPlace", "--sweep", "prat.mass_kg=0:1:2"]):
+        result = subprocess.run([CELLTWIN, "evaluate", *args, "--episodes", "1", "--out",
+                                 str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")

@@ -1,0 +1,204 @@
+"""Robustness evaluation: success and return of a policy on the nominal twin, the randomized
+twin, and over a grid of physics perturbations.
+
+A policy is anything with ``reset()`` and ``__call__(observation) -> action``: the scripted
+expert, or a stable-baselines3 checkpoint (:func:`load_policy`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from twin.atomic import atomic_write_bytes, atomic_write_text
+from twin.errors import CelltwinError, Problem
+
+SB3_ALGORITHMS = ("SAC", "TD3", "DDPG", "PPO", "A2C")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One swept parameter: ``target.parameter=low:high:count`` (values set absolutely)."""
+
+    target: str
+    parameter: str
+    values: tuple[float, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.target}.{self.parameter}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Sweep":
+        name, sep, spec = text.partition("=")
+        target, dot, parameter = name.rpartition(".")
+        parts = spec.split(":")
+        try:
+            if not (sep and dot and target and parameter and len(parts) == 3):
+                raise ValueError
+            low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if count < 1 or not (np.isfinite(low) and np.isfinite(high)):
+                raise ValueError
+        except ValueError:
+            raise CelltwinError(Problem(f"cannot read sweep '{text}'", path="--sweep", value=text,
+                                        expected="TARGET.PARAMETER=LOW:HIGH:COUNT, e.g. "
+                                                 "part.lateral_friction=0.2:1.2:5")) from None
+        return cls(target, parameter, tuple(np.linspace(low, high, count).round(6).tolist()))
+
+
+@dataclass
+class Outcome:
+    """Success rate and return over some episodes."""
+
+    episodes: int
+    success_rate: float
+    mean_return: float
+    settings: dict = field(default_factory=dict)
+
+
+class SB3Policy:
+    """A stable-baselines3 model acting deterministically."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, observation):
+        action, _ = self.model.predict(observation, deterministic=True)
+        return action
+
+
+def load_policy(spec: str, env):
+    """``expert`` for the task's scripted expert, or the path of an SB3 ``.zip`` checkpoint."""
+    if spec == "expert":
+        from policies.scripted.experts import make_expert
+
+        return make_expert(env)
+    path = Path(spec)
+    if not path.is_file():
+        raise CelltwinError(Problem("policy not found", path="POLICY", value=spec,
+                                    expected="'expert' or an existing SB3 checkpoint (.zip)"))
+    import stable_baselines3
+
+    for name in SB3_ALGORITHMS:
+        try:
+            return SB3Policy(getattr(stable_baselines3, name).load(path, env=env, device="cpu"))
+        except Exception:  # the wrong algorithm class fails to load; try the next
+            continue
+    raise CelltwinError(Problem("not a stable-baselines3 checkpoint this version can load",
+                                file=str(path), expected=f"a model saved by one of {SB3_ALGORITHMS}"))
+
+
+def run_episodes(env, policy, episodes: int, seed: int) -> Outcome:
+    """Run ``episodes`` seeded episodes; count successes at the episode's end."""
+    successes, returns = 0, []
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        policy.reset()
+        total, done, info = 0.0, False, {}
+        while not done:
+            observation, reward, terminated, truncated, info = env.step(policy(observation))
+            total += float(reward)
+            done = terminated or truncated
+        successes += bool(info.get("is_success"))
+        returns.append(total)
+    return Outcome(episodes, successes / max(episodes, 1), float(np.mean(returns)) if returns else 0.0)
+
+
+def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
+             grid_episodes: int, randomization: str | None, sweeps: list[Sweep], seed: int,
+             progress=None) -> dict:
+    """Evaluate on the nominal twin, the randomized twin and every grid point of ``sweeps``."""
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        policy = load_policy(policy_spec, env)
+        base = env.unwrapped
+        results = {"policy": policy_spec, "env": env_id, "env_kwargs": env_kwargs, "seed": seed}
+        base.set_randomization(None)
+        results["nominal"] = asdict(run_episodes(env, policy, episodes, seed))
+        if randomization and randomization != "none":
+            base.set_randomization(randomization)
+            results["randomized"] = asdict(run_episodes(env, policy, episodes, seed))
+            results["randomization"] = randomization
+        grid = []
+        points = list(itertools.product(*(s.values for s in sweeps))) if sweeps else []
+        for index, point in enumerate(points):
+            terms = [{"target": s.target, "parameter": s.parameter, "operation": "set",
+                      "distribution": {"type": "uniform", "low": v, "high": v}}
+                     for s, v in zip(sweeps, point)]
+            base.set_randomization(terms)
+            outcome = run_episodes(env, policy, grid_episodes, seed)
+            outcome.settings = {s.label: v for s, v in zip(sweeps, point)}
+            grid.append(asdict(outcome))
+            if progress:
+                progress(index + 1, len(points))
+        results["sweeps"] = [{"label": s.label, "values": list(s.values)} for s in sweeps]
+        results["grid"] = grid
+        return results
+    finally:
+        env.close()
+
+
+def write_report(results: dict, out: Path) -> list[Path]:
+    """Write ``evaluation.json``, ``evaluation.md`` and (with sweeps) ``heatmap.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [atomic_write_text(out / "evaluation.json", json.dumps(results, indent=2))]
+    lines = [f"# Evaluation of `{results['policy']}` on `{results['env']}`", "",
+             "| twin | episodes | success | mean return |", "| --- | --- | --- | --- |"]
+    for key in ("nominal", "randomized"):
+        if key in results:
+            r = results[key]
+            name = key if key == "nominal" else f"randomized ({results['randomization']})"
+            lines.append(f"| {name} | {r['episodes']} | {r['success_rate']:.0%} | {r['mean_return']:.2f} |")
+    if results["grid"]:
+        labels = [s["label"] for s in results["sweeps"]]
+        lines += ["", "## Perturbation grid", "", "| " + " | ".join(labels) + " | success | mean return |",
+                  "|" + " --- |" * (len(labels) + 2)]
+        for point in results["grid"]:
+            values = " | ".join(f"{point['settings'][label]:g}" for label in labels)
+            lines.append(f"| {values} | {point['success_rate']:.0%} | {point['mean_return']:.2f} |")
+        written.append(_heatmap(results, out / "heatmap.png"))
+    written.append(atomic_write_text(out / "evaluation.md", "\n".join(lines) + "\n"))
+    return written
+
+
+def _heatmap(results: dict, path: Path) -> Path:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweeps = results["sweeps"]
+    rates = np.array([p["success_rate"] for p in results["grid"]])
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    if len(sweeps) == 1:
+        axes.plot(sweeps[0]["values"], rates, marker="o")
+        axes.set_xlabel(sweeps[0]["label"])
+        axes.set_ylabel("success rate")
+        axes.set_ylim(-0.05, 1.05)
+    else:
+        first, second = sweeps[0], sweeps[1]
+        table = rates.reshape(len(first["values"]), len(second["values"]), -1).mean(axis=2)
+        image = axes.imshow(table, origin="lower", cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+        axes.set_xticks(range(len(second["values"])), [f"{v:g}" for v in second["values"]])
+        axes.set_yticks(range(len(first["values"])), [f"{v:g}" for v in first["values"]])
+        axes.set_xlabel(second["label"])
+        axes.set_ylabel(first["label"])
+        for (row, column), value in np.ndenumerate(table):
+            axes.text(column, row, f"{value:.0%}", ha="center", va="center", fontsize=8)
+        figure.colorbar(image, label="success rate")
+    axes.set_title(f"{results['policy']} on {results['env']}")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return atomic_write_bytes(path, buffer.getvalue())
