@@ -36,8 +36,12 @@ class _Expert:
             return np.asarray(observation["desired_goal"], dtype=float)
         return np.asarray(observation[-3:], dtype=float)
 
+    # Share of the remaining distance commanded per step: below 1, so that actuation latency
+    # (a randomized twin, a real controller) does not turn the approach into an oscillation.
+    gain = 0.6
+
     def _delta(self, ee: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return np.clip((target - ee) / self.scale_m, -1.0, 1.0)
+        return np.clip(self.gain * (target - ee) / self.scale_m, -1.0, 1.0)
 
     def _finish(self, action: np.ndarray) -> np.ndarray:
         return (action if self.uses_gripper else action[:3]).astype(np.float32)
@@ -113,12 +117,15 @@ class PickExpert(_Expert):
         reach_radius_m: for a moving part, wait above the belt until the part comes this close
             to the robot base horizontally [m].
         lead_s: aim this far ahead of a moving part [s].
+        gain: share of the remaining distance commanded per step; 1 to keep up with a moving
+            part (a lower gain trails it by speed x period / gain).
     """
 
     def __init__(self, env, place: bool = False, reach_radius_m: float | None = None,
-                 lead_s: float = 0.0):
+                 lead_s: float = 0.0, gain: float = _Expert.gain):
         super().__init__(env)
-        self.machine = PickPlaceExpert(action_scale_m=self.scale_m, place=place)
+        self.gain = gain
+        self.machine = PickPlaceExpert(action_scale_m=self.scale_m, place=place, gain=gain)
         self.reach_radius_m = reach_radius_m
         self.lead_s = lead_s
 
@@ -151,5 +158,5 @@ def make_expert(env) -> _Expert:
     if task == "PickPlace":
         return PickExpert(env, place=False)
     if task == "ConveyorPick":
-        return PickExpert(env, place=True, reach_radius_m=0.68, lead_s=0.15)
+        return PickExpert(env, place=True, reach_radius_m=0.68, lead_s=0.15, gain=1.0)
     raise ValueError(f"no scripted expert for task '{task}'")

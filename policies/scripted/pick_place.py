@@ -39,17 +39,20 @@ class PickPlaceExpert:
             part straight to the goal and hold it there (panda-gym's PickAndPlace goal).
         descend_speed: fraction of the full action used when moving down onto the part or the
             goal [-]; full-speed descents overshoot into the part.
+        gain: share of the remaining distance commanded per step [-]; below 1 so that a control
+            step or two of actuation latency does not make the approach oscillate.
     """
 
     def __init__(self, action_scale_m: float = 0.05, clearance_m: float = 0.12,
                  tolerance_m: float = 0.006, grip_steps: int = 8, place: bool = True,
-                 descend_speed: float = 0.4):
+                 descend_speed: float = 0.4, gain: float = 0.6):
         self.action_scale_m = action_scale_m
         self.clearance_m = clearance_m
         self.tolerance_m = tolerance_m
         self.grip_steps = grip_steps
         self.place = place
         self.descend_speed = descend_speed
+        self.gain = gain
         self.reset()
 
     def reset(self) -> None:
@@ -111,7 +114,7 @@ class PickPlaceExpert:
         error = target - ee
         if np.linalg.norm(error) < self.tolerance_m:
             self.phase = then
-        delta = np.clip(error / self.action_scale_m, -speed, speed)
+        delta = np.clip(self.gain * error / self.action_scale_m, -speed, speed)
         return np.array([*delta, grip])
 
     def _wait(self, grip: float, then: Phase) -> np.ndarray:

@@ -34,19 +34,21 @@ class TermGroup:
     low: np.ndarray
     high: np.ndarray
     integer: bool
+    label: str
+    """the term's name in reports, with ``{robot}``/``{object}`` filled in"""
 
     @property
     def size(self) -> int:
         return len(self.knobs)
 
     @classmethod
-    def of(cls, term: Term, knobs: list[Knob]) -> "TermGroup":
+    def of(cls, term: Term, knobs: list[Knob], label: str) -> "TermGroup":
         def bound(index, fill):
             return np.array([fill if k.bounds[index] is None else k.bounds[index] for k in knobs], float)
 
         integer = knobs[0].parameter in ("latency_steps", "delay_steps")
         return cls(term, knobs, np.array([k.nominal for k in knobs], float),
-                   bound(0, -np.inf), bound(1, np.inf), integer)
+                   bound(0, -np.inf), bound(1, np.inf), integer, label)
 
     def values(self, samples: np.ndarray) -> np.ndarray:
         values = np.minimum(np.maximum(self.term.combine(self.nominal, samples), self.low), self.high)
@@ -104,7 +106,8 @@ class Randomizer:
         for index, term in enumerate(config.terms):
             knobs = resolve(term, index, world, robot, object_name, required=strict)
             if knobs:
-                self.groups.append(TermGroup.of(term, knobs))
+                target = term.target.replace("{robot}", robot.name).replace("{object}", object_name or "")
+                self.groups.append(TermGroup.of(term, knobs, term.name or f"{target}.{term.parameter}"))
         self.startup_values: dict[str, float] | None = None
         self._colours: dict[str, list] = {}
         self._batches: dict[tuple, UniformBatch] = {}
@@ -182,7 +185,7 @@ class Randomizer:
         for index, sample in samples.items():
             group = self.groups[index]
             values = group.values(sample).tolist()
-            label = group.term.label
+            label = group.label
             for knob, value in zip(group.knobs, values):
                 report[label if len(group.knobs) == 1 else f"{label}[{knob.key}]"] = value
                 kind = knob.kind
