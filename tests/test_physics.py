@@ -125,7 +125,7 @@ def test_bad_physics_files_name_the_path(tmp_path, text, path):
 
 
 def test_missing_physics_file_is_a_clear_error(tmp_path):
-    with pytest.raises(PhysicsParamsError, match="cannot read physics file"):
+    with pytest.raises(PhysicsParamsError, match="physics file not found"):
         PhysicsParams.load(tmp_path / "nope.yaml")
 
 

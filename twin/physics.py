@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from twin.atomic import atomic_write_text
-from twin.errors import PhysicsParamsError, Problem
+from twin.errors import PhysicsParamsError
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -144,25 +144,13 @@ class PhysicsParams(BaseModel):
     @classmethod
     def from_yaml_text(cls, text: str, *, file: str | None = None) -> "PhysicsParams":
         """Parse parameters from YAML text; every problem is reported at once."""
-        from twin.spec.loader import parse_yaml_document, validation_problems
+        from twin.spec.loader import parse_model
 
-        data, lines = parse_yaml_document(text, file=file, error=PhysicsParamsError)
-        if data is None:
-            return cls()
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise PhysicsParamsError(validation_problems(exc, cls, file=file, lines=lines)) from None
+        return parse_model(text, cls, file=file, error=PhysicsParamsError)
 
     @classmethod
     def load(cls, path: str | Path) -> "PhysicsParams":
         """Read parameters from a YAML file (an overrides file sets only some fields)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PhysicsParamsError(Problem(f"cannot read physics file: {exc.strerror}",
-                                             file=str(path))) from None
-        return cls.from_yaml_text(text, file=str(path))
+        from twin.spec.loader import load_model
 
-
+        return load_model(path, cls, error=PhysicsParamsError, what="physics")

@@ -13,6 +13,7 @@ from typing import Any
 
 from twin.errors import did_you_mean, one_of
 from twin.spec.problems import Finding, Loc
+from twin.spec.references import entries as _entries  # one reader of raw YAML sections
 
 SHARE_TOLERANCE = 1e-6
 
@@ -36,14 +37,6 @@ def line_findings(data: Any) -> list[Finding]:
                         at_key=True))
     findings += _buffer_findings(data, stations)
     return findings
-
-
-def _entries(data: Mapping, section: str) -> Iterator[tuple[int, Mapping]]:
-    items = data.get(section)
-    if isinstance(items, Sequence) and not isinstance(items, str):
-        for index, item in enumerate(items):
-            if isinstance(item, Mapping):
-                yield index, item
 
 
 def _names(data: Mapping, section: str) -> Iterator[tuple[int, str]]:

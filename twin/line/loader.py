@@ -11,15 +11,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from twin.assets import assets_root
-from twin.errors import Problem, did_you_mean, one_of
+from twin.errors import Problem
 from twin.line.checks import line_findings
 from twin.line.spec import LineSpec, LineSpecError
-from twin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document,
-                              validation_problems)
+from twin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document, read_document,
+                              resolve_document, shipped_names, validation_problems)
 from twin.spec.problems import kind_of
 
-_LINE_SUFFIXES = (".yaml", ".yml")
 
 
 def validate_line_data(data: Any, *, file: str | None = None,
@@ -66,47 +64,17 @@ def parse_line(text: str, *, file: str | None = None) -> LineSpec:
 
 def shipped_line_names() -> list[str]:
     """Names of the example lines celltwin ships (``two_station``, ...)."""
-    folder = assets_root() / "lines"
-    return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+    return shipped_names("lines")
 
 
 def load_line(source: str | Path) -> LineSpec:
     """Load a line from a YAML file, or a shipped example by its bare name (``"two_station"``).
 
-    A ``str`` without a folder separator or ``.yaml``/``.yml`` suffix is a shipped name.
-
     Raises:
         LineSpecError: unknown name, unreadable file, bad YAML, or an invalid line.
     """
-    path = _line_path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LineSpecError(Problem("line file not found", file=str(path), value=str(source),
-                                    expected="an existing .yaml file")) from None
-    except IsADirectoryError:
-        raise LineSpecError(Problem("is a folder, not a line file", file=str(path),
-                                    value=str(source), expected="a .yaml file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise LineSpecError(Problem(f"cannot read line file: {reason}", file=str(path),
-                                    expected="a readable UTF-8 text file")) from None
-    return parse_line(text, file=str(path))
-
-
-def _line_path(source: str | Path) -> Path:
-    if isinstance(source, Path):
-        return source
-    text = str(source)
-    if "/" in text or "\\" in text or text.lower().endswith(_LINE_SUFFIXES):
-        return Path(text).expanduser()
-    names = shipped_line_names()
-    if text not in names:
-        expected = one_of(names) if names else "a path to a .yaml file (no lines are shipped)"
-        raise LineSpecError(Problem(
-            f"no shipped line named '{text}'{did_you_mean(text, names)}", value=text,
-            expected=expected + (", or a path to a .yaml file" if names else "")))
-    return assets_root() / "lines" / f"{text}.yaml"
+    path = resolve_document(source, "lines", error=LineSpecError, what="line")
+    return parse_line(read_document(path, error=LineSpecError, what="line"), file=str(path))
 
 
 def _in_file_order(problems: list[Problem]) -> list[Problem]:

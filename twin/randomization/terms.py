@@ -22,9 +22,9 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.errors import CelltwinError, Problem
+from twin.errors import CelltwinError
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -150,19 +150,9 @@ class RandomizationConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> "RandomizationConfig":
         """Read a randomization YAML file, reporting every problem at once."""
-        from twin.spec.loader import parse_yaml_document, validation_problems
+        from twin.spec.loader import load_model
 
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise RandomizationError(Problem(f"cannot read randomization file: {exc.strerror}",
-                                             file=str(path))) from None
-        data, lines = parse_yaml_document(text, file=str(path), error=RandomizationError)
-        try:
-            return cls.model_validate(data or {})
-        except ValidationError as exc:
-            raise RandomizationError(validation_problems(exc, cls, file=str(path), lines=lines)) from None
+        return load_model(path, cls, error=RandomizationError, what="randomization")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)

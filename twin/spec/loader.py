@@ -21,7 +21,7 @@ from twin.spec.problems import Finding, Loc, format_loc, kind_of, validation_fin
 from twin.spec.references import reference_findings
 from twin.spec.schema import CellSpec
 
-_CELL_SUFFIXES = (".yaml", ".yml")
+_YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class _Loader(yaml.SafeLoader):
@@ -191,49 +191,80 @@ def parse_cell(text: str, *, file: str | None = None, base_dir: Path | None = No
     return validate_cell_data(data, file=file, base_dir=base_dir, lines=lines)
 
 
+def shipped_names(folder: str) -> list[str]:
+    """Names of the shipped YAML documents in ``assets/<folder>`` (``cells``, ``lines``, ...)."""
+    path = assets_root() / folder
+    return sorted(p.stem for p in path.glob("*.yaml")) if path.is_dir() else []
+
+
 def shipped_cell_names() -> list[str]:
     """Names of the example cells celltwin ships (``pick_station``, ...)."""
-    folder = assets_root() / "cells"
-    return sorted(path.stem for path in folder.glob("*.yaml")) if folder.is_dir() else []
+    return shipped_names("cells")
+
+
+def resolve_document(source: str | Path, folder: str, *, error: type[CelltwinError],
+                     what: str) -> Path:
+    """A path, or the shipped document ``assets/<folder>/<source>.yaml`` for a bare name.
+
+    A ``str`` without a folder separator or ``.yaml``/``.yml`` suffix is a shipped name.
+    """
+    if isinstance(source, Path):
+        return source
+    text = str(source)
+    if "/" in text or "\\" in text or text.lower().endswith(_YAML_SUFFIXES):
+        return Path(text).expanduser()
+    names = shipped_names(folder)
+    if text not in names:
+        expected = one_of(names) if names else f"a path to a .yaml file (no {what}s are shipped)"
+        raise error(Problem(
+            f"no shipped {what} named '{text}'{did_you_mean(text, names)}", value=text,
+            expected=expected + (", or a path to a .yaml file" if names else "")))
+    return assets_root() / folder / f"{text}.yaml"
+
+
+def read_document(path: Path, *, error: type[CelltwinError], what: str) -> str:
+    """Read a YAML file a user wrote; a missing or unreadable file is one clear problem."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(Problem(f"{what} file not found", file=str(path), value=str(path),
+                            expected="an existing .yaml file")) from None
+    except IsADirectoryError:
+        raise error(Problem(f"is a folder, not a {what} file", file=str(path),
+                            value=str(path), expected="a .yaml file")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(Problem(f"cannot read {what} file: {reason}", file=str(path),
+                            expected="a readable UTF-8 text file")) from None
+
+
+def parse_model(text: str, model: type[BaseModel], *, file: str | None,
+                error: type[CelltwinError]):
+    """Validate a YAML document into ``model``, reporting every problem at once."""
+    data, lines = parse_yaml_document(text, file=file, error=error)
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise error(validation_problems(exc, model, file=file, lines=lines)) from None
+
+
+def load_model(path: str | Path, model: type[BaseModel], *, error: type[CelltwinError],
+               what: str):
+    """Read a YAML file and validate it into ``model`` (physics overrides, randomization...)."""
+    path = Path(path)
+    return parse_model(read_document(path, error=error, what=what), model, file=str(path),
+                       error=error)
 
 
 def load_cell(source: str | Path) -> CellSpec:
     """Load a cell from a YAML file, or a shipped example by its bare name (``"pick_station"``).
 
-    A ``str`` without a folder separator or ``.yaml``/``.yml`` suffix is a shipped name.
-
     Raises:
         CellSpecError: unknown name, unreadable file, bad YAML, or an invalid cell.
     """
-    path = _cell_path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CellSpecError(Problem("cell file not found", file=str(path), value=str(source),
-                                    expected="an existing .yaml file")) from None
-    except IsADirectoryError:
-        raise CellSpecError(Problem("is a folder, not a cell file", file=str(path),
-                                    value=str(source), expected="a .yaml file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise CellSpecError(Problem(f"cannot read cell file: {reason}", file=str(path),
-                                    expected="a readable UTF-8 text file")) from None
+    path = resolve_document(source, "cells", error=CellSpecError, what="cell")
+    text = read_document(path, error=CellSpecError, what="cell")
     return parse_cell(text, file=str(path), base_dir=path.parent.resolve())
-
-
-def _cell_path(source: str | Path) -> Path:
-    if isinstance(source, Path):
-        return source
-    text = str(source)
-    if "/" in text or "\\" in text or text.lower().endswith(_CELL_SUFFIXES):
-        return Path(text).expanduser()
-    names = shipped_cell_names()
-    if text not in names:
-        expected = one_of(names) if names else "a path to a .yaml file (no cells are shipped)"
-        raise CellSpecError(Problem(
-            f"no shipped cell named '{text}'{did_you_mean(text, names)}", value=text,
-            expected=expected + (", or a path to a .yaml file" if names else "")))
-    return assets_root() / "cells" / f"{text}.yaml"
 
 
 def dump_yaml(data: dict) -> str:

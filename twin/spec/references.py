@@ -32,20 +32,20 @@ def reference_findings(data: Any) -> list[Finding]:
     part_bodies = [body for _, _, bodies in _part_bodies(data) for body in bodies]
     robots = _names(data, "robots")
     bodies = static_bodies + part_bodies
-    for index, part in _entries(data, "parts"):
+    for index, part in entries(data, "parts"):
         findings += _must_name(part, "spawn", ("parts", index), regions,
                                "spawn region", "spawn_regions")
-    for index, region in _entries(data, "spawn_regions"):
+    for index, region in entries(data, "spawn_regions"):
         findings += _must_name(region, "on", ("spawn_regions", index), static_bodies,
                                "body", "equipment, conveyors or bins")
-    for index, target in _entries(data, "targets"):
+    for index, target in entries(data, "targets"):
         findings += _must_name(target, "relative_to", ("targets", index), bodies,
                                "body", "equipment, conveyors, bins or parts")
         findings += _must_name(target, "robot", ("targets", index), robots, "robot", "robots")
     return findings
 
 
-def _entries(data: Mapping, section: str) -> Iterator[tuple[int, Mapping]]:
+def entries(data: Mapping, section: str) -> Iterator[tuple[int, Mapping]]:
     items = data.get(section)
     if isinstance(items, Sequence) and not isinstance(items, str):
         for index, item in enumerate(items):
@@ -59,11 +59,11 @@ def _name(item: Mapping) -> str | None:
 
 
 def _names(data: Mapping, section: str) -> list[str]:
-    return [name for _, item in _entries(data, section) if (name := _name(item))]
+    return [name for _, item in entries(data, section) if (name := _name(item))]
 
 
 def _part_bodies(data: Mapping) -> Iterator[tuple[int, str, list[str]]]:
-    for index, part in _entries(data, "parts"):
+    for index, part in entries(data, "parts"):
         name = _name(part)
         if name is None:
             continue
@@ -94,7 +94,7 @@ def _name_findings(data: Mapping) -> list[Finding]:
     part_types: dict[str, Loc] = {}
     for section in NAMED_SECTIONS:
         if section != "parts":
-            for index, item in _entries(data, section):
+            for index, item in entries(data, section):
                 if (name := _name(item)) is not None:
                     claim(name, (section, index, "name"))
             continue
@@ -112,7 +112,7 @@ def _name_findings(data: Mapping) -> list[Finding]:
 
 
 def _robot_model_findings(data: Mapping) -> list[Finding]:
-    robots = list(_entries(data, "robots"))
+    robots = list(entries(data, "robots"))
     if not robots:
         return []
     # Imported here: the registry pulls in pybullet_data and URDF handling, which
