@@ -376,7 +376,10 @@ class Robot:
 
     def command_gripper_width(self, width_m: float) -> None:
         """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range."""
-        self._finger_target = self._finger_position(width_m)[:len(self._driven_fingers)]
+        target = self._finger_position(width_m)[:len(self._driven_fingers)]
+        if target == self._finger_target:
+            return  # the motor already has this target (a gripper held open or closed)
+        self._finger_target = target
         self._send_fingers()
 
     def motor_targets(self) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import math
 import os
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from robots.controllers import make_controller
 from twin.envs.observation import ObservationLayout
 from twin.envs.state import StateReader
 from twin.envs.tasks import TASKS
+from twin.envs.tasks.base import goal_distance
 from twin.errors import EnvError, Problem, did_you_mean, one_of
 from twin.physics import PhysicsParams
 from twin.randomization import Randomizer, load_randomization
@@ -42,7 +44,7 @@ from twin.randomization.sensing import SensorModel
 from twin.spec import CellSpec, load_cell
 from twin.world import World
 
-DEFAULT_CELLS = {"Reach": "table_top", "Push": "table_top", "PickPlace": "table_top",
+DEFAULT_CELLS = {"Reach": "reach_table", "Push": "table_top", "PickPlace": "table_top",
                  "ConveyorPick": "pick_station"}
 MAX_EE_SPEED_MPS = 10.0       # far beyond any arm; only a numerical explosion gets there
 MAX_OBJECT_SPEED_MPS = 20.0
@@ -65,6 +67,9 @@ class CellEnv(gym.Env):
         randomization: domain randomization: a preset (``none``, ``light``, ``standard``,
             ``aggressive``), a YAML file, or terms; sampled values are in ``info`` at reset.
         adr: an :class:`twin.randomization.ADR` that widens and narrows the uniform terms.
+        workspace_low_m, workspace_high_m: box the TCP target stays in under ``ee_delta``, in
+            the robot base frame [m]; by default the target stays above the task's work
+            surface (the lowest point of its regions less 2 cm), as panda-gym's above its table.
         **task_options: passed to the task (``object``, ``goal_region``, ``place_in``).
     """
 
@@ -75,7 +80,8 @@ class CellEnv(gym.Env):
                  physics: PhysicsParams | str | Path | dict | None = None,
                  render_mode: str | None = None,
                  render_width: int = 480, render_height: int = 480,
-                 robot_name: str | None = None, randomization=None, adr=None, **task_options):
+                 robot_name: str | None = None, randomization=None, adr=None,
+                 workspace_low_m=None, workspace_high_m=None, **task_options):
         if task not in TASKS:
             raise EnvError(Problem(f"unknown task '{task}'" + did_you_mean(task, TASKS),
                                    path="task", value=task, expected=one_of(TASKS)))
@@ -94,13 +100,13 @@ class CellEnv(gym.Env):
         self.world = World(spec, physics=_physics(physics), gui=render_mode == "human")
         try:
             self.robot = self.world.robot(robot_name or spec.robots[0].name)
-            options = {"control_period_s": self.world.control_period_s} if control == "joint_position" else {}
-            self.controller = make_controller(control, self.robot, **options)
             self.task = TASKS[task](self.world, self.robot, reward, **task_options)
+            self.controller = self._make_controller(control, workspace_low_m, workspace_high_m)
         except BaseException:
             self.world.close()
             raise
-        self.reader = StateReader(self.world, self.robot, self.task.object_body)
+        self.reader = StateReader(self.world, self.robot, self.task.object_body,
+                                  self.task.observation_terms)
         self.layout = ObservationLayout(self.task.observation_terms)
         self.sensors = SensorModel(self.layout)
         self._steps = 0
@@ -111,6 +117,18 @@ class CellEnv(gym.Env):
         self.set_randomization(randomization, adr)
         self._pending: collections.deque = collections.deque()
         self._last_obs = None
+
+    def _make_controller(self, control: str, low, high):
+        if control == "joint_position":
+            return make_controller(control, self.robot, control_period_s=self.world.control_period_s)
+        if control != "ee_delta":
+            return make_controller(control, self.robot)
+        surface = self.task.work_surface_z()
+        if low is None and surface is not None:
+            # Keep the TCP target above the task's work surface (in the base frame).
+            floor = surface - float(self.robot.base_xyz[2])
+            low = (-np.inf, -np.inf, floor)
+        return make_controller(control, self.robot, workspace_low_m=low, workspace_high_m=high)
 
     # ----------------------------------------------------------------------------- spaces
     def _define_spaces(self) -> None:
@@ -189,11 +207,11 @@ class CellEnv(gym.Env):
         else:
             observation = self._observation(state)
             self._last_obs = observation
-        achieved = observation["achieved_goal"]
-        distance = float(np.linalg.norm(np.asarray(achieved, float) - self.task.goal))
+        # The same float32 goals and distance as compute_reward sees when HER relabels.
+        distance = float(goal_distance(observation["achieved_goal"], observation["desired_goal"]))
         success = bool(not blowup and distance < self.task.distance_threshold_m)
         self._last_success = success
-        reward = float(self.task.compute_reward(achieved, self.task.goal.astype(np.float32)))
+        reward = self.task.reward_from_distance(distance)
         info = {"is_success": success, "physics_blowup": blowup,
                 "reward_terms": {"distance_m": distance, "success": float(success)}}
         return observation, reward, success, blowup, info
@@ -221,13 +239,14 @@ class CellEnv(gym.Env):
             self.controller.apply(self._pending.popleft())
 
     def _physics_sane(self, state: dict) -> bool:
-        for value in state.values():
-            if not np.isfinite(value).all():
-                return False
-        if np.linalg.norm(state["ee_velocity"]) > MAX_EE_SPEED_MPS:
+        # A NaN or inf anywhere makes the sum non-finite; comparisons with NaN are False.
+        if not math.isfinite(sum(float(value.sum()) for value in state.values())):
+            return False
+        ee_velocity = state["ee_velocity"]
+        if not ee_velocity @ ee_velocity <= MAX_EE_SPEED_MPS ** 2:
             return False
         velocity = state.get("object_velocity")
-        return velocity is None or np.linalg.norm(velocity) <= MAX_OBJECT_SPEED_MPS
+        return velocity is None or velocity @ velocity <= MAX_OBJECT_SPEED_MPS ** 2
 
     def _observation(self, state: dict):
         vector = self.layout.build(state)

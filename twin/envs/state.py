@@ -18,9 +18,11 @@ class StateReader:
         world: the world.
         robot: the robot whose base frame everything is expressed in.
         object_body: pybullet id of the task's object, or ``None``.
+        terms: the observation terms needed (default: all it can read); the gripper opening
+            is read only when asked for.
     """
 
-    def __init__(self, world, robot, object_body: int | None = None):
+    def __init__(self, world, robot, object_body: int | None = None, terms=None):
         client = world.client
         self.robot = robot
         self.object_body = object_body
@@ -37,6 +39,7 @@ class StateReader:
         self._body = robot.body_id
         self._ee_position_and_velocity = robot.ee_position_and_velocity
         self._fingers = list(robot.gripper_joint_indices)
+        self._gripper = terms is None or "gripper_width" in terms
 
     def to_base(self, world_position) -> np.ndarray:
         """Express a world-frame point in the robot base frame [m]."""
@@ -47,13 +50,15 @@ class StateReader:
         return self._to_base.T @ np.asarray(base_position, dtype=float) + self._base_position
 
     def read(self) -> dict[str, np.ndarray]:
-        """Return the current state (every term this reader can provide)."""
+        """Return the current state (the terms this reader was asked for, at least)."""
         ee_position, ee_velocity = self._ee_position_and_velocity()
         state = {
             "ee_position": self.to_base(ee_position),
             "ee_velocity": self._to_base @ ee_velocity,
-            "gripper_width": np.array([sum(s[0] for s in self._joint_states(self._body, self._fingers))]),
         }
+        if self._gripper:
+            state["gripper_width"] = np.array(
+                [sum(s[0] for s in self._joint_states(self._body, self._fingers))])
         if self.object_body is not None:
             position, orientation = self._pose(self.object_body)
             linear, angular = self._velocity(self.object_body)

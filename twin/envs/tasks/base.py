@@ -42,6 +42,11 @@ class Region:
         """The region's centre in the world frame [m]."""
         return self._rotation @ ((self.low + self.high) / 2) + self._position
 
+    def lowest_z(self) -> float:
+        """Height of the region's lowest corner in the world frame [m]."""
+        corners = np.array(np.meshgrid(*zip(self.low, self.high))).reshape(3, -1)
+        return float(np.min((self._rotation @ corners)[2] + self._position[2]))
+
 
 def find_region(world, name: str, task: str) -> Region:
     """Return the spawn region ``name`` of the world's cell, or a clear EnvError."""
@@ -103,6 +108,18 @@ class Task:
         self.object_body: int | None = None
         self.goal = np.zeros(3)  # desired goal, robot base frame [m]
 
+    # Regions whose lowest point, less WORK_SURFACE_BELOW_M, is the work surface the TCP
+    # stays above under ee_delta control (panda-gym keeps its target above the table too).
+    WORK_SURFACE_BELOW_M = 0.02
+
+    def work_surface_z(self) -> float | None:
+        """World height [m] the TCP target is kept above, or None for no floor."""
+        regions = [getattr(self, name) for name in ("goal_region", "object_region")
+                   if hasattr(self, name)]
+        if not regions:
+            return None
+        return min(region.lowest_z() for region in regions) - self.WORK_SURFACE_BELOW_M
+
     def reset(self, rng: np.random.Generator, to_base) -> None:
         """Start an episode: place what the task places and draw a goal (base frame)."""
         raise NotImplementedError
@@ -119,6 +136,12 @@ class Task:
         if self.reward_type == "sparse":
             return -(distance >= self.distance_threshold_m).astype(np.float32)
         return -distance.astype(np.float32)
+
+    def reward_from_distance(self, distance: float) -> float:
+        """The reward of one step whose goal distance is known (what compute_reward gives)."""
+        if self.reward_type == "sparse":
+            return -1.0 if distance >= self.distance_threshold_m else 0.0
+        return float(-np.float32(distance))
 
     def place_body(self, body: int, position, yaw: float) -> None:
         """Put a free body at rest at ``position`` with ``yaw`` (the start of an episode)."""

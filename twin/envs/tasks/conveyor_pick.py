@@ -69,6 +69,9 @@ class ConveyorPickTask(Task):
                                    + did_you_mean(name, bins), value=name, expected=one_of(bins)))
         return bins[name]
 
+    def work_surface_z(self) -> None:
+        return None  # the part rides above the belt and drops into a tray: no single surface
+
     def reset(self, rng: np.random.Generator, to_base) -> None:
         position, yaw = self.object_region.sample(rng)
         self.place_body(self.object_body, position, yaw)
