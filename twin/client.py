@@ -40,12 +40,36 @@ with quiet_c_output():
     from pybullet_utils.bullet_client import BulletClient
 
 
+class CachedBulletClient(BulletClient):
+    """A BulletClient that binds each pybullet function to its client once.
+
+    ``BulletClient`` builds a new ``functools.partial`` on every attribute lookup; a step or a
+    reset makes dozens of calls, so the bound function is kept on the instance instead.
+    ``disconnect`` is left uncached: BulletClient marks the client closed when it is looked up.
+    """
+
+    def __getattr__(self, name):
+        attribute = super().__getattr__(name)
+        if name != "disconnect" and callable(attribute):
+            self.__dict__[name] = attribute
+        return attribute
+
+    def disconnect(self) -> None:
+        """Disconnect and forget every bound function: pybullet reuses client ids, and a
+        function still bound to this id would reach whichever client gets it next."""
+        if self._client >= 0:
+            pybullet.disconnect(physicsClientId=self._client)
+        self._client = -1
+        for name in [n for n, v in self.__dict__.items() if callable(v)]:
+            del self.__dict__[name]
+
+
 def direct_client() -> BulletClient:
     """Connect a new headless (DIRECT) pybullet client owned by the caller."""
     with quiet_c_output():
-        return BulletClient(connection_mode=pybullet.DIRECT)
+        return CachedBulletClient(connection_mode=pybullet.DIRECT)
 
 
 def gui_client() -> BulletClient:
     """Connect a pybullet client with its OpenGL window (needs a display)."""
-    return BulletClient(connection_mode=pybullet.GUI)
+    return CachedBulletClient(connection_mode=pybullet.GUI)

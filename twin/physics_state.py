@@ -73,15 +73,22 @@ class PhysicsRecord:
             params: the parameters to return to.
             skip: ``(section, key, field)`` triples the caller overwrites right afterwards.
         """
-        if params is self._params and not self._pending_globals and not any(self._pending.values()):
-            return None
-        globals_ = {name: getattr(params, name) for name in self._touched_globals
+        if params is self._params:
+            # Returning to the record's own baseline: only what was applied since can differ.
+            if not self._pending_globals and not any(self._pending.values()):
+                return None
+            names = list(self._pending_globals)
+            candidates = {section: [(key, field) for key, fields in entries.items() for field in fields]
+                          for section, entries in self._pending.items()}
+        else:
+            names, candidates = self._touched_globals, self._touched
+        globals_ = {name: getattr(params, name) for name in names
                     if self.value_global(name) != getattr(params, name)}
         sections = {}
         for section in SECTIONS:
             table = getattr(params, section)
             entries: dict[str, dict] = {}
-            for key, field in self._touched[section]:
+            for key, field in candidates[section]:
                 if (section, key, field) not in skip:
                     value = getattr(table[key], field)
                     if value is not None and self.value(section, key, field) != value:

@@ -271,6 +271,11 @@ class World:
         """Disconnect the pybullet client; the world is unusable afterwards."""
         if getattr(self, "client", None) is not None and self.client._client >= 0:
             self.client.disconnect()
+            self._step = self._closed  # bound to the old client id, which pybullet reuses
+
+    @staticmethod
+    def _closed(*_args) -> None:
+        raise WorldError(Problem("this world is closed", expected="a World that is still open"))
 
     @property
     def closed(self) -> bool:

@@ -37,6 +37,11 @@ class TermGroup:
     label: str
     """the term's name in reports, with ``{robot}``/``{object}`` filled in"""
 
+    def __post_init__(self):
+        self.labels = ([self.label] if len(self.knobs) == 1
+                       else [f"{self.label}[{knob.key}]" for knob in self.knobs])
+        self.kind = self.knobs[0].kind
+
     @property
     def size(self) -> int:
         return len(self.knobs)
@@ -185,13 +190,14 @@ class Randomizer:
         for index, sample in samples.items():
             group = self.groups[index]
             values = group.values(sample).tolist()
-            label = group.label
-            for knob, value in zip(group.knobs, values):
-                report[label if len(group.knobs) == 1 else f"{label}[{knob.key}]"] = value
-                kind = knob.kind
-                if kind == "physics":
+            report.update(zip(group.labels, values))
+            kind = group.kind
+            if kind == "physics":
+                for knob, value in zip(group.knobs, values):
                     sections[knob.section].setdefault(knob.key, {})[knob.parameter] = value
-                elif kind == "actuator":
+                continue
+            for knob, value in zip(group.knobs, values):
+                if kind == "actuator":
                     setattr(effects, knob.parameter, value)
                 elif kind == "sensor":
                     getattr(effects, f"sensor_{knob.parameter}")[knob.key] = value
