@@ -27,21 +27,23 @@ def add_floor(client) -> int:
 
 
 def add_box(client, half_extents, position, orientation, color, mass_kg: float = 0.0,
-            collision: bool = True) -> int:
+            collision: bool = True, maximal_coordinates: bool = False) -> int:
     """Create a box body; ``mass_kg = 0`` makes it fixed."""
     shape = client.createCollisionShape(client.GEOM_BOX, halfExtents=list(half_extents)) if collision else -1
     visual = client.createVisualShape(client.GEOM_BOX, halfExtents=list(half_extents), rgbaColor=list(color))
-    return client.createMultiBody(mass_kg, shape, visual, list(position), list(orientation))
+    return client.createMultiBody(mass_kg, shape, visual, list(position), list(orientation),
+                                  useMaximalCoordinates=maximal_coordinates)
 
 
 def add_cylinder(client, radius_m, height_m, position, orientation, color, mass_kg: float = 0.0,
-                 collision: bool = True) -> int:
+                 collision: bool = True, maximal_coordinates: bool = False) -> int:
     """Create an upright cylinder body centred on ``position``."""
     shape = (client.createCollisionShape(client.GEOM_CYLINDER, radius=radius_m, height=height_m)
              if collision else -1)
     visual = client.createVisualShape(client.GEOM_CYLINDER, radius=radius_m, length=height_m,
                                       rgbaColor=list(color))
-    return client.createMultiBody(mass_kg, shape, visual, list(position), list(orientation))
+    return client.createMultiBody(mass_kg, shape, visual, list(position), list(orientation),
+                                  useMaximalCoordinates=maximal_coordinates)
 
 
 def add_equipment(client, item, mesh: PreparedMesh | None = None) -> int:
@@ -91,20 +93,25 @@ def add_bin(client, bin_spec) -> int:
     return client.createMultiBody(0.0, shape, visual, list(bin_spec.pose.xyz), _quat(bin_spec.pose))
 
 
-def add_part(client, part, position, yaw_rad: float) -> int:
-    """Create one free part resting at ``position`` (its centre) with yaw ``yaw_rad``."""
+def add_part(client, part, position, yaw_rad: float, maximal_coordinates: bool = False) -> int:
+    """Create one free part resting at ``position`` (its centre) with yaw ``yaw_rad``.
+
+    ``maximal_coordinates`` builds it as a Bullet rigid body instead of a one-link multibody:
+    the same dynamics for a free body, and a cheaper solve (long layout runs use it).
+    """
     orientation = client.getQuaternionFromEuler([0.0, 0.0, yaw_rad])
     if part.shape == "box":
         body = add_box(client, np.asarray(part.size_m) / 2, position, orientation, part.color,
-                       mass_kg=part.mass_kg)
+                       mass_kg=part.mass_kg, maximal_coordinates=maximal_coordinates)
     elif part.shape == "cylinder":
         body = add_cylinder(client, part.radius_m, part.height_m, position, orientation, part.color,
-                            mass_kg=part.mass_kg)
+                            mass_kg=part.mass_kg, maximal_coordinates=maximal_coordinates)
     else:
         shape = client.createCollisionShape(client.GEOM_SPHERE, radius=part.radius_m)
         visual = client.createVisualShape(client.GEOM_SPHERE, radius=part.radius_m,
                                           rgbaColor=list(part.color))
-        body = client.createMultiBody(part.mass_kg, shape, visual, list(position), orientation)
+        body = client.createMultiBody(part.mass_kg, shape, visual, list(position), orientation,
+                                      useMaximalCoordinates=maximal_coordinates)
     client.changeDynamics(body, -1, lateralFriction=part.friction)
     return body
 

@@ -138,7 +138,8 @@ class LayoutReport:
             lines.append(f"  {r.target:<18} by {r.robot:<10} {verdict}")
         lines.append("clearance at home (moving links):")
         for c in self.home:
-            distance = ">= search distance" if c.distance_m is None else f"{c.distance_m * 1000:7.1f} mm"
+            distance = (">= search distance" if c.distance_m is None
+                        else f"{c.distance_m * 1000:7.1f} mm")
             lines.append(f"  {c.robot:<10} - {c.body:<20} {distance}"
                          + (f"  ({c.link})" if c.link else ""))
         problems, warnings = self.problems, self.warnings

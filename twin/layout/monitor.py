@@ -2,7 +2,7 @@
 
 Definitions (per robot, checked after every control step):
 
-- **collision**: a contact reported by the physics engine between one of the robot's moving
+- **collision**: an overlap reported by the physics engine between one of the robot's moving
   links (every link but the base, which is bolted to its mount) and any body other than the
   part the robot is handling in its current cycle: equipment, conveyors, bins, the floor,
   other robots, and other parts (a neighbour in a queue counts). One *event* is one link/body
@@ -45,28 +45,30 @@ class RobotMonitor:
     Args:
         world: the run world.
         robot: the robot's name.
-        obstacles: fixed bodies and other robots (never parked parts).
+        obstacles: names of the fixed bodies, the floor and the other robots.
+        labels: body id -> the name to report; the runner adds parts as they arrive.
         near_miss_m: near-miss distance [m].
     """
 
-    def __init__(self, world, robot: str, obstacles: list[str], near_miss_m: float = 0.01):
+    def __init__(self, world, robot: str, obstacles: list[str], labels: dict[int, str],
+                 near_miss_m: float = 0.01):
         self.robot = robot
         self.near_miss_m = near_miss_m
         client = world.client
         self._robot_id = world.bodies[robot]
         self._contacts = client.getContactPoints
         self._links = link_names(client, self._robot_id)
-        self._names = {body: name for name, body in world.bodies.items()}
+        self._labels = labels
         self._other_links = {world.bodies[name]: link_names(client, world.bodies[name])
                              for name in world.robots if name != robot}
         self._obstacles = list(obstacles)
         self._probe = ProximityProbe(world, robot, list(world.bodies))
         self.events: list[Event] = []
-        self._open: dict[tuple, Event] = {}      # pair -> collision event in progress
-        self._near: dict[tuple, Event] = {}      # pair -> near-miss event in progress
+        self._open: dict[str, Event] = {}        # body -> collision event in progress
+        self._near: dict[str, Event] = {}        # body -> near-miss event in progress
         self.min_clearance_m: dict[str, float] = {}
 
-    def update(self, now_s: float, dt_s: float, handled: int | None, live_parts: list[str],
+    def update(self, now_s: float, dt_s: float, handled: int | None, live_parts: list[int],
                moving: bool) -> int:
         """Record this step's contacts (and near misses while ``moving``).
 
@@ -74,30 +76,36 @@ class RobotMonitor:
             now_s: simulated time at the end of the step [s].
             dt_s: control period [s].
             handled: body id of the part the robot is handling, or ``None``.
-            live_parts: names of the parts now in the cell.
+            live_parts: body ids of the parts now in the cell.
             moving: the robot works on a part this step.
 
         Returns:
             how many new collision events began.
         """
-        touching: dict[tuple, float] = {}
+        touching: dict[str, tuple] = {}  # body -> (depth, link, body link)
         for contact in self._contacts(bodyA=self._robot_id):
             link, body = contact[3], contact[2]
-            if link == BASE_LINK or body == handled:
+            # The engine also lists points a hair apart (within its contact margin): only
+            # overlap is a collision; the rest are near misses, measured below.
+            if link == BASE_LINK or body == handled or contact[8] >= 0.0:
                 continue
-            key = (self._links[link], self._names.get(body, str(body)),
-                   self._other_links[body][contact[4]] if body in self._other_links else "")
-            touching[key] = min(touching.get(key, 0.0), contact[8])
+            name = self._labels.get(body, str(body))
+            if name not in touching or contact[8] < touching[name][0]:
+                touching[name] = (contact[8], self._links[link],
+                                  self._other_links[body][contact[4]]
+                                  if body in self._other_links else "")
         began = 0
-        for key, depth in touching.items():
-            event = self._open.get(key)
+        for name, (depth, link, body_link) in touching.items():
+            event = self._open.get(name)
             if event is None:
-                event = self._open[key] = Event("collision", self.robot, *key, now_s, 0.0, depth)
+                event = self._open[name] = Event("collision", self.robot, link, name, body_link,
+                                                 now_s, 0.0, depth)
                 self.events.append(event)
                 began += 1
             event.duration_s += dt_s
-            event.distance_m = min(event.distance_m, depth)
-            self._clearance(key[1], depth)
+            if depth < event.distance_m:
+                event.distance_m, event.link, event.body_link = depth, link, body_link
+            self._clearance(name, depth)
         for key in [key for key in self._open if key not in touching]:
             del self._open[key]
         if moving:
@@ -105,30 +113,27 @@ class RobotMonitor:
         return began
 
     def _near_misses(self, now_s, dt_s, handled, live_parts, touching) -> None:
-        handled_name = self._names.get(handled)
-        bodies = self._obstacles + [name for name in live_parts if name != handled_name]
-        close = {}
-        for near in self._probe.within(self.near_miss_m, bodies):
-            key = (near.link, near.body, near.body_link)
-            if key in touching or near.distance_m < 0:
+        extra = {self._labels[body]: body for body in live_parts if body != handled}
+        close: dict[str, object] = {}  # body -> its closest Proximity
+        for near in self._probe.within(self.near_miss_m, self._obstacles, extra):
+            label = near.body
+            if label in touching or near.distance_m < 0:
                 continue  # counted as a collision
-            close[key] = min(close.get(key, self.near_miss_m), near.distance_m)
-        for key, distance in close.items():
-            self._clearance(key[1], distance)
-            event = self._near.get(key)
+            if label not in close or near.distance_m < close[label].distance_m:
+                close[label] = near
+        for name, near in close.items():
+            self._clearance(name, near.distance_m)
+            event = self._near.get(name)
             if event is None:
-                event = self._near[key] = Event("near_miss", self.robot, *key, now_s, 0.0, distance)
+                event = self._near[name] = Event("near_miss", self.robot, near.link, name,
+                                                 near.body_link, now_s, 0.0, near.distance_m)
                 self.events.append(event)
             event.duration_s += dt_s
-            event.distance_m = min(event.distance_m, distance)
+            if near.distance_m < event.distance_m:
+                event.distance_m, event.link = near.distance_m, near.link
         for key in [key for key in self._near if key not in close]:
             del self._near[key]
 
     def _clearance(self, body: str, distance: float) -> None:
         if distance < self.min_clearance_m.get(body, float("inf")):
             self.min_clearance_m[body] = distance
-
-    def counts(self) -> tuple[int, int]:
-        """(collision events, near-miss events) so far."""
-        collisions = sum(1 for event in self.events if event.kind == "collision")
-        return collisions, len(self.events) - collisions

@@ -1,138 +1,128 @@
-"""The parts of a layout run: a pool of bodies built once, parked until they arrive.
+"""The parts of a layout run: spawned where they arrive, removed when they leave.
 
-A run needs as many parts as it feeds, but every part resting in the cell costs the physics
-solver time on every substep (about 0.3-0.6 ms per control step each for pick_station). So the
-run cell holds ``N`` parts of each feed's type, built with the world, and keeps every part that
-is not in the cell *parked*: massless (static) and in no collision group, where the solver
-never sees it. A part arrives by being un-parked at its spawn region's centre; it leaves (placed,
-dropped) by being parked again. Only the few parts in the cell are simulated.
+A part in the world costs the physics time on every step (0.3-0.6 ms per control step for one
+resting in pick_station, about 5 microseconds even for a static one parked out of the way), so
+a run does not build all the parts it feeds up front. The run cell has no parts at all; the
+runner builds each part with :func:`twin.scene.add_part` (exactly as a world builds a cell's
+parts) when it arrives, at its spawn region's centre, and removes it from the world when it
+leaves: placed (it goes on with the outfeed), dropped or missed (it is cleared away). Only the
+parts in the cell are simulated.
+
+Parts are named after their type and arrival order: ``can_0``, ``can_1``, ... (``can`` when a
+run feeds one).
+
+By default a part is built as a *rigid body in maximal coordinates* (:func:`add_rigid_part`):
+the same shape, mass, friction and colour as :func:`twin.scene.add_part` gives it, but solved
+by Bullet's rigid-body path instead of as a one-link multibody. For a single free body the
+dynamics are the same; the solver is cheaper: pick_station runs about 20 % faster (measured:
+cycle times within 0.01 s of the multibody's). ``multibody_parts=True`` builds them exactly
+as a world does.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from twin import scene
 from twin.layout.jobs import Feed, Job
 from twin.spec import CellSpec
 from twin.spec.loader import validate_cell_data
 
-_PARK_XYZ = (0.0, 0.0, -50.0)  # out of sight and, with no collision group, out of reach
-_STAGING = "layout_staging"
 
-
-def run_cell(cell: CellSpec, jobs: list[Job], parts: int) -> tuple[CellSpec, dict[str, list[str]]]:
-    """The cell a run builds: the cell's parts replaced by pools, only the jobs' targets kept.
-
-    Args:
-        cell: the cell as written.
-        jobs: the jobs found in it.
-        parts: how many parts the run feeds in all; split across feeds, first feeds first.
-
-    Returns:
-        the run cell, and feed name -> the pool's body names in arrival order.
-    """
-    feeds = _unique_feeds(jobs)
+def run_cell(cell: CellSpec, jobs: list[Job]) -> CellSpec:
+    """The cell a run builds: no parts (the runner brings them), only the jobs' targets."""
     data = cell.model_dump(mode="json", exclude_none=True)
-    taken = {item["name"] for section in ("robots", "equipment", "conveyors", "bins",
-                                          "spawn_regions") for item in data.get(section, [])}
-    staging = _STAGING
-    while staging in taken:
-        staging += "_"
-    data["spawn_regions"] = [*data.get("spawn_regions", []),
-                             {"name": staging, "low_m": list(_PARK_XYZ), "high_m": list(_PARK_XYZ)}]
     used = {target.name for job in jobs for target in (job.pick, job.place)}
     data["targets"] = [t for t in data.get("targets", []) if t["name"] in used]
     data["parts"] = []
-    shares = [parts // len(feeds) + (index < parts % len(feeds)) for index in range(len(feeds))]
-    type_names = [feed.part.name for feed in feeds]
-    for feed, share in zip(feeds, shares):
-        if share == 0:
-            continue
-        name = feed.part.name if type_names.count(feed.part.name) == 1 else \
-            f"{feed.part.name}_{feed.name}"
-        part = feed.part.model_dump(mode="json", exclude_none=True)
-        data["parts"].append({**part, "name": name, "count": share, "spawn": staging})
-    spec = validate_cell_data(data)
-    pools = {}
-    entries = iter(spec.parts)
-    for feed, share in zip(feeds, shares):
-        pools[feed.name] = next(entries).body_names() if share else []
-    return spec, pools
+    return validate_cell_data(data)
 
 
-def _unique_feeds(jobs: list[Job]) -> list[Feed]:
+def feed_shares(jobs: list[Job], parts: int) -> dict[str, tuple[Feed, int]]:
+    """Feed name -> (feed, parts it brings): ``parts`` split across feeds, first feeds first."""
     feeds: dict[str, Feed] = {}
     for job in jobs:
         feeds.setdefault(job.feed.name, job.feed)
-    return list(feeds.values())
+    count = len(feeds)
+    return {name: (feed, parts // count + (index < parts % count))
+            for index, (name, feed) in enumerate(feeds.items())}
 
 
-@dataclass
-class PoolPart:
-    """One part of the pool and where it is in its life."""
-
-    name: str
-    body_id: int
-    feed: str
-    mass_kg: float
-
-
-class PartPool:
-    """Parks and releases the pool parts of a run world.
+class PartSpawner:
+    """Builds, names and removes the parts of a run.
 
     Args:
         world: the run world (built from :func:`run_cell`).
-        pools: feed name -> body names, from :func:`run_cell`.
+        shares: from :func:`feed_shares`.
+        labels: body id -> name, updated as parts come and go (shared with the monitors).
+        dynamics: part type name -> :class:`twin.physics.BodyDynamics` overrides to apply to
+            every part of that type (what ``--physics`` says about the cell's parts).
     """
 
-    def __init__(self, world, pools: dict[str, list[str]]):
+    def __init__(self, world, shares: dict[str, tuple[Feed, int]], labels: dict[int, str],
+                 dynamics: dict | None = None, multibody_parts: bool = False):
         self._world = world
-        client = world.client
-        self._client = client
-        self.parts: dict[str, PoolPart] = {}
-        self.waiting: dict[str, list[str]] = {feed: list(names) for feed, names in pools.items()}
-        for feed, names in pools.items():
-            for name in names:
-                body = world.bodies[name]
-                self.parts[name] = PoolPart(name, body, feed, client.getDynamicsInfo(body, -1)[0])
-                self._park(body)
-        self.live: set[str] = set()
+        self._add = scene.add_part if multibody_parts else add_rigid_part
+        self._client = world.client
+        self.labels = labels
+        self._dynamics = dynamics or {}
+        self._feeds = {name: feed for name, (feed, _) in shares.items()}
+        self._count = {name: count for name, (_, count) in shares.items()}
+        self.remaining = dict(self._count)
+        types = [feed.part.name for feed in self._feeds.values()]
+        self._prefix = {name: feed.part.name if types.count(feed.part.name) == 1
+                        else f"{name}_{feed.part.name}" for name, feed in self._feeds.items()}
+        self._body: dict[str, int] = {}      # live part -> body id
         self._sync_conveyors()
 
-    def release(self, name: str, position, yaw_rad: float) -> None:
-        """Bring a parked part into the cell at rest at ``position`` with yaw ``yaw_rad``."""
-        part = self.parts[name]
-        client = self._client
-        client.resetBasePositionAndOrientation(part.body_id, list(position),
-                                               client.getQuaternionFromEuler([0.0, 0.0, yaw_rad]))
-        client.resetBaseVelocity(part.body_id, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
-        client.changeDynamics(part.body_id, -1, mass=part.mass_kg)
-        client.setCollisionFilterGroupMask(part.body_id, -1, 1, -1)  # pybullet's default
-        self.waiting[part.feed].remove(name)
-        self.live.add(name)
+    @property
+    def live(self):
+        """Names of the parts in the cell now."""
+        return self._body.keys()
+
+    def body(self, part: str) -> int:
+        """The body id of a live part."""
+        return self._body[part]
+
+    def release(self, feed: str, position, yaw_rad: float) -> str:
+        """Build the next part of ``feed`` at rest at ``position``; return its name."""
+        index = self._count[feed] - self.remaining[feed]
+        name = self._prefix[feed] if self._count[feed] == 1 else f"{self._prefix[feed]}_{index}"
+        part = self._feeds[feed].part
+        body = self._add(self._client, part, list(position), yaw_rad)
+        overrides = self._dynamics.get(part.name)
+        if overrides is not None:
+            self._apply(body, overrides)
+        self.remaining[feed] -= 1
+        self._body[name] = body
+        self.labels[body] = name
+        self._sync_conveyors()
+        return name
+
+    def remove(self, part: str) -> None:
+        """Take a part out of the world."""
+        body = self._body.pop(part)
+        self._client.removeBody(body)
+        self.labels.pop(body, None)
         self._sync_conveyors()
 
-    def remove(self, name: str) -> None:
-        """Take a part out of the cell (placed parts leave with the outfeed; dropped ones are
-        cleared away)."""
-        self._park(self.parts[name].body_id)
-        self.live.discard(name)
-        self._sync_conveyors()
-
-    def _park(self, body: int) -> None:
-        client = self._client
-        client.setCollisionFilterGroupMask(body, -1, 0, 0)
-        client.changeDynamics(body, -1, mass=0.0)
-        client.resetBasePositionAndOrientation(body, list(_PARK_XYZ), [0.0, 0.0, 0.0, 1.0])
-        client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    def _apply(self, body: int, dynamics) -> None:
+        names = {"mass_kg": "mass", "lateral_friction": "lateralFriction",
+                 "rolling_friction": "rollingFriction", "spinning_friction": "spinningFriction",
+                 "restitution": "restitution"}
+        values = {names[key]: value for key, value in dynamics.model_dump().items()
+                  if value is not None}
+        if values:
+            self._client.changeDynamics(body, -1, **values)
 
     def _sync_conveyors(self) -> None:
-        # A belt asks each body it may carry whether it touches it, every control step: only
-        # parts in the cell are worth asking about.
-        live = frozenset(self.parts[name].body_id for name in self.live)
+        # A belt asks each body it may carry whether it touches it, every control step.
+        live = frozenset(self._body.values())
         for conveyor in self._world.conveyors.values():
             conveyor.carried = live
+
+
+def add_rigid_part(client, part, position, yaw_rad: float) -> int:
+    """:func:`twin.scene.add_part` as a rigid body in maximal coordinates (see the module)."""
+    return scene.add_part(client, part, position, yaw_rad, maximal_coordinates=True)
 
 
 def spawn_pose(world, feed: Feed) -> tuple[list[float], float]:

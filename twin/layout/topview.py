@@ -100,7 +100,8 @@ def draw_top_view(world, path: str | Path | None, *, envelopes_m: dict[str, floa
         u, v = project(mark.position_m)[0]
         shown.append(np.array([[u, v]]))
         axes.plot(u, v, mark.marker, color=mark.color, markersize=8,
-                  markeredgecolor="black" if mark.marker == "o" else mark.color, markeredgewidth=1.5)
+                  markeredgecolor="black" if mark.marker == "o" else mark.color,
+                  markeredgewidth=1.5)
         axes.annotate(mark.label, (u, v), xytext=(6, -6), textcoords="offset points",
                       color=mark.color, fontsize=8,
                       bbox=dict(boxstyle="round,pad=0.15", fc="black", alpha=0.45, lw=0))

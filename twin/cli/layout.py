@@ -1,0 +1,296 @@
+"""`celltwin layout check|run|compare` and `celltwin sweep`: line planning on cell twins."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from twin.cli.common import add_world_arguments
+
+
+def register(subparsers) -> None:
+    layout = subparsers.add_parser(
+        "layout", help="check a layout's reach and paths, run it with parts, compare layouts",
+        description="Line planning on a cell twin. See docs/layout.md.")
+    commands = layout.add_subparsers(dest="layout_command", metavar="ACTION")
+
+    check = commands.add_parser(
+        "check", help="reach of every target with a joint margin, collisions along the paths "
+                      "there, clearances at home; a top view with the findings",
+        description="Writes layout_check.json and layout_check.png into --out. Exit 0 when "
+                    "all is well, 1 when a target is unreachable, a path collides or bodies "
+                    "overlap, 2 on invalid input.")
+    add_world_arguments(check)
+    check.add_argument("--margin-deg", type=_non_negative_float, default=5.0, metavar="DEG",
+                       help="every joint must stay this far inside its limits (default: 5)")
+    check.add_argument("--clearance-m", type=_positive_float, default=0.01, metavar="M",
+                       help="closer than this is a near miss (default: 0.01)")
+    check.add_argument("--approach-m", type=_non_negative_float, default=0.12, metavar="M",
+                       help="paths pass this far above each target, as the expert does; "
+                            "0 goes straight from home (default: 0.12)")
+    check.add_argument("--out", type=Path, default=Path("runs/layout_check"),
+                       help="run directory (default: runs/layout_check)")
+    check.set_defaults(handler=run_check)
+
+    run = commands.add_parser(
+        "run", help="run the cell in physics with arriving parts and the scripted expert; "
+                    "cycle times, throughput, utilization, collisions",
+        description="Feeds --parts parts into the cell and measures every one. Writes "
+                    "kpis.json, parts.csv, summary.md and cycle_times.png into --out.")
+    add_world_arguments(run)
+    _add_run_options(run, parts=10)
+    run.add_argument("--out", type=Path, default=Path("runs/layout_run"),
+                     help="run directory (default: runs/layout_run)")
+    run.set_defaults(handler=run_run)
+
+    compare = commands.add_parser(
+        "compare", help="run several layouts the same way and name the better one",
+        description="Runs each cell as `layout run` does and writes compare.md, compare.json, "
+                    "compare.png, top_views.png and one run directory per layout into --out.")
+    compare.add_argument("cells", metavar="CELL", nargs="+",
+                         help="cell files (YAML) or names of shipped example cells")
+    compare.add_argument("--physics", metavar="FILE", type=Path, default=None,
+                         help="physics parameter overrides (YAML) applied to every layout")
+    compare.add_argument("--robot", metavar="MODEL", default=None,
+                         help="swap every robot of every layout for this registered model")
+    _add_run_options(compare, parts=10)
+    compare.add_argument("--out", type=Path, default=Path("runs/layout_compare"),
+                         help="run directory (default: runs/layout_compare)")
+    compare.set_defaults(handler=run_compare)
+
+    layout.set_defaults(handler=lambda args: layout.print_help() or 2)
+
+    sweep = subparsers.add_parser(
+        "sweep", help="layout runs over a grid of layout parameters, in parallel on Ray",
+        description="Each grid point is a `layout run` of CELL with the parameters set. "
+                    "Writes sweep.md, sweep.json, heatmap.png and points/NNN/ into --out. "
+                    'Needs Ray: pip install "ray>=2.9".')
+    add_world_arguments(sweep)
+    sweep.add_argument("--param", action="append", required=True, metavar="PATH=LO:HI:N",
+                       help="a cell number by dotted path and its values, e.g. "
+                            "robots[0].base.xyz[0]=-0.1:0.1:3; repeat for a grid")
+    sweep.add_argument("--workers", type=_positive_int, default=2,
+                       help="CPUs of the local Ray (default: 2)")
+    sweep.add_argument("--address", default=None, metavar="ADDR",
+                       help="join this Ray cluster instead of starting a local one")
+    _add_run_options(sweep, parts=3)
+    sweep.add_argument("--out", type=Path, default=Path("runs/sweep"),
+                       help="run directory (default: runs/sweep)")
+    sweep.set_defaults(handler=run_sweep)
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, parts: int) -> None:
+    parser.add_argument("--parts", type=_positive_int, default=parts, metavar="N",
+                        help=f"parts fed into the cell (default: {parts})")
+    parser.add_argument("--policy", default="expert", choices=["expert"],
+                        help="what works the cell (default: the scripted expert)")
+    parser.add_argument("--max-sim-s", type=_positive_float, default=None, metavar="S",
+                        help="stop after this much simulated time (default: 60 s + 30 s a part)")
+    parser.add_argument("--spacing-m", type=_positive_float, default=0.4, metavar="M",
+                        help="distance between parts on a belt; with the belt speed it sets "
+                             "the arrival interval (default: 0.4)")
+    parser.add_argument("--arrival-interval-s", type=_positive_float, default=None, metavar="S",
+                        help="time between arrivals, overriding --spacing-m; bins are "
+                             "otherwise refilled as soon as their part is taken")
+    parser.add_argument("--pick", default=None, metavar="TARGET",
+                        help="pick target to use (default: a conveyor-fed pick* target)")
+    parser.add_argument("--place", default=None, metavar="TARGET",
+                        help="place target to use (default: the first place* target)")
+    parser.add_argument("--multibody-parts", action="store_true",
+                        help="build parts exactly as a world does (one-link multibodies) "
+                             "instead of as rigid bodies, about 20%% slower to simulate")
+
+
+def _options(args):
+    from twin.layout.runner import RunOptions
+
+    return RunOptions(parts=args.parts, max_sim_s=args.max_sim_s, spacing_m=args.spacing_m,
+                      arrival_interval_s=args.arrival_interval_s, pick=args.pick,
+                      place=args.place, policy=args.policy,
+                      multibody_parts=args.multibody_parts)
+
+
+def _cell(source, robot: str | None):
+    from twin.spec import load_cell
+
+    spec = load_cell(source)
+    return spec.with_robot_model(robot) if robot else spec
+
+
+def _physics(args):
+    from twin.physics import PhysicsParams
+
+    return PhysicsParams.load(args.physics) if args.physics else None
+
+
+# ---------------------------------------------------------------------------------- handlers
+def run_check(args) -> int:
+    from twin.cli.common import build_world
+    from twin.layout.check import check_layout, write_check
+
+    with build_world(args) as world:
+        report = check_layout(world, margin_deg=args.margin_deg, clearance_m=args.clearance_m,
+                              approach_m=args.approach_m)
+        paths = write_check(world, report, args.out)
+    print(report.to_text())
+    print(f"wrote {', '.join(str(path) for path in paths)}")
+    return 0 if report.ok else 1
+
+
+def run_run(args) -> int:
+    from twin.layout.report import summary_lines, write_run
+    from twin.layout.runner import run_layout
+
+    cell = _cell(args.cell, args.robot)
+    options = _options(args)
+    print(f"cell '{cell.name}': feeding {options.parts} parts")
+    result = run_layout(cell, options, physics=_physics(args), progress=_run_progress())
+    kpis, paths = write_run(result, args.out)
+    for line in summary_lines(kpis):
+        print(line)
+    print(f"wrote {', '.join(str(path) for path in paths)}")
+    return 0
+
+
+def run_compare(args) -> int:
+    from twin.errors import CelltwinError
+    from twin.layout.compare import run_compare as compare, write_compare
+    from twin.layout.jobs import find_jobs
+
+    cells, problems = [], []
+    for source in args.cells:  # every unreadable cell at once
+        try:
+            cells.append(_cell(source, args.robot))
+        except CelltwinError as error:
+            problems += error.problems
+    if problems:
+        raise CelltwinError(problems)
+    options = _options(args)
+    for cell in cells:  # and every cell without a job, before anything runs
+        try:
+            find_jobs(cell, options.pick, options.place)
+        except CelltwinError as error:
+            problems += error.problems
+    if problems:
+        raise CelltwinError(problems)
+    entries = compare(cells, options, physics=_physics(args), progress=_compare_progress())
+    decision, paths = write_compare(entries, args.out, options)
+    for entry in entries:
+        k = entry.kpis
+        print(f"  {entry.label:<28} {k['throughput_per_h']:8.1f} parts/h, cycle "
+              f"{k['cycle_time_s']['mean'] or float('nan'):.2f} s, longest phase "
+              f"{k['longest_phase']}, {k['real_time_factor']:.1f}x real time")
+    print(decision["text"])
+    print(f"wrote {args.out / 'compare.md'}, compare.json, compare.png, top_views.png and "
+          f"{len(entries)} run directories")
+    return 0
+
+
+def run_sweep(args) -> int:
+    from twin.errors import CelltwinError
+    from twin.layout.params import parse_param
+    from twin.layout.sweep import plan, run_sweep as sweep, write_sweep
+
+    params, problems = [], []
+    for text in args.param:
+        try:
+            params.append(parse_param(text))
+        except CelltwinError as error:
+            problems += error.problems
+    if problems:
+        raise CelltwinError(problems)
+    cell = _cell(args.cell, args.robot)
+    points = plan(cell, params)  # bad paths and values fail here, before Ray starts
+    print(f"sweeping cell '{cell.name}': {len(points)} grid points, {args.parts} parts each, "
+          + (f"Ray at {args.address}" if args.address
+             else f"local Ray with {args.workers} workers"))
+    results = sweep(cell, params, _options(args), workers=args.workers, address=args.address,
+                    physics=_physics(args), progress=_sweep_progress())
+    paths = write_sweep(cell, params, results, args.out)
+    for line in (args.out / "sweep.md").read_text().splitlines()[2:]:
+        print(line)
+    failed = sum(1 for point in results if point.error)
+    print(f"wrote {args.out / 'sweep.md'}, sweep.json, heatmap.png and "
+          f"{len(paths) - 3} files under points/")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------- progress
+def _bar(fraction: float, width: int = 30) -> str:
+    filled = round(width * min(max(fraction, 0.0), 1.0))
+    return f"[{'#' * filled}{'.' * (width - filled)}]"
+
+
+def _run_progress():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(sim_s: float, done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\rrunning {_bar(done / total)} {done}/{total} parts, {sim_s:7.1f} s simulated",
+              end=end, file=sys.stderr, flush=True)
+    return show
+
+
+def _compare_progress():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(index: int, total: int, label: str) -> None:
+        print(f"running layout {index + 1}/{total}: {label}", file=sys.stderr, flush=True)
+    return show
+
+
+def _sweep_progress():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\rsweeping {_bar(done / total)} {done}/{total} points", end=end,
+              file=sys.stderr, flush=True)
+    return show
+
+
+# ---------------------------------------------------------------------------------- types
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"not a finite number: '{text}'")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
+    return value
+
+
+if __name__ == "__main__":  # `python -m twin.cli.layout ...` before it is listed in main
+    from twin.cli import main as cli_main
+
+    if "twin.cli.layout" not in cli_main.COMMAND_MODULES:
+        cli_main.COMMAND_MODULES = (*cli_main.COMMAND_MODULES, "__main__")
+    sys.exit(cli_main.main())

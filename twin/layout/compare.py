@@ -1,0 +1,280 @@
+"""`layout compare`: several layouts run the same way, side by side, with a verdict.
+
+The better layout places more parts per hour. When two throughputs are within
+``TIE_SHARE`` (1 %) of each other (both held back by the same feed, say), the shorter mean cycle
+time decides: that layout has more slack. The *deciding bottleneck* is the phase of the cycle in
+which the runner-up loses the most time against the winner (approach, carry, ...); if the
+runner-up is starved much more, the feed is named instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from twin.atomic import atomic_write_text
+from twin.layout.kpis import kpis
+from twin.layout.runner import PHASES, RunOptions, RunResult, run_layout
+from twin.spec import CellSpec
+
+TIE_SHARE = 0.01
+
+
+@dataclass
+class Entry:
+    """One layout of a comparison."""
+
+    label: str
+    cell: CellSpec
+    result: RunResult
+    kpis: dict
+    folder: str
+
+    @property
+    def throughput(self) -> float:
+        return self.kpis["throughput_per_h"]
+
+    @property
+    def mean_cycle(self) -> float:
+        mean = self.kpis["cycle_time_s"]["mean"]
+        return float("inf") if mean is None else mean
+
+    @property
+    def starved_share(self) -> float:
+        robots = self.kpis["robots"].values()
+        return max((r["starved_share"] for r in robots), default=0.0)
+
+
+def _better(a: Entry, b: Entry) -> int:
+    """-1 when ``a`` is the better layout, 1 when ``b`` is."""
+    top = max(a.throughput, b.throughput)
+    if top > 0 and abs(a.throughput - b.throughput) > TIE_SHARE * top:
+        return -1 if a.throughput > b.throughput else 1
+    if a.mean_cycle != b.mean_cycle:
+        return -1 if a.mean_cycle < b.mean_cycle else 1
+    return 0
+
+
+def rank(entries: list[Entry]) -> list[Entry]:
+    """Entries best first."""
+    return sorted(entries, key=functools.cmp_to_key(_better))
+
+
+def verdict(ranked: list[Entry]) -> dict:
+    """Who wins, by how much, and which phase (or the feed) decides it."""
+    best = ranked[0]
+    if len(ranked) == 1:
+        return {"best": best.label, "text": f"only one layout: {best.label}"}
+    runner = ranked[1]
+    deltas = {phase: runner.kpis["phase_times_s"].get(phase, 0.0)
+              - best.kpis["phase_times_s"].get(phase, 0.0) for phase in PHASES}
+    phase = max(deltas, key=deltas.get) if best.kpis["phase_times_s"] else None
+    tied = _better(best, runner) == 0 or abs(best.throughput - runner.throughput) <= \
+        TIE_SHARE * max(best.throughput, runner.throughput, 1e-9)
+    how = (f"{best.throughput:.1f} vs {runner.throughput:.1f} parts/h" if not tied else
+           f"same throughput ({best.throughput:.1f} parts/h, both limited by the feed), "
+           f"shorter cycle {best.mean_cycle:.2f} vs {runner.mean_cycle:.2f} s")
+    starved_gap = runner.starved_share - best.starved_share
+    if phase is not None and (deltas[phase] > 0 or starved_gap <= 0.05):
+        bottleneck = phase
+        why = (f"'{runner.label}' loses most in {phase}: "
+               f"{runner.kpis['phase_times_s'].get(phase, 0.0):.2f} s vs "
+               f"{best.kpis['phase_times_s'].get(phase, 0.0):.2f} s per part "
+               f"({deltas[phase]:+.2f} s)")
+    else:
+        bottleneck = "feed"
+        why = (f"'{runner.label}' waits for parts {runner.starved_share:.0%} of the time "
+               f"vs {best.starved_share:.0%}")
+    longest = {entry.label: entry.kpis["longest_phase"] for entry in ranked}
+    text = f"better layout: '{best.label}' ({how}); deciding bottleneck: {bottleneck}: {why}"
+    return {"best": best.label, "runner_up": runner.label, "deciding_bottleneck": bottleneck,
+            "phase_deltas_s": {p: round(d, 4) for p, d in deltas.items()},
+            "longest_phase": longest, "text": text}
+
+
+def run_compare(cells: list[CellSpec], options: RunOptions, *, physics=None,
+                progress=None) -> list[Entry]:
+    """Run every cell with the same options; return the entries in the order given."""
+    entries = []
+    labels = _labels([cell.name for cell in cells])
+    for index, (cell, label) in enumerate(zip(cells, labels)):
+        if progress is not None:
+            progress(index, len(cells), label)
+        result = run_layout(cell, options, physics=physics)
+        entries.append(Entry(label, cell, result, kpis(result), _folder(label)))
+    return entries
+
+
+def _labels(names: list[str]) -> list[str]:
+    labels = []
+    for index, name in enumerate(names):
+        labels.append(name if names.count(name) == 1 else f"{name}#{names[:index + 1].count(name)}")
+    return labels
+
+
+def _folder(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+
+
+ROW_KEYS = (("throughput_per_h", "throughput [parts/h]", ".1f"),
+            ("capacity_per_h", "capacity if never starved [parts/h]", ".1f"),
+            ("cycle_mean", "cycle time mean [s]", ".2f"),
+            ("cycle_p90", "cycle time p90 [s]", ".2f"),
+            ("utilization", "robot busy", ".0%"),
+            ("starved", "robot starved", ".0%"),
+            ("tcp_path", "TCP path per part [m]", ".2f"),
+            ("longest_phase", "longest phase", "s"),
+            ("parts", "parts in / out / dropped / missed", "s"),
+            ("collisions", "collisions / near misses", "s"))
+
+
+def table_rows(entry: Entry) -> dict:
+    """The figures of one layout as they appear in the table (and compare.json)."""
+    k = entry.kpis
+    robots = list(k["robots"].values())
+    longest = k["longest_phase"]
+    return {
+        "throughput_per_h": k["throughput_per_h"], "capacity_per_h": k["capacity_per_h"],
+        "cycle_mean": k["cycle_time_s"]["mean"], "cycle_p90": k["cycle_time_s"]["p90"],
+        "utilization": float(np.mean([r["utilization"] for r in robots])),
+        "starved": float(np.mean([r["starved_share"] for r in robots])),
+        "tcp_path": float(np.mean([r["tcp_path_per_part_m"] or 0.0 for r in robots])),
+        "longest_phase": f"{longest} ({k['phase_times_s'][longest]:.2f} s)" if longest else "-",
+        "parts": f"{k['parts_in']} / {k['parts_out']} / {k['parts_dropped']} / "
+                 f"{k['parts_missed']}",
+        "collisions": f"{k['collisions']['events']} / {k['near_misses']['events']}"}
+
+
+def compare_md(ranked: list[Entry], decision: dict) -> str:
+    order = sorted(ranked, key=lambda e: e.label == decision["best"], reverse=True)
+    rows = {entry.label: table_rows(entry) for entry in order}
+    out = ["# Layout comparison", "", decision["text"], "",
+           "| | " + " | ".join(f"**{e.label}**" if e.label == decision["best"] else e.label
+                               for e in order) + " |",
+           "| --- |" + " --- |" * len(order)]
+    for key, title, spec in ROW_KEYS:
+        cells = []
+        for entry in order:
+            value = rows[entry.label][key]
+            cells.append("-" if value is None else value if spec == "s" else format(value, spec))
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    out += ["", "## Mean phase times per placed part [s]", "",
+            "| phase | " + " | ".join(e.label for e in order) + " |",
+            "| --- |" + " --- |" * len(order)]
+    for phase in PHASES:
+        out.append(f"| {phase} | " + " | ".join(
+            f"{e.kpis['phase_times_s'].get(phase, 0.0):.2f}" for e in order) + " |")
+    out += ["", "Each layout's run directory (kpis.json, parts.csv, summary.md, cycle_times.png) "
+                "and top view are in the folder named after it."]
+    return "\n".join(out) + "\n"
+
+
+def compare_figure(entries: list[Entry], best: str):
+    """Throughput bars and stacked mean cycle phases, one bar per layout."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [e.label for e in entries]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(max(9.0, 2.2 * len(entries) + 5), 4.5),
+                                         dpi=100)
+    x = np.arange(len(entries))
+    colors = ["tab:green" if label == best else "tab:gray" for label in labels]
+    left.bar(x, [e.throughput for e in entries], color=colors, label="throughput")
+    left.scatter(x, [e.kpis["capacity_per_h"] for e in entries], marker="_", s=600,
+                 color="black", label="capacity if never starved", zorder=3)
+    left.set_xticks(x, labels, rotation=15)
+    left.set_ylabel("parts per hour")
+    left.set_title("throughput (higher is better)")
+    left.legend(fontsize=8)
+    bottom = np.zeros(len(entries))
+    cmap = plt.get_cmap("tab10")
+    for index, phase in enumerate(PHASES):
+        heights = np.array([e.kpis["phase_times_s"].get(phase, 0.0) for e in entries])
+        right.bar(x, heights, bottom=bottom, color=cmap(index), label=phase)
+        bottom += heights
+    right.set_xticks(x, labels, rotation=15)
+    right.set_ylabel("mean cycle time [s]")
+    right.set_title("cycle time by phase (lower is better)")
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def top_view_image(cell: CellSpec, options: RunOptions, title: str) -> np.ndarray:
+    """A top view of ``cell`` with reach circles and each robot's pick and place targets."""
+    import matplotlib.pyplot as plt
+
+    from twin.check import target_pose
+    from twin.layout.check import reach_envelope_m
+    from twin.layout.jobs import find_jobs
+    from twin.layout.topview import Mark, draw_top_view
+    from twin.world import World
+
+    with World(cell) as world:
+        marks = []
+        for job in find_jobs(cell, options.pick, options.place):
+            marks.append(Mark(tuple(target_pose(world, job.pick)[0]), f"{job.pick.name}",
+                              "limegreen"))
+            marks.append(Mark(tuple(target_pose(world, job.place)[0]), f"{job.place.name}",
+                              "deepskyblue"))
+        envelopes = {name: reach_envelope_m(robot.model) for name, robot in world.robots.items()}
+        figure = draw_top_view(world, None, envelopes_m=envelopes, marks=marks, title=title,
+                               width=640, height=480)
+    try:
+        figure.canvas.draw()
+        return np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
+    finally:
+        plt.close(figure)
+
+
+def write_compare(entries: list[Entry], out_dir: str | Path,
+                  options: RunOptions) -> tuple[dict, list[Path]]:
+    """Write every run directory, the table, the chart and the top views; return the verdict."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from twin.atomic import atomic_write_bytes
+    from twin.layout.report import write_run
+    from twin.layout.topview import save_figure
+
+    out_dir = Path(out_dir)
+    ranked = rank(entries)
+    decision = verdict(ranked)
+    paths = []
+    tops = []
+    for entry in entries:
+        _, written = write_run(entry.result, out_dir / entry.folder)
+        paths += written
+        image = top_view_image(entry.cell, options, entry.label)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        paths.append(atomic_write_bytes(out_dir / entry.folder / "top_view.png", buffer.getvalue()))
+        tops.append(image)
+    height = max(image.shape[0] for image in tops)
+    padded = [np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255)
+              for image in tops]
+    buffer = io.BytesIO()
+    Image.fromarray(np.concatenate(padded, axis=1)).save(buffer, format="PNG")
+    paths.append(atomic_write_bytes(out_dir / "top_views.png", buffer.getvalue()))
+    document = {"verdict": decision, "ranking": [e.label for e in ranked],
+                "layouts": [{"label": e.label, "cell": e.cell.name, "folder": e.folder,
+                             **table_rows(e), "phase_times_s": e.kpis["phase_times_s"],
+                             "kpis": {key: value for key, value in e.kpis.items()
+                                      if key not in ("collisions", "near_misses")}}
+                            for e in entries]}
+    paths.append(atomic_write_text(out_dir / "compare.json", json.dumps(document, indent=2)))
+    paths.append(atomic_write_text(out_dir / "compare.md", compare_md(ranked, decision)))
+    figure = compare_figure(entries, decision["best"])
+    try:
+        paths.append(save_figure(figure, out_dir / "compare.png"))
+    finally:
+        plt.close(figure)
+    return decision, paths
