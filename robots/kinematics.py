@@ -13,7 +13,6 @@ from functools import cache
 from typing import Sequence
 
 import numpy as np
-import pybullet
 from twin.client import direct_client
 
 from robots.errors import RobotError

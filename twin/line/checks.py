@@ -8,7 +8,7 @@ skipped here: the schema reports it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from twin.errors import did_you_mean, one_of
