@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from twin.physics import PhysicsParams
@@ -32,3 +33,37 @@ def build_world(args: argparse.Namespace):
         spec = spec.with_robot_model(args.robot)
     overrides = PhysicsParams.load(args.physics) if args.physics else None
     return World(spec, physics=overrides)
+
+
+def _number(text: str, kind: type, minimum: float, strict: bool):
+    """An argparse type: a finite ``kind`` above (``strict``) or at least ``minimum``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not {'an integer' if kind is int else 'a number'}: '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: '{text}'")
+    if value < minimum or (strict and value == minimum):
+        raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum:g}, got {value:g}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _number(text, int, 1, strict=False)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, 0, strict=False)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _number(text, float, 0.0, strict=True)
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, 0.0, strict=False)

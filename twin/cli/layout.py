@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from twin.cli.common import add_world_arguments
+from twin.cli.common import (add_world_arguments, non_negative_float, positive_float,
+                             positive_int)
 
 
 def register(subparsers) -> None:
@@ -22,11 +23,11 @@ def register(subparsers) -> None:
                     "all is well, 1 when a target is unreachable, a path collides or bodies "
                     "overlap, 2 on invalid input.")
     add_world_arguments(check)
-    check.add_argument("--margin-deg", type=_non_negative_float, default=5.0, metavar="DEG",
+    check.add_argument("--margin-deg", type=non_negative_float, default=5.0, metavar="DEG",
                        help="every joint must stay this far inside its limits (default: 5)")
-    check.add_argument("--clearance-m", type=_positive_float, default=0.01, metavar="M",
+    check.add_argument("--clearance-m", type=positive_float, default=0.01, metavar="M",
                        help="closer than this is a near miss (default: 0.01)")
-    check.add_argument("--approach-m", type=_non_negative_float, default=0.12, metavar="M",
+    check.add_argument("--approach-m", type=non_negative_float, default=0.12, metavar="M",
                        help="paths pass this far above each target, as the expert does; "
                             "0 goes straight from home (default: 0.12)")
     check.add_argument("--out", type=Path, default=Path("runs/layout_check"),
@@ -70,7 +71,7 @@ def register(subparsers) -> None:
     sweep.add_argument("--param", action="append", required=True, metavar="PATH=LO:HI:N",
                        help="a cell number by dotted path and its values, e.g. "
                             "robots[0].base.xyz[0]=-0.1:0.1:3; repeat for a grid")
-    sweep.add_argument("--workers", type=_positive_int, default=2,
+    sweep.add_argument("--workers", type=positive_int, default=2,
                        help="CPUs of the local Ray (default: 2)")
     sweep.add_argument("--address", default=None, metavar="ADDR",
                        help="join this Ray cluster instead of starting a local one")
@@ -81,16 +82,16 @@ def register(subparsers) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, parts: int) -> None:
-    parser.add_argument("--parts", type=_positive_int, default=parts, metavar="N",
+    parser.add_argument("--parts", type=positive_int, default=parts, metavar="N",
                         help=f"parts fed into the cell (default: {parts})")
     parser.add_argument("--policy", default="expert", choices=["expert"],
                         help="what works the cell (default: the scripted expert)")
-    parser.add_argument("--max-sim-s", type=_positive_float, default=None, metavar="S",
+    parser.add_argument("--max-sim-s", type=positive_float, default=None, metavar="S",
                         help="stop after this much simulated time (default: 60 s + 30 s a part)")
-    parser.add_argument("--spacing-m", type=_positive_float, default=0.4, metavar="M",
+    parser.add_argument("--spacing-m", type=positive_float, default=0.4, metavar="M",
                         help="distance between parts on a belt; with the belt speed it sets "
                              "the arrival interval (default: 0.4)")
-    parser.add_argument("--arrival-interval-s", type=_positive_float, default=None, metavar="S",
+    parser.add_argument("--arrival-interval-s", type=positive_float, default=None, metavar="S",
                         help="time between arrivals, overriding --spacing-m; bins are "
                              "otherwise refilled as soon as their part is taken")
     parser.add_argument("--pick", default=None, metavar="TARGET",
@@ -251,46 +252,3 @@ def _sweep_progress():
         print(f"\rsweeping {_bar(done / total)} {done}/{total} points", end=end,
               file=sys.stderr, flush=True)
     return show
-
-
-# ---------------------------------------------------------------------------------- types
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"not a finite number: '{text}'")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
-    return value
-
-
-if __name__ == "__main__":  # `python -m twin.cli.layout ...` before it is listed in main
-    from twin.cli import main as cli_main
-
-    if "twin.cli.layout" not in cli_main.COMMAND_MODULES:
-        cli_main.COMMAND_MODULES = (*cli_main.COMMAND_MODULES, "__main__")
-    sys.exit(cli_main.main())

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from twin.cli.common import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -18,9 +19,9 @@ def register(subparsers) -> None:
                     "buffers.png into the run directory. The format of LINE is in docs/line.md.")
     run.add_argument("line", metavar="LINE",
                      help="line file (YAML) or the name of a shipped example line")
-    run.add_argument("--seed", type=_non_negative_int, default=0,
+    run.add_argument("--seed", type=non_negative_int, default=0,
                      help="seed of every random stream (default: 0)")
-    run.add_argument("--days", type=_positive_int, default=None,
+    run.add_argument("--days", type=positive_int, default=None,
                      help="days to simulate (default: the file's shift.days)")
     run.add_argument("--warmup-h", type=float, default=0.0, metavar="H",
                      help="on-shift hours at the start left out of the statistics (default: 0)")
@@ -51,24 +52,3 @@ def _progress_bar(width: int = 30):
         print(f"\rsimulating [{'#' * filled}{'.' * (width - filled)}] day {day}/{days}",
               end=end, file=sys.stderr, flush=True)
     return show
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None

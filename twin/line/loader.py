@@ -15,8 +15,8 @@ from twin.errors import Problem
 from twin.line.checks import line_findings
 from twin.line.spec import LineSpec, LineSpecError
 from twin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document, read_document,
-                              resolve_document, shipped_names, validation_problems)
-from twin.spec.problems import kind_of
+                              require_mapping, resolve_document, shipped_names,
+                              validation_problems)
 
 
 
@@ -28,14 +28,7 @@ def validate_line_data(data: Any, *, file: str | None = None,
         LineSpecError: with every schema and cross-section problem found, in file order.
     """
     lines = lines or LineIndex()
-    top_keys = ", ".join(LineSpec.model_fields)
-    if data is None:
-        raise LineSpecError(Problem("the line file is empty", file=file, line=1,
-                                    expected=f"a mapping with keys {top_keys}"))
-    if not isinstance(data, dict):
-        raise LineSpecError(Problem(f"the top level must be a mapping, got {kind_of(data)}",
-                                    file=file, line=lines.line(()), value=data,
-                                    expected=f"a mapping with keys {top_keys}"))
+    require_mapping(data, LineSpec, error=LineSpecError, file=file, lines=lines, what="line")
     problems = findings_to_problems(lines.duplicate_keys, file=file, lines=lines)
     spec = None
     try:

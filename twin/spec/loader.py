@@ -142,6 +142,19 @@ def validation_problems(exc: ValidationError, model: type[BaseModel], *, file: s
     return findings_to_problems(validation_findings(exc, model), file=file, lines=lines)
 
 
+def require_mapping(data: Any, model: type[BaseModel], *, error: type[CelltwinError],
+                    file: str | None, lines: LineIndex, what: str) -> None:
+    """Refuse an empty document or one whose top level is not a mapping, naming the keys."""
+    top_keys = ", ".join(model.model_fields)
+    if data is None:
+        raise error(Problem(f"the {what} file is empty", file=file, line=1,
+                            expected=f"a mapping with keys {top_keys}"))
+    if not isinstance(data, dict):
+        raise error(Problem(f"the top level must be a mapping, got {kind_of(data)}",
+                            file=file, line=lines.line(()), value=data,
+                            expected=f"a mapping with keys {top_keys}"))
+
+
 def validate_cell_data(data: Any, *, file: str | None = None, base_dir: Path | None = None,
                        lines: LineIndex | None = None) -> CellSpec:
     """Validate a raw cell document (as YAML gives it) and return the spec.
@@ -150,14 +163,7 @@ def validate_cell_data(data: Any, *, file: str | None = None, base_dir: Path | N
         CellSpecError: with every schema and reference problem found.
     """
     lines = lines or LineIndex()
-    top_keys = ", ".join(CellSpec.model_fields)
-    if data is None:
-        raise CellSpecError(Problem("the cell file is empty", file=file, line=1,
-                                    expected=f"a mapping with keys {top_keys}"))
-    if not isinstance(data, dict):
-        raise CellSpecError(Problem(f"the top level must be a mapping, got {kind_of(data)}",
-                                    file=file, line=lines.line(()), value=data,
-                                    expected=f"a mapping with keys {top_keys}"))
+    require_mapping(data, CellSpec, error=CellSpecError, file=file, lines=lines, what="cell")
     findings = list(lines.duplicate_keys)
     spec = None
     try:
