@@ -177,32 +177,45 @@ def apply_entries(world: "World", globals_: dict, sections: dict) -> None:
 
 
 def _apply_joints(world: "World", entries: dict) -> None:
-    joints = _joints(world)
+    table = _joint_table(world)
     change = world.client.changeDynamics
+    value = world.joint_value
     new_limits: dict[str, np.ndarray] = {}
     grip: dict[str, float] = {}
     for key, fields in entries.items():
-        robot_name, body, index = joints[key]
+        robot_name, body, index, slot = table[key]
         if "damping" in fields:
             change(body, index, jointDamping=fields["damping"])
-        if "force_limit" not in fields and "friction" not in fields:
+        limit, friction = fields.get("force_limit"), fields.get("friction")
+        if limit is None and friction is None:
             continue
-        limit = fields["force_limit"] if "force_limit" in fields else world.joint_value(key, "force_limit")
-        friction = fields["friction"] if "friction" in fields else world.joint_value(key, "friction")
-        effective = max(limit - (friction or 0.0), 0.0)  # friction eats into the motor's force
-        robot = world.robots[robot_name]
-        slot = _arm_slot(world, robot, index)
+        if limit is None:
+            limit = value(key, "force_limit")
+        if friction is None:
+            friction = value(key, "friction") or 0.0
+        effective = max(limit - friction, 0.0)  # friction eats into the motor's force
         if slot is None:
             grip[robot_name] = effective
             continue
         if robot_name not in new_limits:
-            new_limits[robot_name] = np.array(robot.arm_force_limits, dtype=float)
+            new_limits[robot_name] = np.array(world.robots[robot_name].arm_force_limits, dtype=float)
         new_limits[robot_name][slot] = effective
     # One assignment per robot: each re-sends the motor commands.
     for robot_name, limits in new_limits.items():
         world.robots[robot_name].arm_force_limits = limits
     for robot_name, force in grip.items():
         world.robots[robot_name].gripper_force_n = force
+
+
+def _joint_table(world: "World") -> dict[str, tuple[str, int, int, int | None]]:
+    """``robot/joint`` -> (robot, body, joint index, slot in the arm order or None) (cached)."""
+    if "joint_table" not in world._name_maps:
+        table = {}
+        for key, (robot_name, body, index) in _joints(world).items():
+            arm = world.robots[robot_name].arm_joint_indices.tolist()
+            table[key] = (robot_name, body, index, arm.index(index) if index in arm else None)
+        world._name_maps["joint_table"] = table
+    return world._name_maps["joint_table"]
 
 
 def _nominal_inertia(world: "World", key: str, body: int, link: int):
@@ -214,9 +227,3 @@ def _nominal_inertia(world: "World", key: str, body: int, link: int):
     return table[key]
 
 
-def _arm_slot(world: "World", robot, joint_index: int) -> int | None:
-    """Position of a joint in the robot's arm-joint order, or None for a finger (cached)."""
-    key = ("arm_slots", robot.name)
-    if key not in world._name_maps:
-        world._name_maps[key] = {j: i for i, j in enumerate(robot.arm_joint_indices.tolist())}
-    return world._name_maps[key].get(joint_index)

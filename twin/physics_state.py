@@ -28,6 +28,8 @@ class PhysicsRecord:
         self._touched_globals: set[str] = set()
         # (key, field) pairs ever changed, per section: what a return to a snapshot redoes.
         self._touched: dict[str, set[tuple[str, str]]] = {section: set() for section in SECTIONS}
+        # (section, key, field) of every pending value, for cheap set arithmetic on restore.
+        self._pending_fields: set[tuple[str, str, str]] = set()
         self.substeps = params.substeps
 
     def current(self) -> PhysicsParams:
@@ -40,6 +42,7 @@ class PhysicsRecord:
             self._params = self._params.merged(overrides)
             self._pending_globals = {}
             self._pending = {section: {} for section in SECTIONS}
+            self._pending_fields = set()
         return self._params
 
     def record(self, globals_: dict, sections: dict) -> None:
@@ -49,9 +52,14 @@ class PhysicsRecord:
         for section, entries in sections.items():
             pending = self._pending[section]
             touched = self._touched[section]
+            changed = self._pending_fields
             for key, fields in entries.items():
                 pending.setdefault(key, {}).update(fields)
-                touched.update((key, field) for field in fields)
+                for field in fields:
+                    triple = (section, key, field)
+                    if triple not in changed:
+                        changed.add(triple)
+                        touched.add((key, field))
         if "substeps" in globals_:
             self.substeps = globals_["substeps"]
 
@@ -74,12 +82,15 @@ class PhysicsRecord:
             skip: ``(section, key, field)`` triples the caller overwrites right afterwards.
         """
         if params is self._params:
-            # Returning to the record's own baseline: only what was applied since can differ.
-            if not self._pending_globals and not any(self._pending.values()):
+            # Returning to the record's own baseline: only what was applied since can differ,
+            # and of that only what the caller does not set again right away.
+            fields = self._pending_fields - skip if skip else self._pending_fields
+            if not self._pending_globals and not fields:
                 return None
             names = list(self._pending_globals)
-            candidates = {section: [(key, field) for key, fields in entries.items() for field in fields]
-                          for section, entries in self._pending.items()}
+            candidates = {section: [] for section in SECTIONS}
+            for section, key, field in fields:
+                candidates[section].append((key, field))
         else:
             names, candidates = self._touched_globals, self._touched
         globals_ = {name: getattr(params, name) for name in names
@@ -96,9 +107,23 @@ class PhysicsRecord:
             sections[section] = entries
         return globals_, sections
 
-    def reset_to(self, params: PhysicsParams) -> None:
-        """Make ``params`` the current record (after re-applying :meth:`revert_to`)."""
+    def reset_to(self, params: PhysicsParams, kept=frozenset()) -> None:
+        """Make ``params`` the current record (after re-applying :meth:`revert_to`).
+
+        Args:
+            params: the parameters the world was returned to.
+            kept: ``(section, key, field)`` triples left as they were (the caller sets them
+                again at once); their values stay on record instead of ``params``'.
+        """
+        if params is self._params and kept:
+            for section, key, field in self._pending_fields - kept:
+                entry = self._pending[section].get(key)
+                if entry is not None:
+                    entry.pop(field, None)
+            self._pending_fields &= kept
+        else:
+            self._pending = {section: {} for section in SECTIONS}
+            self._pending_fields = set()
         self._params = params
         self._pending_globals = {}
-        self._pending = {section: {} for section in SECTIONS}
         self.substeps = params.substeps

@@ -245,11 +245,12 @@ class World:
             raise WorldError(Problem("snapshot does not belong to this world"))
         self.client.restoreState(stateId=snapshot.state_id)
         revert = self._physics.revert_to(snapshot.params, overwritten)
-        if revert is not None and (revert[0] or any(revert[1].values())):
+        if revert is not None:
             # Re-apply only what was ever changed: a randomized reset touches a handful of
             # entries, and re-applying every body and link would cost more than the reset.
-            apply_entries(self, *revert)
-            self._physics.reset_to(snapshot.params)
+            if revert[0] or any(revert[1].values()):
+                apply_entries(self, *revert)
+            self._physics.reset_to(snapshot.params, overwritten)
         for conveyor, speed in zip(self.conveyors.values(), snapshot.conveyor_speeds):
             conveyor.speed_mps = speed
         for robot, targets in zip(self.robots.values(), snapshot.motor_targets):

@@ -72,21 +72,40 @@ class UniformBatch:
         self.sizes = [g.size for _, g in self.uniform]
         ends = np.cumsum(self.sizes).tolist()
         self.slices = [slice(end - size, end) for end, size in zip(ends, self.sizes)]
+        groups_ = [g for _, g in self.uniform]
+        operations = np.repeat([g.term.operation for g in groups_], self.sizes)
+        self.nominal = np.concatenate([g.nominal for g in groups_]) if groups_ else np.zeros(0)
+        self.scale = operations == "scale"
+        self.add = operations == "add"
+        self.bound_low = np.concatenate([g.low for g in groups_]) if groups_ else np.zeros(0)
+        self.bound_high = np.concatenate([g.high for g in groups_]) if groups_ else np.zeros(0)
+        self.integer = np.repeat([g.integer for g in groups_], self.sizes).astype(bool)
         self.low = np.repeat([g.term.distribution.low for _, g in self.uniform], self.sizes)
         self.span = np.repeat([g.term.distribution.high - g.term.distribution.low
                                for _, g in self.uniform], self.sizes)
 
     def sample(self, rng: np.random.Generator, adr=None) -> dict[int, np.ndarray]:
         if not self.uniform:
-            return {}
+            return np.zeros(0)
         low, span = self.low, self.span
         if adr is not None:  # ADR moves the ranges between episodes
             ranges = [adr.ranges.get(g.term.label, (g.term.distribution.low, g.term.distribution.high))
                       for _, g in self.uniform]
             low = np.repeat([r[0] for r in ranges], self.sizes)
             span = np.repeat([r[1] - r[0] for r in ranges], self.sizes)
-        values = low + span * rng.random(low.size)
-        return {i: values[part] for (i, _), part in zip(self.uniform, self.slices)}
+        return low + span * rng.random(low.size)
+
+    def values(self, raw: np.ndarray) -> dict[int, list]:
+        """Every uniform term's parameter values from its raw samples, in one vector pass."""
+        combined = np.where(self.scale, self.nominal * raw, np.where(self.add, self.nominal + raw, raw))
+        combined = np.minimum(np.maximum(combined, self.bound_low), self.bound_high)
+        if self.integer.any():
+            combined = np.where(self.integer, np.rint(combined), combined)
+        return {i: [int(v) for v in combined[part].tolist()] if g.integer else combined[part].tolist()
+                for (i, g), part in zip(self.uniform, self.slices)}
+
+    def split(self, raw: np.ndarray) -> dict[int, np.ndarray]:
+        return {i: raw[part] for (i, _), part in zip(self.uniform, self.slices)}
 
 
 class Randomizer:
@@ -146,32 +165,48 @@ class Randomizer:
             return Uniform(low=low, high=high)
         return term.distribution
 
-    def _sample(self, when: tuple[str, ...], rng: np.random.Generator) -> dict[int, np.ndarray]:
+    def _batch(self, when: tuple[str, ...]) -> "UniformBatch":
         if when not in self._batches:
             self._batches[when] = UniformBatch([(i, g) for i, g in enumerate(self.groups)
                                                 if g.term.when in when])
-        batch = self._batches[when]
-        samples = batch.sample(rng, self.adr)
+        return self._batches[when]
+
+    def _sample(self, when: tuple[str, ...], rng: np.random.Generator) -> dict[int, np.ndarray]:
+        """Raw samples per term index: the uniform terms in one draw, then the others."""
+        batch = self._batch(when)
+        samples = batch.split(batch.sample(rng, self.adr))
         for index, group in batch.others:
             samples[index] = self._distribution(group.term).sample(rng, group.size)
         return samples
+
+    def _draw_values(self, when: tuple[str, ...], rng: np.random.Generator) -> dict[int, list]:
+        """Parameter values per term index, drawn as :meth:`_sample` draws them."""
+        batch = self._batch(when)
+        raw = batch.sample(rng, self.adr)
+        others = {index: self._distribution(group.term).sample(rng, group.size)
+                  for index, group in batch.others}
+        if self.adr is not None and self.pinned is not None:
+            label, side = self.pinned
+            bound = self.adr.ranges[label][0 if side == "low" else 1]
+            for (index, group), part in zip(batch.uniform, batch.slices):
+                if group.term.label == label:
+                    raw[part] = bound
+            for index, group in batch.others:
+                if group.term.label == label:
+                    others[index] = np.full(group.size, bound)
+        values = batch.values(raw)
+        for index, sample in others.items():
+            values[index] = self.groups[index].values(sample).tolist()
+        return values
 
     def reset(self, rng: np.random.Generator) -> dict[str, float]:
         """Sample and apply the reset (and first interval) terms; return every value in force."""
         if not self.groups:
             return {}
-        samples = self._sample(("reset", "interval"), rng)
-        self.pinned = None
-        if self.adr is not None:
-            self.pinned = self.adr.pin(rng)
-            if self.pinned is not None:
-                label, side = self.pinned
-                bound = self.adr.ranges[label][0 if side == "low" else 1]
-                for index, group in enumerate(self.groups):
-                    if group.term.label == label:
-                        samples[index] = np.full(len(group.knobs), bound)
+        self.pinned = self.adr.pin(rng) if self.adr is not None else None
+        values = self._draw_values(("reset", "interval"), rng)
         self.effects = EpisodeEffects()
-        self.values = {**(self.startup_values or {}), **self._apply(samples)}
+        self.values = {**(self.startup_values or {}), **self._apply_values(values)}
         return self.values
 
     def step(self, step_index: int, rng: np.random.Generator) -> None:
@@ -183,13 +218,16 @@ class Randomizer:
             self.values.update(self._apply(due))
 
     def _apply(self, samples: dict[int, np.ndarray]) -> dict[str, float]:
+        return self._apply_values({index: self.groups[index].values(sample).tolist()
+                                   for index, sample in samples.items()})
+
+    def _apply_values(self, all_values: dict[int, list]) -> dict[str, float]:
         sections: dict[str, dict[str, dict]] = {"bodies": {}, "joints": {}, "robots": {}}
         offsets: dict = {}
         report = {}
         effects = self.effects
-        for index, sample in samples.items():
+        for index, values in all_values.items():
             group = self.groups[index]
-            values = group.values(sample).tolist()
             report.update(zip(group.labels, values))
             kind = group.kind
             if kind == "physics":

@@ -32,8 +32,8 @@ class SensorModel:
         return self._slices.values() if key == "*" else [self._slices[key]] if key in self._slices else []
 
     def apply(self, vector: np.ndarray, effects, rng: np.random.Generator) -> np.ndarray:
-        """Return the reported vector for this step (``vector`` is the true one)."""
-        self._history.append(vector.copy())
+        """Return the reported vector for this step (``vector``, the true one, is kept)."""
+        self._history.append(vector)
         reported = vector.copy()
         for key, steps in effects.sensor_delay_steps.items():
             if steps > 0:
@@ -51,5 +51,5 @@ class SensorModel:
             if std > 0:
                 for part in self._slices_for(key):
                     reported[part] += rng.normal(0.0, std, part.stop - part.start)
-        self._last = reported.astype(np.float32)
-        return self._last.copy()
+        self._last = reported
+        return reported.copy()
