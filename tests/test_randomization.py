@@ -146,6 +146,23 @@ def test_colour_term_scales_the_nominal_colour_without_compounding():
     env.close()
 
 
+def test_camera_and_light_terms_change_the_rendered_frame():
+    def frame(randomization):
+        env = make(randomization=randomization, render_mode="rgb_array", render_width=64,
+                   render_height=48)
+        env.reset(seed=0)
+        image = env.render().astype(int)
+        env.close()
+        return image
+
+    nominal = frame(None)
+    assert np.array_equal(nominal, frame(None))
+    moved = frame([term("camera", "eye_x_m", 0.3, 0.3, operation="add")])
+    lit = frame([term("light", "direction_z", -1.5, -1.5, operation="add")])
+    assert np.abs(moved - nominal).mean() > 1.0
+    assert np.abs(lit - nominal).mean() > 1.0
+
+
 # ------------------------------------------------------------------ seeding and defaults
 def test_same_seed_reproduces_samples_and_episodes():
     a, b = make(randomization="standard"), make(randomization="standard")

@@ -48,10 +48,9 @@ def run_evaluate(args) -> int:
         if sys.stderr.isatty():
             print(f"\rgrid {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
 
-    results = evaluate(args.policy, f"celltwin/{args.task}-v0", {**kwargs},
+    results = evaluate(args.policy, f"celltwin/{args.task}-v0", kwargs,
                        episodes=args.episodes, grid_episodes=args.grid_episodes,
                        randomization=args.dr, sweeps=sweeps, seed=args.seed, progress=progress)
-    results["env_kwargs"] = {k: str(v) for k, v in kwargs.items()}
     written = write_report(results, args.out)
     print(f"nominal:    {results['nominal']['success_rate']:.0%} success, "
           f"return {results['nominal']['mean_return']:.2f}")

@@ -120,7 +120,8 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
     try:
         policy = load_policy(policy_spec, env)
         base = env.unwrapped
-        results = {"policy": policy_spec, "env": env_id, "env_kwargs": env_kwargs, "seed": seed}
+        results = {"policy": policy_spec, "env": env_id, "seed": seed,
+                   "env_kwargs": {key: str(value) for key, value in env_kwargs.items()}}
         base.set_randomization(None)
         results["nominal"] = asdict(run_episodes(env, policy, episodes, seed))
         if randomization and randomization != "none":

@@ -54,13 +54,19 @@ def scene_bounds(world) -> tuple[np.ndarray, np.ndarray]:
     return np.min(lows, axis=0), np.max(highs, axis=0)
 
 
+DEFAULT_LIGHT_DIRECTION = (0.4, -0.6, 1.0)
+
+
 def render_view(world, *, view: str = "perspective", width: int = 640, height: int = 480,
-                renderer: int | None = None) -> np.ndarray:
+                renderer: int | None = None, light_direction=DEFAULT_LIGHT_DIRECTION,
+                camera_offset_m=(0.0, 0.0, 0.0)) -> np.ndarray:
     """Render the world as an RGB array (height x width x 3, uint8).
 
     Args:
         view: ``perspective`` (from the front-left, above) or ``top`` (straight down).
         renderer: a pybullet renderer constant; by default :func:`renderer_for` decides.
+        light_direction: direction towards the light, world frame.
+        camera_offset_m: added to the camera's eye position [m] (visual randomization).
     """
     client = world.client
     low, high = scene_bounds(world)
@@ -72,12 +78,13 @@ def render_view(world, *, view: str = "perspective", width: int = 640, height: i
     else:
         eye = centre + np.array([-0.9, -1.2, 0.9]) * (0.8 * size + 0.4)
         up = [0.0, 0.0, 1.0]
+    eye = eye + np.asarray(camera_offset_m, dtype=float)
     view_matrix = client.computeViewMatrix(eye.tolist(), centre.tolist(), up)
     projection = client.computeProjectionMatrixFOV(45.0, width / height, 0.05, 50.0)
     _, _, rgba, _, _ = client.getCameraImage(
         width, height, view_matrix, projection,
         renderer=renderer_for(client) if renderer is None else renderer,
-        lightDirection=[0.4, -0.6, 1.0], shadow=1)
+        lightDirection=list(light_direction), shadow=1)
     return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
 
 

@@ -266,7 +266,10 @@ class CellEnv(gym.Env):
             from twin.render import render_view
 
             width, height = self.render_size
-            return render_view(self.world, view="perspective", width=width, height=height)
+            effects = self.randomizer.effects  # light and camera randomization, if any
+            return render_view(self.world, view="perspective", width=width, height=height,
+                               light_direction=effects.light_direction,
+                               camera_offset_m=effects.camera_offset_m)
         return None
 
     def close(self) -> None:

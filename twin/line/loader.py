@@ -11,12 +11,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from twin.errors import Problem
 from twin.line.checks import line_findings
 from twin.line.spec import LineSpec, LineSpecError
 from twin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document, read_document,
                               require_mapping, resolve_document, shipped_names,
-                              validation_problems)
+                              unique_problems, validation_problems)
 
 
 
@@ -36,7 +35,7 @@ def validate_line_data(data: Any, *, file: str | None = None,
     except ValidationError as exc:
         problems += validation_problems(exc, LineSpec, file=file, lines=lines)
     problems += findings_to_problems(line_findings(data), file=file, lines=lines)
-    problems = _in_file_order(problems)
+    problems = unique_problems(problems)
     if problems or spec is None:
         raise LineSpecError(problems)
     return spec
@@ -68,14 +67,3 @@ def load_line(source: str | Path) -> LineSpec:
     """
     path = resolve_document(source, "lines", error=LineSpecError, what="line")
     return parse_line(read_document(path, error=LineSpecError, what="line"), file=str(path))
-
-
-def _in_file_order(problems: list[Problem]) -> list[Problem]:
-    seen, unique = set(), []
-    for problem in problems:
-        key = (problem.path, problem.message)
-        if key not in seen:
-            seen.add(key)
-            unique.append(problem)
-    # Problems without a line (none in a parsed file) keep their place at the end.
-    return sorted(unique, key=lambda problem: problem.line if problem.line is not None else 1 << 30)

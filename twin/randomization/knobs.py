@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.errors import Problem, did_you_mean, one_of
+from twin.render import DEFAULT_LIGHT_DIRECTION
 from twin.randomization.terms import RandomizationError, Term
 
 BODY_PARAMETERS = {"mass_kg": (1e-4, None), "lateral_friction": (0.0, None),
@@ -43,7 +44,7 @@ class EpisodeEffects:
     sensor_bias: dict[str, float] = field(default_factory=dict)
     sensor_drop_probability: dict[str, float] = field(default_factory=dict)
     sensor_delay_steps: dict[str, int] = field(default_factory=dict)
-    light_direction: np.ndarray = field(default_factory=lambda: np.array([0.4, -0.6, 1.0]))
+    light_direction: np.ndarray = field(default_factory=lambda: np.array(DEFAULT_LIGHT_DIRECTION))
     camera_offset_m: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 

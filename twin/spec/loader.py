@@ -172,7 +172,7 @@ def validate_cell_data(data: Any, *, file: str | None = None, base_dir: Path | N
     except ValidationError as exc:
         findings += validation_findings(exc, CellSpec)
     findings += reference_findings(data)
-    problems = _unique(findings_to_problems(findings, file=file, lines=lines))
+    problems = unique_problems(findings_to_problems(findings, file=file, lines=lines))
     if problems or spec is None:
         raise CellSpecError(problems)
     return spec
@@ -180,7 +180,7 @@ def validate_cell_data(data: Any, *, file: str | None = None, base_dir: Path | N
 
 def raise_reference_problems(data: Any) -> None:
     """Raise :class:`CellSpecError` if a cell built in Python has broken cross-references."""
-    problems = _unique(findings_to_problems(reference_findings(data)))
+    problems = unique_problems(findings_to_problems(reference_findings(data)))
     if problems:
         raise CellSpecError(problems)
 
@@ -290,7 +290,8 @@ def _names_first(value: Any) -> Any:
     return value
 
 
-def _unique(problems: list[Problem]) -> list[Problem]:
+def unique_problems(problems: list[Problem]) -> list[Problem]:
+    """Drop repeated problems (same path and message) and sort them into file order."""
     seen, unique = set(), []
     for problem in problems:
         key = (problem.path, problem.message)
