@@ -1,12 +1,98 @@
-"""`celltwin evaluate`: success of a policy on the nominal, randomized and perturbed twin."""
+"""`celltwin train` and `celltwin evaluate`: learn a policy on the twin, and judge one."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
+from twin.cli.common import non_negative_int, positive_int
+
 
 def register(subparsers) -> None:
+    _register_train(subparsers)
+    _register_evaluate(subparsers)
+
+
+def _register_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a policy (SB3) on the twin under domain randomization",
+        description="Trains from CONFIG (YAML), or from the task's preset in training/presets "
+                    "with the flags on top, and writes a run directory: config.yaml, "
+                    "metrics.csv, learning_curve.png, tensorboard/, checkpoints/, final/, "
+                    "summary.json. --resume RUN_DIR continues an interrupted run.")
+    parser.add_argument("config", nargs="?", type=Path, default=None, metavar="CONFIG",
+                        help="training config (YAML); default: the --task preset")
+    parser.add_argument("--task", default=None, help="Reach, Push, PickPlace or ConveyorPick")
+    parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
+    parser.add_argument("--cell", default=None, help="cell file or example name")
+    parser.add_argument("--control", default=None, help="ee_delta, joint_delta or joint_position")
+    parser.add_argument("--reward", default=None, help="sparse or dense")
+    parser.add_argument("--physics", default=None, help="physics overrides (YAML)")
+    parser.add_argument("--algo", default=None, help="sac, tqc or ppo")
+    parser.add_argument("--her", default=None, choices=("on", "off"),
+                        help="hindsight experience replay (off-policy algorithms)")
+    parser.add_argument("--dr", default=None, metavar="PRESET",
+                        help="randomization preset (none, light, standard, aggressive) or YAML")
+    parser.add_argument("--steps", type=positive_int, default=None, help="env steps in total")
+    parser.add_argument("--seed", type=non_negative_int, default=None)
+    parser.add_argument("--n-envs", type=non_negative_int, default=None,
+                        help="parallel envs (0: one per CPU core)")
+    parser.add_argument("--device", default=None, help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--demos", type=non_negative_int, default=None, metavar="N",
+                        help="scripted-expert episodes to seed the replay buffer and clone")
+    parser.add_argument("--target-success", type=float, default=None,
+                        help="stop early at this evaluated success rate (0-1)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default: runs/train/<task>-<time>)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue the interrupted run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar (default: when stderr is a terminal)")
+    parser.set_defaults(handler=run_train)
+
+
+_TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "control": "env.control",
+                "reward": "env.reward", "physics": "env.physics", "algo": "algo",
+                "dr": "randomization", "steps": "steps", "seed": "seed", "n_envs": "n_envs",
+                "device": "device", "demos": "demos.episodes",
+                "target_success": "eval.target_success"}
+
+
+def run_train(args) -> int:
+    from training.config import resolve_config
+    from training.errors import TrainingError
+    from training.trainer import resume, train
+    from twin.errors import Problem
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    if args.resume is not None:
+        given = [flag for flag in ("config", "task", *_TRAIN_FLAGS, "her", "out")
+                 if getattr(args, flag) is not None and flag != "steps"]
+        if given:
+            raise TrainingError(Problem("--resume continues a run with its own config.yaml",
+                                        path="--" + given[0].replace("_", "-"),
+                                        expected="--resume RUN_DIR, optionally with --steps"))
+        resume(args.resume, steps=args.steps, progress_bar=progress)
+        return 0
+    overrides = {dotted: getattr(args, flag) for flag, dotted in _TRAIN_FLAGS.items()
+                 if getattr(args, flag) is not None}
+    if args.her is not None:
+        overrides["her"] = args.her == "on"
+    config = resolve_config(args.config, args.task, overrides)
+    out = args.out or Path("runs/train") / f"{config.task.lower()}-{_stamp()}"
+    summary = train(config, out, progress_bar=progress)
+    print(f"wrote {out} (final model: {out / 'final' / 'model.zip'})")
+    return 0 if summary else 1
+
+
+def _stamp() -> str:
+    from datetime import datetime
+
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _register_evaluate(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="success rate and return of a policy, nominal / randomized / swept",
         description="Runs POLICY (the task's scripted 'expert' or an SB3 checkpoint .zip) on the "

@@ -41,11 +41,13 @@ class PickPlaceExpert:
             goal [-]; full-speed descents overshoot into the part.
         gain: share of the remaining distance commanded per step [-]; below 1 so that a control
             step or two of actuation latency does not make the approach oscillate.
+        lift_m: height of the lift after the grasp [m] (default ``clearance_m``); a hold-at-goal
+            cycle only needs the part off the table before heading for the goal.
     """
 
     def __init__(self, action_scale_m: float = 0.05, clearance_m: float = 0.12,
                  tolerance_m: float = 0.006, grip_steps: int = 8, place: bool = True,
-                 descend_speed: float = 0.4, gain: float = 0.6):
+                 descend_speed: float = 0.4, gain: float = 0.6, lift_m: float | None = None):
         self.action_scale_m = action_scale_m
         self.clearance_m = clearance_m
         self.tolerance_m = tolerance_m
@@ -53,6 +55,7 @@ class PickPlaceExpert:
         self.place = place
         self.descend_speed = descend_speed
         self.gain = gain
+        self.lift_m = clearance_m if lift_m is None else lift_m
         self.reset()
 
     def reset(self) -> None:
@@ -90,7 +93,8 @@ class PickPlaceExpert:
         if self.phase is Phase.GRASP:
             return self._wait(grip_closed, Phase.LIFT)
         if self.phase is Phase.LIFT:
-            return self._move(ee, self._lift_point(ee, part) + up, grip_closed, Phase.CARRY)
+            lift = np.array([0.0, 0.0, self.lift_m])
+            return self._move(ee, self._lift_point(ee, part) + lift, grip_closed, Phase.CARRY)
         if self.phase is Phase.CARRY:
             if not self.place:
                 return self._move(ee, goal, grip_closed, Phase.CARRY)  # hold at the goal

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from twin.envs.cell_env import DEFAULT_CELLS, CellEnv
-from twin.envs.observation import ObservationLayout
+from twin.observation import ObservationLayout
 
 # Episode lengths [control steps at 25 Hz]: panda-gym's 50 for the bench-top tasks; the part
 # on the conveyor needs time to come within reach.

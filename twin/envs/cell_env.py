@@ -33,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robots.controllers import make_controller
-from twin.envs.observation import ObservationLayout
+from twin.observation import ObservationLayout
 from twin.envs.state import StateReader
 from twin.envs.tasks import TASKS
 from twin.envs.tasks.base import goal_distance

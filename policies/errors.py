@@ -1,0 +1,21 @@
+"""Errors of the policies package: bundles, the deployment adapter and controller transports.
+
+Light on purpose (no torch, pybullet or SB3): the deployment adapter raises these on a
+controller PC.
+"""
+
+from __future__ import annotations
+
+from twin.errors import CelltwinError
+
+
+class BundleError(CelltwinError):
+    """A policy bundle that is missing, tampered with, truncated, or made for another robot."""
+
+
+class ExportError(CelltwinError):
+    """A training run that cannot be exported, or an export whose ONNX disagrees with the policy."""
+
+
+class ControllerError(CelltwinError):
+    """A controller that cannot be reached, answers out of contract, or refuses a command."""

@@ -1,0 +1,204 @@
+"""Training pipeline: configs, run directories, resume after SIGKILL, damaged checkpoints, demos.
+
+Budgets are tiny (hundreds of steps): these tests check the machinery, not learning;
+``benchmarks/learning.py`` measures learning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.config import resolve_config
+from training.errors import TrainingError
+from training.metrics import MetricsLog
+from training.run_dir import RunDir, load_trained
+from training.trainer import resume, train
+
+TINY_SAC = {"steps": 400, "n_envs": 1, "eval.every_steps": 200, "eval.episodes": 2,
+            "checkpoint_every_steps": 200, "hyperparameters": {
+                "learning_starts": 100, "batch_size": 32, "buffer_size": 5000,
+                "policy_kwargs": {"net_arch": [32, 32]},
+                "replay_buffer_kwargs": {"n_sampled_goal": 2, "goal_selection_strategy": "future"}}}
+
+
+def _quiet(_text: str) -> None:
+    pass
+
+
+def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "twin.cli.main", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_sac_her_train_evaluate_resume_round_trip(tmp_path):
+    config = resolve_config(task="Reach", overrides=TINY_SAC)
+    summary = train(config, tmp_path / "run", log=_quiet)
+    run = RunDir(tmp_path / "run")
+    assert summary["steps"] == 400 and 0.0 <= summary["success_nominal"] <= 1.0
+    for path in (run.config_path, run.meta_path, run.metrics_path, run.curve_path,
+                 run.final_dir / "model.zip", run.summary_path):
+        assert path.is_file(), path
+    assert any(run.tensorboard_dir.rglob("events.out.tfevents.*"))
+    rows = MetricsLog(run.metrics_path).rows()
+    assert [int(row["step"]) for row in rows] == [200, 400]
+    checkpoint = run.latest_checkpoint()
+    assert checkpoint.step == 400 and checkpoint.file("replay_buffer.pkl") is not None
+
+    trained = load_trained(run.path)
+    assert trained.config.model_dump() == config.model_dump() and trained.obs_rms is None and not trained.flatten
+    observation = {key: np.zeros(space.shape, np.float32)
+                   for key, space in trained.model.observation_space.spaces.items()}
+    action, _ = trained.model.predict(observation, deterministic=True)
+    assert action.shape == (3,)
+
+    resumed = resume(run.path, steps=600, log=_quiet)
+    assert resumed["steps"] == 600
+    assert [int(row["step"]) for row in MetricsLog(run.metrics_path).rows()] == [200, 400, 600]
+    assert run.latest_checkpoint().step == 600
+
+
+def test_ppo_with_normalization_and_randomization_round_trip(tmp_path):
+    config = resolve_config(task="Reach", overrides={
+        "algo": "ppo", "her": False, "env.reward": "dense", "normalize": True,
+        "randomization": "light", "steps": 128, "n_envs": 2, "vec_env": "dummy",
+        "eval.every_steps": 128, "eval.episodes": 2, "checkpoint_every_steps": 128,
+        "hyperparameters": {"n_steps": 32, "batch_size": 32, "n_epochs": 2,
+                            "policy_kwargs": {"net_arch": [32, 32]}}})
+    summary = train(config, tmp_path / "ppo", log=_quiet)
+    assert summary["steps"] == 128 and "success_randomized" in summary
+    trained = load_trained(tmp_path / "ppo")
+    assert trained.flatten
+    mean, var = trained.obs_rms
+    assert mean.shape == (12,) and np.all(var > 0)      # 6 observation + 2 x 3 goal values
+    resumed = resume(tmp_path / "ppo", steps=256, log=_quiet)
+    assert resumed["steps"] == 256
+
+
+def test_sigkill_mid_training_resumes_and_finishes(tmp_path):
+    run_dir = tmp_path / "killed"
+    config = resolve_config(task="Reach", overrides={**TINY_SAC, "steps": 3000,
+                                                       "eval.every_steps": 1000})
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config.to_yaml())
+    process = subprocess.Popen([sys.executable, "-m", "twin.cli.main", "train", str(config_file),
+                                "--out", str(run_dir), "--no-progress"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latest = run_dir / "checkpoints" / "LATEST"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            if latest.is_file() and latest.read_text().strip() >= "step_000000600":
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, process.stderr.read().decode()
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    killed_at = RunDir(run_dir).latest_checkpoint().step
+    assert 600 <= killed_at < 3000
+    assert not (run_dir / "summary.json").exists()
+
+    result = _cli("train", "--resume", str(run_dir), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 3000
+    steps = [int(row["step"]) for row in MetricsLog(run_dir / "metrics.csv").rows()]
+    assert steps == sorted(set(steps)) and steps[-1] == 3000
+
+
+def test_damaged_or_missing_checkpoint_is_a_clear_error(tmp_path):
+    config = resolve_config(task="Reach", overrides={**TINY_SAC, "steps": 200})
+    train(config, tmp_path / "run", log=_quiet)
+    run = RunDir(tmp_path / "run")
+    model = run.latest_checkpoint().path / "model.zip"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(TrainingError) as error:
+        resume(run.path, steps=400, log=_quiet)
+    assert "corrupt" in str(error.value) and "model.zip" in str(error.value)
+    result = _cli("train", "--resume", str(run.path), "--steps", "400")
+    assert result.returncode == 2
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
+
+    (run.checkpoints_dir / "LATEST").unlink()
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        resume(run.path, log=_quiet)
+    with pytest.raises(TrainingError, match="not a run directory"):
+        resume(tmp_path, log=_quiet)
+
+
+def test_config_problems_are_reported_together_with_their_place(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: Reach\nalgo: dqn\nsteps: -5\nenv: {control: ee_delta, rewrd: dense}\n"
+                   "hyperparameters: {}\n")
+    with pytest.raises(TrainingError) as error:
+        resolve_config(bad)
+    text = [str(problem) for problem in error.value.problems]
+    assert len(text) == 3, text
+    assert any("algo" in line and ":2:" in line for line in text)
+    assert any("steps" in line and ":3:" in line for line in text)
+    assert any("env.rewrd" in line for line in text)
+
+    result = _cli("train", str(bad))
+    assert result.returncode == 2 and result.stderr.count("error:") == 3
+    result = _cli("train", "--task", "Reech")
+    assert result.returncode == 2 and "did you mean 'Reach'" in result.stderr
+    with pytest.raises(TrainingError, match="off-policy"):
+        resolve_config(task="Reach", overrides={"algo": "ppo", "her": True})
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    config = resolve_config(task="Reach", overrides={**TINY_SAC, "steps": 100})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("precious")
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(config, tmp_path / "run", log=_quiet)
+    assert (tmp_path / "run" / "config.yaml").read_text() == "precious"
+
+
+def test_demonstrations_fill_the_buffer_and_clone_the_expert(tmp_path):
+    import gymnasium as gym
+
+    import twin.envs  # noqa: F401
+    from training.algorithms import make_model, make_vec_env
+    from training.demos import behaviour_clone, collect_into
+
+    config = resolve_config(task="PickPlace", overrides={
+        "n_envs": 2, "vec_env": "dummy", "randomization": "light",
+        "hyperparameters": {"buffer_size": 2000, "batch_size": 32,
+                            "policy_kwargs": {"net_arch": [64, 64]},
+                            "replay_buffer_kwargs": {"n_sampled_goal": 2,
+                                                     "goal_selection_strategy": "future"}}})
+    venv = make_vec_env(config)
+    try:
+        model = make_model(config, venv, None)
+        demos = collect_into(model, config, episodes=4, seed=3)
+        assert demos.episodes == 4 and demos.successes >= 3
+        assert model.replay_buffer.size() == 2 * 50   # two lock-step rounds of 50 steps, 2 slots
+        assert model.replay_buffer.ep_length[:50].max() == 50
+        batch = demos.observations
+        before = _clone_error(model, batch, demos.actions)
+        behaviour_clone(model, demos, epochs=60, batch_size=64, learning_rate=1e-3, seed=0)
+        after = _clone_error(model, batch, demos.actions)
+        assert after < 0.5 * before, (before, after)
+        model.learn(64)   # RL continues from the seeded buffer without complaint
+    finally:
+        venv.close()
+
+
+def _clone_error(model, observations, actions) -> float:
+    predicted, _ = model.predict(observations, deterministic=True)
+    return float(np.mean((predicted - actions) ** 2))

@@ -1,0 +1,159 @@
+"""Stable-baselines3 set-up from a TrainConfig: vectorized envs, the algorithm, loading.
+
+One place maps config words to SB3 objects, so training, resuming, evaluation and export
+agree on them: ``sac``/``tqc`` get a ``MultiInputPolicy`` on the goal Dict (with
+``HerReplayBuffer`` when ``her``), ``ppo`` an ``MlpPolicy`` on ``FlattenObservation``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from training.config import TrainConfig
+from training.errors import TrainingError
+from twin.errors import Problem
+
+
+def algorithm_class(algo: str):
+    if algo == "sac":
+        from stable_baselines3 import SAC
+
+        return SAC
+    if algo == "tqc":
+        from sb3_contrib import TQC
+
+        return TQC
+    from stable_baselines3 import PPO
+
+    return PPO
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is CUDA when a CUDA device is usable, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def env_count(config: TrainConfig) -> int:
+    return config.n_envs or os.cpu_count() or 1
+
+
+def _env_factory(config: TrainConfig, randomization: str | None, seed: int):
+    env_id, kwargs, flatten = config.env_id(), config.env_kwargs(), config.algo == "ppo"
+
+    def make():
+        import gymnasium as gym
+        from stable_baselines3.common.monitor import Monitor
+
+        import twin.envs  # noqa: F401  (registers the ids in a fresh subprocess)
+
+        env = gym.make(env_id, randomization=randomization, **kwargs)
+        env = Monitor(env, info_keywords=("is_success",))
+        if flatten:
+            env = gym.wrappers.FlattenObservation(env)
+        env.reset(seed=seed)
+        return env
+
+    return make
+
+
+def make_vec_env(config: TrainConfig, n_envs: int | None = None, seed: int | None = None,
+                 randomization: str | None = "config", subproc: bool | None = None):
+    """The run's vectorized env: ``n_envs`` copies, env ``i`` seeded ``seed + i``."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    n_envs = n_envs or env_count(config)
+    seed = config.seed if seed is None else seed
+    dr = config.randomization if randomization == "config" else randomization
+    dr = None if dr in (None, "none") else dr
+    factories = [_env_factory(config, dr, seed + index) for index in range(n_envs)]
+    use_subproc = (config.vec_env == "subproc" and n_envs > 1) if subproc is None else subproc
+    venv = SubprocVecEnv(factories) if use_subproc else DummyVecEnv(factories)
+    venv.seed(seed)
+    return venv
+
+
+def wrap_normalization(config: TrainConfig, venv, stats_path: Path | None = None, training=True):
+    """VecNormalize around ``venv`` when the config asks for it (stats loaded if given)."""
+    if not config.normalize:
+        return venv
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    if stats_path is not None and stats_path.is_file():
+        venv = VecNormalize.load(str(stats_path), venv)
+    else:
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=config.algo == "ppo",
+                            gamma=config.hyperparameters.get("gamma", 0.99))
+    venv.training = training
+    if not training:
+        venv.norm_reward = False
+    return venv
+
+
+def make_model(config: TrainConfig, venv, tensorboard_dir: Path | None):
+    """A fresh SB3 model for the config (hyperparameters validated by SB3 itself)."""
+    cls = algorithm_class(config.algo)
+    kwargs = copy.deepcopy(config.hyperparameters)  # SB3 edits policy_kwargs in place
+    if config.algo in ("sac", "tqc"):
+        policy = "MultiInputPolicy"
+        if config.her:
+            from stable_baselines3 import HerReplayBuffer
+
+            kwargs["replay_buffer_class"] = HerReplayBuffer
+        else:
+            kwargs.pop("replay_buffer_kwargs", None)
+    else:
+        policy = "MlpPolicy"
+    try:
+        return cls(policy, venv, seed=config.seed, device=resolve_device(config.device),
+                   tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
+                   verbose=0, **kwargs)
+    except TypeError as exc:  # an unknown hyperparameter name
+        raise TrainingError(Problem(f"invalid hyperparameters for {config.algo}: {exc}",
+                                    path="hyperparameters",
+                                    expected=f"keyword arguments of {cls.__name__}")) from None
+
+
+def load_model(config: TrainConfig, path: Path, env=None, device: str = "cpu"):
+    """Load a saved model of the config's algorithm; a damaged file is a TrainingError.
+
+    Without ``env`` (inference, export) the model comes without a replay buffer: SB3 refuses
+    to load a HER model without an env, and the buffer is of no use for acting.
+    """
+    custom = None
+    if env is None and config.algo != "ppo":
+        custom = {"replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1,
+                  "learning_starts": 0}
+    try:
+        return algorithm_class(config.algo).load(str(path), env=env, device=device,
+                                                 custom_objects=custom)
+    except Exception as exc:
+        raise TrainingError(Problem(f"cannot load the model: {type(exc).__name__}: {exc}",
+                                    file=str(path),
+                                    expected=f"a {config.algo} model saved by celltwin train")) from None
+
+
+def read_normalization(path: Path):
+    """``(obs_rms, clip_obs, epsilon)`` from a VecNormalize pickle; ``(None, 10, 1e-8)`` if absent."""
+    if not path.is_file():
+        return None, 10.0, 1e-8
+    try:
+        with open(path, "rb") as handle:
+            normalizer = pickle.load(handle)
+    except Exception as exc:
+        raise TrainingError(Problem(f"cannot read normalization statistics: {exc}",
+                                    file=str(path))) from None
+    rms = normalizer.obs_rms
+    if isinstance(rms, dict):
+        stats = {key: (np.asarray(r.mean), np.asarray(r.var)) for key, r in rms.items()}
+    else:
+        stats = (np.asarray(rms.mean), np.asarray(rms.var))
+    return stats, float(normalizer.clip_obs), float(normalizer.epsilon)

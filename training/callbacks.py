@@ -1,0 +1,165 @@
+"""What happens during ``model.learn``: evaluation, checkpoints, metrics, early stop.
+
+One SB3 callback does all of it on env-step counts, so the order is fixed: evaluate, log the
+row, decide on an early stop, then checkpoint (a checkpoint never misses the row before it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from training.config import TrainConfig
+from training.evaluation import run_episodes
+from training.metrics import MetricsLog, plot_curve
+from training.run_dir import RunDir
+
+
+class PolicyActor:
+    """A trained model as a policy callable: normalization and flattening as in training."""
+
+    def __init__(self, model, normalizer=None):
+        self.model = model
+        self.normalizer = normalizer
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, observation):
+        if self.normalizer is not None:
+            observation = self.normalizer.normalize_obs(observation)
+        action, _ = self.model.predict(observation, deterministic=True)
+        return action
+
+
+def make_eval_env(config: TrainConfig, randomization: str | None):
+    import gymnasium as gym
+
+    import twin.envs  # noqa: F401
+
+    dr = None if randomization in (None, "none") else randomization
+    env = gym.make(config.env_id(), randomization=dr, **config.env_kwargs())
+    if config.algo == "ppo":
+        env = gym.wrappers.FlattenObservation(env)
+    return env
+
+
+class Evaluator:
+    """Deterministic evaluation on the nominal twin and, if the run randomizes, the randomized one.
+
+    The same seeds every time, so successive rows differ only by the policy.
+    """
+
+    def __init__(self, config: TrainConfig, episodes: int, seed: int = 10_000_000):
+        self.config = config
+        self.episodes = episodes
+        self.seed = seed
+        self.nominal = make_eval_env(config, None)
+        randomized = config.randomization not in (None, "none")
+        self.randomized = make_eval_env(config, config.randomization) if randomized else None
+
+    def __call__(self, model, normalizer=None) -> dict:
+        actor = PolicyActor(model, normalizer)
+        nominal = run_episodes(self.nominal, actor, self.episodes, self.seed)
+        row = {"success_nominal": nominal.success_rate, "return_nominal": nominal.mean_return}
+        if self.randomized is not None:
+            randomized = run_episodes(self.randomized, actor, self.episodes, self.seed)
+            row.update(success_randomized=randomized.success_rate,
+                       return_randomized=randomized.mean_return)
+        return row
+
+    @staticmethod
+    def headline(row: dict) -> float:
+        """The success rate that counts: on the randomized twin when the run randomizes."""
+        value = row.get("success_randomized")
+        return row["success_nominal"] if value is None else value
+
+    def close(self) -> None:
+        self.nominal.close()
+        if self.randomized is not None:
+            self.randomized.close()
+
+
+class RunCallback(BaseCallback):
+    """Evaluate, log, stop early and checkpoint on env-step counts.
+
+    Args:
+        run: the run directory.
+        config: the run's config.
+        evaluator: the evaluation envs.
+        clock: ``() -> seconds`` of training wall time so far (survives resumes).
+        save_checkpoint: ``(step) -> None`` writes a checkpoint.
+        log: ``(text) -> None`` for one-line progress reports.
+    """
+
+    def __init__(self, run: RunDir, config: TrainConfig, evaluator: Evaluator, clock,
+                 save_checkpoint, log=print):
+        super().__init__()
+        self.run = run
+        self.config = config
+        self.evaluator = evaluator
+        self.clock = clock
+        self.save_checkpoint = save_checkpoint
+        self.log = log
+        self.metrics = MetricsLog(run.metrics_path)
+        self.recent_success: deque = deque(maxlen=100)
+        self.train_episodes = 0
+        self.stopped_early = False
+        self.best: float | None = None
+        self._next_eval = self._next_checkpoint = 0
+        self._fps_mark = (0, time.perf_counter())
+
+    def _on_training_start(self) -> None:
+        step = self.model.num_timesteps
+        self._next_eval = (step // self.config.eval.every_steps + 1) * self.config.eval.every_steps
+        every = self.config.checkpoint_every_steps
+        self._next_checkpoint = (step // every + 1) * every
+        self._fps_mark = (step, time.perf_counter())
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"]):
+            if done:
+                self.train_episodes += 1
+                self.recent_success.append(bool(info.get("is_success", False)))
+        step = self.model.num_timesteps
+        keep_going = True
+        if step >= self._next_eval:
+            self._next_eval += self.config.eval.every_steps
+            keep_going = self.evaluate(step)
+        if step >= self._next_checkpoint or not keep_going:
+            self._next_checkpoint = (step // self.config.checkpoint_every_steps + 1) \
+                * self.config.checkpoint_every_steps
+            self.save_checkpoint(step)
+        return keep_going
+
+    def evaluate(self, step: int) -> bool:
+        """Evaluate now, append the metrics row; False when the target success is reached."""
+        mark_step, mark_time = self._fps_mark
+        now = time.perf_counter()
+        fps = (step - mark_step) / max(now - mark_time, 1e-9)
+        row = self.evaluator(self.model, self.model.get_vec_normalize_env())
+        row.update(step=step, wall_s=round(self.clock(), 2), train_episodes=self.train_episodes,
+                   train_success=float(np.mean(self.recent_success)) if self.recent_success else None,
+                   fps=round(fps, 1))
+        self.metrics.append(row)
+        for key, value in row.items():
+            if value is not None and key != "step":
+                self.logger.record(f"eval/{key}", value)
+        plot_curve(self.metrics.rows(), self.run.curve_path, f"{self.config.task} ({self.config.algo})")
+        headline = self.evaluator.headline(row)
+        self.best = headline if self.best is None else max(self.best, headline)
+        randomized = row.get("success_randomized")
+        self.log(f"step {step:>8}  {row['wall_s']:>7.1f} s  success nominal "
+                 f"{row['success_nominal']:.0%}"
+                 + (f"  randomized {randomized:.0%}" if randomized is not None else "")
+                 + f"  ({fps:.0f} steps/s)")
+        self._fps_mark = (step, time.perf_counter())
+        target = self.config.eval.target_success
+        if target is not None and headline >= target:
+            self.stopped_early = True
+            self.log(f"target success {target:.0%} reached: stopping early")
+            return False
+        return True

@@ -1,0 +1,173 @@
+"""TrainConfig: everything that defines a training run, validated like cell files.
+
+A run is defined by one YAML document (or the same keys given as ``celltwin train`` flags on
+top of a per-task preset, ``training/presets/<task>.yaml``). The resolved config is written
+into the run directory, so a run can be repeated, resumed and exported from that file alone.
+Unknown keys, wrong types and out-of-range values are reported all at once, each with its file,
+line and dotted path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from training.errors import TrainingError
+from twin.errors import Problem, did_you_mean, one_of
+
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+PRESETS_DIR = Path(__file__).parent / "presets"
+TASKS = ("Reach", "Push", "PickPlace", "ConveyorPick")
+ALGORITHMS = ("sac", "tqc", "ppo")
+
+
+class EnvConfig(BaseModel):
+    """The env trained on: ``gym.make(f"celltwin/{task}-v0", **env)``."""
+
+    model_config = _CONFIG
+    cell: str | None = None
+    robot: str | None = None
+    control: Literal["ee_delta", "joint_delta", "joint_position"] = "ee_delta"
+    reward: Literal["sparse", "dense"] = "sparse"
+    physics: str | None = None
+
+
+class DemoConfig(BaseModel):
+    """Scripted-expert demonstrations: seed the replay buffer and pre-train the actor."""
+
+    model_config = _CONFIG
+    episodes: int = Field(0, ge=0)
+    bc_epochs: int = Field(200, ge=0)      # behaviour-cloning passes over the demonstrations
+    bc_batch_size: int = Field(256, ge=1)
+    bc_learning_rate: float = Field(1e-3, gt=0)
+    critic_warmup_steps: int = Field(0, ge=0)   # critic-only updates on the demos before RL
+    randomization: str | None = None      # default: the run's randomization
+
+
+class EvalConfig(BaseModel):
+    """Periodic evaluation on the nominal and the randomized twin."""
+
+    model_config = _CONFIG
+    every_steps: int = Field(5000, ge=1)
+    episodes: int = Field(20, ge=1)
+    target_success: float | None = Field(None, ge=0, le=1)  # stop early once reached (randomized)
+
+
+class TrainConfig(BaseModel):
+    """A training run.
+
+    Attributes:
+        task: ``Reach``, ``Push``, ``PickPlace`` or ``ConveyorPick``.
+        algo: ``sac``, ``tqc`` (sb3-contrib) or ``ppo``.
+        her: hindsight experience replay (off-policy algorithms on goal tasks).
+        steps: environment steps, summed over all envs.
+        n_envs: parallel envs (``0``: one per CPU core).
+        vec_env: ``subproc`` (one process per env) or ``dummy`` (in this process).
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        randomization: preset name or YAML file; ``none`` for the nominal twin.
+        normalize: observation normalization (VecNormalize), baked into exported bundles.
+        hyperparameters: keyword arguments of the SB3 algorithm (``policy_kwargs`` included).
+        checkpoint_every_steps: env steps between checkpoints (at most this much is lost on a crash).
+    """
+
+    model_config = _CONFIG
+    task: Literal["Reach", "Push", "PickPlace", "ConveyorPick"]
+    algo: Literal["sac", "tqc", "ppo"] = "sac"
+    her: bool = True
+    steps: int = Field(20_000, ge=1)
+    seed: int = Field(0, ge=0)
+    n_envs: int = Field(0, ge=0)
+    vec_env: Literal["subproc", "dummy"] = "subproc"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    env: EnvConfig = EnvConfig()
+    randomization: str = "none"
+    normalize: bool = False
+    hyperparameters: dict[str, Any] = {}
+    demos: DemoConfig = DemoConfig()
+    eval: EvalConfig = EvalConfig()
+    checkpoint_every_steps: int = Field(10_000, ge=1)
+    source: str | None = None   # where the config came from (preset or file), for the record
+
+    def env_kwargs(self) -> dict:
+        """Keyword arguments for ``gym.make`` (``None`` values left out)."""
+        return {key: value for key, value in self.env.model_dump().items() if value is not None}
+
+    def env_id(self) -> str:
+        return f"celltwin/{self.task}-v0"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read(path: Path) -> tuple[dict, Any, str]:
+    from twin.spec.loader import parse_yaml_document, read_document, require_mapping
+
+    text = read_document(path, error=TrainingError, what="training config")
+    data, lines = parse_yaml_document(text, file=str(path), error=TrainingError)
+    require_mapping(data, TrainConfig, error=TrainingError, file=str(path), lines=lines,
+                    what="training config")
+    return data, lines, str(path)
+
+
+def preset_path(task: str) -> Path:
+    if task not in TASKS:
+        raise TrainingError(Problem(f"unknown task '{task}'" + did_you_mean(task, TASKS),
+                                    path="task", value=task, expected=one_of(TASKS)))
+    return PRESETS_DIR / f"{task.lower()}.yaml"
+
+
+def resolve_config(config_file: str | Path | None = None, task: str | None = None,
+                   overrides: dict | None = None) -> TrainConfig:
+    """Build a TrainConfig: a config file, or the task's preset, with ``overrides`` on top.
+
+    ``overrides`` uses dotted keys (``env.robot``, ``demos.episodes``) with values already
+    typed by the CLI; every problem, in the file or the overrides, is reported at once.
+    """
+    if config_file is None and task is None:
+        raise TrainingError(Problem("say what to train", path="task",
+                                    expected="--task NAME or a config file"))
+    path = Path(config_file) if config_file is not None else preset_path(task)
+    data, lines, file = _read(path)
+    if task is not None:
+        data["task"] = task
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
+        node[leaf] = value
+    data.setdefault("source", file if config_file is not None else f"preset {path.stem}")
+    try:
+        config = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        from twin.spec.loader import validation_problems
+
+        raise TrainingError(validation_problems(exc, TrainConfig, file=file, lines=lines)) from None
+    _check_semantics(config, file)
+    return config
+
+
+def _check_semantics(config: TrainConfig, file: str) -> None:
+    problems = []
+    if config.her and config.algo == "ppo":
+        problems.append(Problem("hindsight experience replay needs an off-policy algorithm",
+                                path="her", file=file, value=True,
+                                expected="her: false with ppo, or algo sac/tqc"))
+    if config.demos.episodes and config.env.control != "ee_delta":
+        problems.append(Problem("scripted demonstrations drive the ee_delta controller",
+                                path="demos.episodes", file=file, value=config.demos.episodes,
+                                expected="env.control: ee_delta, or demos.episodes: 0"))
+    if problems:
+        raise TrainingError(problems)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Load a resolved config (e.g. a run directory's ``config.yaml``)."""
+    return resolve_config(config_file=path)

@@ -1,0 +1,179 @@
+"""Train a policy on the twin: a run directory in, a trained, evaluated model out.
+
+``train(config, out)`` starts a run; ``resume(out)`` continues the newest checkpoint of a run
+that was interrupted (Ctrl-C, a crash, ``kill -9``), losing at most one checkpoint interval.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from training.algorithms import (env_count, load_model, make_model, make_vec_env,
+                                 resolve_device, wrap_normalization)
+from training.callbacks import Evaluator, RunCallback
+from training.config import TrainConfig
+from training.errors import TrainingError
+from training.metrics import MetricsLog, plot_curve
+from training.run_dir import RunDir
+from twin.atomic import atomic_write_text
+from twin.errors import Problem
+
+FINAL_EVAL_EPISODES = 50
+
+
+def train(config: TrainConfig, out: str | Path, *, progress_bar: bool = False, log=print) -> dict:
+    """Start a new run in ``out`` (which must not hold a run already)."""
+    run = RunDir(out)
+    if run.config_path.exists():
+        raise TrainingError(Problem("the run directory already holds a run", file=str(run.path),
+                                    expected="a new --out folder, or --resume to continue it"))
+    run.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.config_path, config.to_yaml())
+    atomic_write_text(run.meta_path, json.dumps(_meta(config), indent=2))
+    return _run(run, config, checkpoint=None, progress_bar=progress_bar, log=log)
+
+
+def resume(out: str | Path, *, steps: int | None = None, progress_bar: bool = False,
+           log=print) -> dict:
+    """Continue the run in ``out`` from its newest checkpoint.
+
+    Args:
+        steps: a new total of env steps (to extend a finished run); default: the config's.
+    """
+    run = RunDir(out)
+    config = run.config()
+    checkpoint = run.latest_checkpoint()
+    if steps is not None and steps != config.steps:
+        if steps <= checkpoint.step:
+            raise TrainingError(Problem("the new total is not beyond the checkpoint",
+                                        path="--steps", value=steps,
+                                        expected=f"more than {checkpoint.step}"))
+        config = config.model_copy(update={"steps": steps})
+        atomic_write_text(run.config_path, config.to_yaml())
+    log(f"resuming {run.path} from {checkpoint.path.name} ({checkpoint.step} steps done)")
+    return _run(run, config, checkpoint=checkpoint, progress_bar=progress_bar, log=log)
+
+
+def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) -> dict:
+    n_envs = env_count(config)
+    venv = make_vec_env(config, n_envs)
+    evaluator = None
+    try:
+        stats = checkpoint.file("vecnormalize.pkl") if checkpoint else None
+        venv = wrap_normalization(config, venv, stats)
+        if checkpoint is None:
+            model = make_model(config, venv, run.tensorboard_dir)
+            wall_before = 0.0
+        else:
+            model = load_model(config, checkpoint.path / "model.zip", env=venv,
+                               device=resolve_device(config.device))
+            model.tensorboard_log = str(run.tensorboard_dir)
+            buffer = checkpoint.file("replay_buffer.pkl")
+            if buffer is not None:
+                model.load_replay_buffer(str(buffer))
+            wall_before = float(checkpoint.state.get("wall_s", 0.0))
+            MetricsLog(run.metrics_path).truncate_after(checkpoint.step)
+        started = time.perf_counter()
+
+        def clock() -> float:
+            return wall_before + time.perf_counter() - started
+
+        log(f"training {config.task} with {config.algo}{'+HER' if config.her and config.algo != 'ppo' else ''}"
+            f" on {n_envs} env(s), device {model.device}, randomization {config.randomization}")
+        demo_record = {}
+        if checkpoint is None and config.demos.episodes:
+            demo_record = _use_demonstrations(model, config, log)
+        evaluator = Evaluator(config, config.eval.episodes)
+
+        def save_checkpoint(step: int) -> None:
+            _write_checkpoint(run, model, step, clock())
+
+        callback = RunCallback(run, config, evaluator, clock, save_checkpoint, log)
+        remaining = config.steps - (checkpoint.step if checkpoint else 0)
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=callback,
+                        reset_num_timesteps=checkpoint is None, progress_bar=progress_bar,
+                        tb_log_name="sb3")
+        train_wall = clock()
+        summary = _finish(run, config, model, evaluator, callback, train_wall, demo_record)
+        log(f"final: success nominal {summary['success_nominal']:.0%}"
+            + (f", randomized {summary['success_randomized']:.0%}"
+               if summary.get("success_randomized") is not None else "")
+            + f" after {summary['steps']} steps, {summary['train_wall_s']:.0f} s")
+        return summary
+    finally:
+        if evaluator is not None:
+            evaluator.close()
+        venv.close()
+
+
+def _use_demonstrations(model, config: TrainConfig, log) -> dict:
+    from training.demos import behaviour_clone, collect_into
+
+    started = time.perf_counter()
+    demos = collect_into(model, config, config.demos.episodes, seed=1_000_000 + config.seed)
+    loss = behaviour_clone(model, demos, config.demos.bc_epochs, config.demos.bc_batch_size,
+                           config.demos.bc_learning_rate, config.seed,
+                           normalizer=model.get_vec_normalize_env())
+    seconds = time.perf_counter() - started
+    log(f"demonstrations: {demos.episodes} expert episodes ({demos.success_rate:.0%} successful), "
+        f"{len(demos.actions)} samples cloned, loss {loss:.4f}, {seconds:.1f} s")
+    return {"episodes": demos.episodes, "expert_success": demos.success_rate,
+            "samples": int(len(demos.actions)), "bc_loss": loss, "seconds": round(seconds, 2)}
+
+
+def _write_checkpoint(run: RunDir, model, step: int, wall_s: float) -> None:
+    def write(folder: Path) -> None:
+        model.save(str(folder / "model.zip"))
+        if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+            model.save_replay_buffer(str(folder / "replay_buffer.pkl"))
+        normalizer = model.get_vec_normalize_env()
+        if normalizer is not None:
+            normalizer.save(str(folder / "vecnormalize.pkl"))
+
+    run.write_checkpoint(step, write, {"num_timesteps": int(model.num_timesteps),
+                                       "wall_s": round(wall_s, 3),
+                                       "written_at": _now()})
+
+
+def _finish(run: RunDir, config, model, evaluator, callback, train_wall: float,
+            demo_record: dict) -> dict:
+    run.final_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(run.final_dir / "model.zip"))
+    normalizer = model.get_vec_normalize_env()
+    if normalizer is not None:
+        normalizer.save(str(run.final_dir / "vecnormalize.pkl"))
+    _write_checkpoint(run, model, int(model.num_timesteps), train_wall)
+    evaluator.episodes = FINAL_EVAL_EPISODES
+    row = evaluator(model, normalizer)
+    summary = {"task": config.task, "algo": config.algo, "seed": config.seed,
+               "randomization": config.randomization, "steps": int(model.num_timesteps),
+               "train_wall_s": round(train_wall, 2), "stopped_early": callback.stopped_early,
+               "eval_episodes": FINAL_EVAL_EPISODES, **row, "demonstrations": demo_record,
+               "finished_at": _now()}
+    atomic_write_text(run.summary_path, json.dumps(summary, indent=2))
+    plot_curve(MetricsLog(run.metrics_path).rows(), run.curve_path, f"{config.task} ({config.algo})")
+    return summary
+
+
+def _meta(config: TrainConfig) -> dict:
+    import stable_baselines3
+    import torch
+
+    from twin import __version__
+
+    device = resolve_device(config.device)
+    return {"celltwin": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
+            "device": device,
+            "cuda_device": torch.cuda.get_device_name(0) if device == "cuda" else None,
+            "cpu_count": __import__("os").cpu_count(), "host": platform.node(),
+            "started_at": _now()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
