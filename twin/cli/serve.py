@@ -1,0 +1,124 @@
+"""`celltwin serve`: run a cell's twin as a virtual robot controller over OPC UA."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from twin.cli.common import add_world_arguments, non_negative_float, non_negative_int
+
+PASSWORD_ENV = "CELLTWIN_OPCUA_PASSWORD"
+
+
+def register(subparsers) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="serve a cell's twin as a virtual robot controller over OPC UA",
+        description="Builds the twin of CELL and serves one of its robots over OPC UA with the "
+                    "OPC 40010 robotics model plus celltwin's command interface (docs/serve.md), "
+                    "stepping physics in real time at the cell's control period until Ctrl-C. "
+                    "Secure by default: Basic256Sha256 SignAndEncrypt with a user login "
+                    "(self-signed server certificate generated on first use).")
+    add_world_arguments(serve)
+    serve.add_argument("--robot-name", metavar="NAME", default=None,
+                       help="which robot of the cell to serve (default: the only one)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=non_negative_int, default=4840,
+                       help="TCP port (default: 4840; 0 picks a free one)")
+    serve.add_argument("--latency-steps", type=non_negative_int, default=None, metavar="K",
+                       help="actuation latency [control periods] (default: the cell's physics)")
+    serve.add_argument("--noise-rad", type=non_negative_float, default=None, metavar="S",
+                       help="std. dev. of noise on reported joint positions [rad] "
+                            "(default: the cell's physics)")
+    serve.add_argument("--seed", type=non_negative_int, default=None,
+                       help="seed of the state noise (default: fresh)")
+    serve.add_argument("--track", metavar="BODY", action="append", default=[],
+                       help="report this body's position in the robot base frame (repeatable)")
+    security = serve.add_argument_group("security")
+    security.add_argument("--insecure", action="store_true",
+                          help="NoSecurity and anonymous access, for local commissioning only")
+    security.add_argument("--cert", type=Path, default=None, metavar="FILE",
+                          help="server certificate, DER or PEM (default: self-signed, generated)")
+    security.add_argument("--key", type=Path, default=None, metavar="FILE",
+                          help="private key of --cert")
+    security.add_argument("--user", default=None, help="user name clients log in with")
+    security.add_argument("--password", default=None,
+                          help=f"password of --user (default: ${PASSWORD_ENV}; prefer it, "
+                               "command lines are visible to other users)")
+    security.add_argument("--trust", type=Path, action="append", default=[], metavar="CERT",
+                          help="admit only clients with this certificate (repeatable; "
+                               "default: any client certificate, login still required)")
+    serve.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from twin.cli.common import build_world
+    from twin.serve.opcua_server import VirtualControllerServer
+    from twin.serve.virtual_controller import VirtualController
+
+    security = _security(args)
+    if not security.insecure:
+        security.server_credentials()  # bad files or users fail now, not after building the twin
+    # asyncua warns about every refused or dropped client; errors are what an operator needs.
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    world = build_world(args)
+    try:
+        controller = VirtualController(world, args.robot_name, latency_steps=args.latency_steps,
+                                       noise_rad=args.noise_rad, seed=args.seed,
+                                       tracked_objects=args.track)
+        server = VirtualControllerServer(controller, host=args.host, port=args.port,
+                                         security=security,
+                                         serial_number=f"{world.spec.name}/{controller.robot_name}")
+        try:
+            asyncio.run(_serve(server, security))
+        except KeyboardInterrupt:
+            print("stopped")
+        return 0
+    finally:
+        world.close()
+
+
+async def _serve(server, security) -> None:
+    import asyncio
+
+    await server.start()
+    try:
+        controller = server.controller
+        mode = ("NoSecurity, anonymous (--insecure)" if security.insecure
+                else "Basic256Sha256 SignAndEncrypt, user login")
+        print(f"serving robot '{controller.robot_name}' ({controller.robot_model}) at "
+              f"{server.endpoint}")
+        print(f"security: {mode}; control period {controller.control_period_s * 1e3:g} ms, "
+              f"latency {controller.latency_steps} steps, noise {controller.noise_rad:g} rad")
+        print("Ctrl-C to stop", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+def _security(args: argparse.Namespace):
+    from twin.errors import Problem
+    from twin.serve.errors import ServeError
+    from twin.serve.opcua_security import ServerSecurity
+
+    if args.insecure:
+        given = [flag for flag, value in (("--cert", args.cert), ("--key", args.key),
+                                          ("--user", args.user), ("--password", args.password),
+                                          ("--trust", args.trust)) if value]
+        if given:
+            raise ServeError([Problem(f"{flag} has no effect with --insecure", path=flag,
+                                      expected="either --insecure or the security options")
+                              for flag in given])
+        return ServerSecurity(insecure=True)
+    password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)
+    if args.user is None or not password:
+        raise ServeError(Problem("a secure server needs a user and a password", path="--user",
+                                 expected=f"--user NAME with --password or ${PASSWORD_ENV}, "
+                                          "or --insecure for local commissioning"))
+    return ServerSecurity(certificate=args.cert, private_key=args.key,
+                          users={args.user: password},
+                          trusted_client_certificates=tuple(args.trust))
