@@ -162,4 +162,8 @@ class RunCallback(BaseCallback):
             self.stopped_early = True
             self.log(f"target success {target:.0%} reached: stopping early")
             return False
+        budget = self.config.max_wall_s
+        if budget is not None and row["wall_s"] >= budget:
+            self.log(f"wall-time budget of {budget:.0f} s spent: stopping")
+            return False
         return True

@@ -43,6 +43,8 @@ def _register_train(subparsers) -> None:
                         help="scripted-expert episodes to seed the replay buffer and clone")
     parser.add_argument("--target-success", type=float, default=None,
                         help="stop early at this evaluated success rate (0-1)")
+    parser.add_argument("--max-wall-s", type=float, default=None, metavar="S",
+                        help="wall-time budget: stop at the first evaluation past it")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default: runs/train/<task>-<time>)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -56,7 +58,7 @@ _TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "control": "env.contro
                 "reward": "env.reward", "physics": "env.physics", "algo": "algo",
                 "dr": "randomization", "steps": "steps", "seed": "seed", "n_envs": "n_envs",
                 "device": "device", "demos": "demos.episodes",
-                "target_success": "eval.target_success"}
+                "target_success": "eval.target_success", "max_wall_s": "max_wall_s"}
 
 
 def run_train(args) -> int:

@@ -43,7 +43,8 @@ class DemoConfig(BaseModel):
     bc_epochs: int = Field(200, ge=0)      # behaviour-cloning passes over the demonstrations
     bc_batch_size: int = Field(256, ge=1)
     bc_learning_rate: float = Field(1e-3, gt=0)
-    critic_warmup_steps: int = Field(0, ge=0)   # critic-only updates on the demos before RL
+    noise_std: float = Field(0.0, ge=0, le=1)  # DART: noise on executed actions, clean labels
+    anchor_every_steps: int = Field(1, ge=0)   # one cloning minibatch per N env steps of RL (0: off)
     randomization: str | None = None      # default: the run's randomization
 
 
@@ -71,6 +72,7 @@ class TrainConfig(BaseModel):
         normalize: observation normalization (VecNormalize), baked into exported bundles.
         hyperparameters: keyword arguments of the SB3 algorithm (``policy_kwargs`` included).
         checkpoint_every_steps: env steps between checkpoints (at most this much is lost on a crash).
+        max_wall_s: wall-time budget [s]; training stops at the first evaluation past it.
     """
 
     model_config = _CONFIG
@@ -89,6 +91,7 @@ class TrainConfig(BaseModel):
     demos: DemoConfig = DemoConfig()
     eval: EvalConfig = EvalConfig()
     checkpoint_every_steps: int = Field(10_000, ge=1)
+    max_wall_s: float | None = Field(None, gt=0)  # stop at the first evaluation past this budget
     source: str | None = None   # where the config came from (preset or file), for the record
 
     def env_kwargs(self) -> dict:

@@ -41,9 +41,19 @@ class Demonstrations:
         return self.successes / max(self.episodes, 1)
 
 
-def collect_into(model, config: TrainConfig, episodes: int, seed: int) -> Demonstrations:
+def collect_into(model, config: TrainConfig, episodes: int, seed: int,
+                 noise_std: float = 0.0) -> Demonstrations:
     """Run the scripted expert for ``episodes`` episodes; add every transition to the model's
-    replay buffer (when it has one) and return the transitions of successful episodes."""
+    replay buffer (when it has one) and return the (observation, expert action) pairs.
+
+    With ``noise_std``, Gaussian noise is added to the arm part of the *executed* action while
+    the clean expert action is the label (DART, Laskey et al. 2017): the clone sees states off
+    the expert's path together with the way back, instead of compounding its own errors.
+
+    Not DAgger: the experts are phase machines whose action depends on history (grasp timers,
+    the grasp point), so their labels for states a learner drove them into contradict the
+    demonstrations (measured: behaviour-clone success fell from 86% to 14% over three rounds).
+    """
     import gymnasium as gym
 
     import twin.envs  # noqa: F401
@@ -62,6 +72,7 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int) -> Demons
     keep_actions: list[np.ndarray] = []
     done_episodes = successes = 0
     rounds = -(-episodes // slots)
+    noise = np.random.default_rng(seed)
     try:
         for round_index in range(rounds):
             observations = []
@@ -73,7 +84,12 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int) -> Demons
             succeeded = [False] * slots
             for step in range(horizon):
                 actions = np.stack([expert(obs) for expert, obs in zip(experts, observations)])
-                results = [env.step(action) for env, action in zip(envs, actions)]
+                executed = actions
+                if noise_std > 0:
+                    executed = actions.copy()
+                    executed[:, :3] = np.clip(actions[:, :3] + noise.normal(0, noise_std, (slots, 3)),
+                                              -1.0, 1.0)
+                results = [env.step(action) for env, action in zip(envs, executed)]
                 last = step == horizon - 1
                 for slot, (obs, action) in enumerate(zip(observations, actions)):
                     trajectories[slot][0].append(obs)
@@ -84,16 +100,15 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int) -> Demons
                     infos = [{"is_success": r[4]["is_success"], "TimeLimit.truncated": last,
                               **({"terminal_observation": r[0]} if last else {})}
                              for r in results]
-                    buffer.add(_stack(observations), _stack(next_obs), actions,
+                    buffer.add(_stack(observations), _stack(next_obs), executed,
                                np.array([r[1] for r in results], dtype=np.float32),
                                np.array([last] * slots), infos)
                 observations = next_obs
             for slot in range(slots):
                 done_episodes += 1
-                if succeeded[slot]:
-                    successes += 1
-                    keep_obs.extend(trajectories[slot][0])
-                    keep_actions.extend(trajectories[slot][1])
+                successes += succeeded[slot]
+                keep_obs.extend(trajectories[slot][0])
+                keep_actions.extend(trajectories[slot][1])
     finally:
         for env in envs:
             env.close()
@@ -106,48 +121,98 @@ def _stack(observations: list[dict]) -> dict:
     return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
 
 
-def behaviour_clone(model, demos: Demonstrations, epochs: int, batch_size: int,
-                    learning_rate: float, seed: int, normalizer=None) -> float:
-    """Fit the policy's deterministic action to the expert's (MSE); return the final loss.
+# The expert's gripper command is binary (open/close): a squared error that treats it like a
+# small position delta lets the clone hover half-open around the grasp and drop the part.
+GRIPPER_LOSS_WEIGHT = 4.0
+
+
+class BehaviourCloner:
+    """Fits the policy's deterministic action to the expert's (weighted squared error).
 
     SAC/TQC: the actor's squashed mean; PPO: the Gaussian's mean (on the flattened
-    observation). Only the actor's parameters move; critics are left to RL.
+    observation). Only the actor's parameters move; critics are left to RL. With a gripper
+    (4-D actions), the last element's error weighs ``gripper_weight``.
     """
-    import torch
 
+    def __init__(self, model, demos: Demonstrations, batch_size: int, learning_rate: float,
+                 seed: int, normalizer=None, gripper_weight: float = GRIPPER_LOSS_WEIGHT):
+        import torch
+
+        self.policy = model.policy
+        observations = demos.observations
+        if model.__class__.__name__ == "PPO":
+            observations = np.concatenate([observations[k] for k in sorted(observations)], axis=1)
+        if normalizer is not None:
+            observations = normalizer.normalize_obs(observations)
+        self.observations = observations
+        module = self.policy.actor if hasattr(self.policy, "actor") else self.policy
+        parameters = [p for name, p in module.named_parameters()
+                      if not name.startswith(("value_net", "mlp_extractor.value_net"))]
+        self.optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+        self.generator = np.random.default_rng(seed)
+        self.targets = torch.as_tensor(demos.actions, device=self.policy.device)
+        self.weights = torch.ones(self.targets.shape[1], device=self.policy.device)
+        if self.targets.shape[1] == 4:
+            self.weights[-1] = gripper_weight
+        self.batch_size = batch_size
+
+    def _update(self, index: np.ndarray) -> float:
+        batch = ({key: value[index] for key, value in self.observations.items()}
+                 if isinstance(self.observations, dict) else self.observations[index])
+        obs_tensor, _ = self.policy.obs_to_tensor(batch)
+        if hasattr(self.policy, "actor"):
+            predicted = self.policy.actor(obs_tensor, deterministic=True)
+        else:
+            predicted = self.policy.get_distribution(obs_tensor).distribution.mean
+        loss = ((predicted - self.targets[index]) ** 2 * self.weights).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def fit(self, epochs: int) -> float:
+        """``epochs`` passes over the demonstrations; the last minibatch's loss."""
+        count, loss = len(self.targets), float("nan")
+        self.policy.set_training_mode(True)
+        for _ in range(epochs):
+            order = self.generator.permutation(count)
+            for start in range(0, count, self.batch_size):
+                loss = self._update(order[start:start + self.batch_size])
+        self.policy.set_training_mode(False)
+        return loss
+
+    def step(self) -> float:
+        """One minibatch update (the anchor that keeps RL near the demonstrations)."""
+        self.policy.set_training_mode(True)
+        loss = self._update(self.generator.integers(0, len(self.targets), self.batch_size))
+        self.policy.set_training_mode(False)
+        return loss
+
+
+def behaviour_clone(model, demos: Demonstrations, epochs: int, batch_size: int,
+                    learning_rate: float, seed: int, normalizer=None) -> float:
+    """Pre-train the actor on the demonstrations; return the final loss (NaN without demos)."""
     if len(demos.actions) == 0:
         return float("nan")
-    policy = model.policy
-    flatten = model.__class__.__name__ == "PPO"
-    observations = demos.observations
-    if flatten:
-        observations = np.concatenate([observations[key] for key in sorted(observations)], axis=1)
-    if normalizer is not None:
-        observations = normalizer.normalize_obs(observations)
-    module = policy.actor if hasattr(policy, "actor") else policy
-    parameters = [p for name, p in module.named_parameters()
-                  if not name.startswith(("value_net", "mlp_extractor.value_net"))]
-    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
-    generator = np.random.default_rng(seed)
-    targets = torch.as_tensor(demos.actions, device=policy.device)
-    count = len(demos.actions)
-    loss_value = float("nan")
-    policy.set_training_mode(True)
-    for _ in range(epochs):
-        order = generator.permutation(count)
-        for start in range(0, count, batch_size):
-            index = order[start:start + batch_size]
-            batch = ({key: value[index] for key, value in observations.items()}
-                     if isinstance(observations, dict) else observations[index])
-            obs_tensor, _ = policy.obs_to_tensor(batch)
-            if hasattr(policy, "actor"):
-                predicted = policy.actor(obs_tensor, deterministic=True)
-            else:
-                predicted = policy.get_distribution(obs_tensor).distribution.mean
-            loss = torch.nn.functional.mse_loss(predicted, targets[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_value = float(loss.detach())
-    policy.set_training_mode(False)
-    return loss_value
+    return BehaviourCloner(model, demos, batch_size, learning_rate, seed, normalizer).fit(epochs)
+
+
+class AnchorCallback:
+    """SB3 callback: one behaviour-cloning minibatch every ``every`` env steps during RL.
+
+    Early SAC actor updates follow a critic that has not learned yet; without the anchor they
+    pull a cloned actor away from the demonstrations (measured: PickPlace success 98% after
+    cloning, 3% after 5,000 SAC steps). The anchor is the behaviour-cloning term of Nair et al.
+    2018 applied as separate updates.
+    """
+
+    def __new__(cls, cloner: BehaviourCloner, every: int):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class _Anchor(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.num_timesteps % every == 0:
+                    self.logger.record("train/bc_anchor_loss", cloner.step())
+                return True
+
+        return _Anchor()

@@ -84,22 +84,26 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
 
         log(f"training {config.task} with {config.algo}{'+HER' if config.her and config.algo != 'ppo' else ''}"
             f" on {n_envs} env(s), device {model.device}, randomization {config.randomization}")
-        demo_record = {}
+        demo_record, anchor = {}, None
         if checkpoint is None and config.demos.episodes:
-            demo_record = _use_demonstrations(model, config, log)
+            demo_record, anchor = _use_demonstrations(model, config, log)
         evaluator = Evaluator(config, config.eval.episodes)
 
         def save_checkpoint(step: int) -> None:
             _write_checkpoint(run, model, step, clock())
 
-        callback = RunCallback(run, config, evaluator, clock, save_checkpoint, log)
+        callback = run_callback = RunCallback(run, config, evaluator, clock, save_checkpoint, log)
+        if anchor is not None:
+            from stable_baselines3.common.callbacks import CallbackList
+
+            callback = CallbackList([anchor, callback])
         remaining = config.steps - (checkpoint.step if checkpoint else 0)
         if remaining > 0:
             model.learn(total_timesteps=remaining, callback=callback,
                         reset_num_timesteps=checkpoint is None, progress_bar=progress_bar,
                         tb_log_name="sb3")
         train_wall = clock()
-        summary = _finish(run, config, model, evaluator, callback, train_wall, demo_record)
+        summary = _finish(run, config, model, evaluator, run_callback, train_wall, demo_record)
         log(f"final: success nominal {summary['success_nominal']:.0%}"
             + (f", randomized {summary['success_randomized']:.0%}"
                if summary.get("success_randomized") is not None else "")
@@ -111,19 +115,27 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
         venv.close()
 
 
-def _use_demonstrations(model, config: TrainConfig, log) -> dict:
-    from training.demos import behaviour_clone, collect_into
+def _use_demonstrations(model, config: TrainConfig, log):
+    """Collect, clone; return the record for summary.json and the RL-time anchor (or None)."""
+    from training.demos import AnchorCallback, BehaviourCloner, collect_into
 
     started = time.perf_counter()
-    demos = collect_into(model, config, config.demos.episodes, seed=1_000_000 + config.seed)
-    loss = behaviour_clone(model, demos, config.demos.bc_epochs, config.demos.bc_batch_size,
-                           config.demos.bc_learning_rate, config.seed,
-                           normalizer=model.get_vec_normalize_env())
+    demos = collect_into(model, config, config.demos.episodes, seed=1_000_000 + config.seed,
+                         noise_std=config.demos.noise_std)
+    if not len(demos.actions):
+        return {"episodes": demos.episodes, "samples": 0}, None
+    cloner = BehaviourCloner(model, demos, config.demos.bc_batch_size,
+                             config.demos.bc_learning_rate, config.seed,
+                             normalizer=model.get_vec_normalize_env())
+    loss = cloner.fit(config.demos.bc_epochs)
     seconds = time.perf_counter() - started
     log(f"demonstrations: {demos.episodes} expert episodes ({demos.success_rate:.0%} successful), "
         f"{len(demos.actions)} samples cloned, loss {loss:.4f}, {seconds:.1f} s")
-    return {"episodes": demos.episodes, "expert_success": demos.success_rate,
-            "samples": int(len(demos.actions)), "bc_loss": loss, "seconds": round(seconds, 2)}
+    every = config.demos.anchor_every_steps
+    anchor = AnchorCallback(cloner, every) if every and config.algo != "ppo" else None
+    return ({"episodes": demos.episodes, "expert_success": demos.success_rate,
+             "samples": int(len(demos.actions)), "bc_loss": loss, "seconds": round(seconds, 2)},
+            anchor)
 
 
 def _write_checkpoint(run: RunDir, model, step: int, wall_s: float) -> None:

@@ -16,7 +16,7 @@ from twin import __version__
 from twin.errors import CelltwinError
 
 # Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("twin.cli.demo", "twin.cli.cell", "twin.cli.layout", "twin.cli.line", "training.cli")
+COMMAND_MODULES = ("twin.cli.demo", "twin.cli.cell", "twin.cli.layout", "twin.cli.line", "twin.cli.serve", "training.cli", "policies.cli")
 
 EXIT_USAGE = 2
 

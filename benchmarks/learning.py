@@ -1,0 +1,162 @@
+"""Time to success: celltwin against panda-gym 3.0.7, same algorithm, same budget, one run.
+
+For each task, both sides train SB3 SAC + HER with the celltwin preset's hyperparameters for at
+most the same wall time, evaluating deterministic success every ``--eval-every`` env steps
+(20 episodes; celltwin on its randomized twin when the preset randomizes). Printed: the
+wall time at which each first reached the target success (or "not reached" and the best seen).
+
+* Reach: ``celltwin/Reach-v0`` vs ``PandaReach-v3``; target >= 95% within 3 minutes.
+* PickPlace: ``celltwin/PickPlace-v0`` under the ``standard`` preset, with scripted-expert
+  demonstrations (behaviour cloning + DAgger, then SAC + HER), vs ``PandaPickAndPlace-v3``
+  (panda-gym ships no expert: RL alone, as its users get it); target >= 95% within 5 minutes,
+  and >= 90% of the final policy under ``benchmarks/shifted_physics.yaml`` (physics outside the
+  centre of the training ranges).
+
+Run::
+
+    pip install panda-gym==3.0.7   # or: bash scripts/setup.sh bench
+    python benchmarks/learning.py [--tasks Reach PickPlace] [--skip-peer] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+BUDGET_S = {"Reach": 180.0, "PickPlace": 300.0}
+TARGET = 0.95
+SHIFTED_TARGET = 0.90
+PEER_IDS = {"Reach": "PandaReach-v3", "PickPlace": "PandaPickAndPlace-v3"}
+HERE = Path(__file__).resolve().parent
+
+
+def run_celltwin(task: str, budget_s: float, eval_every: int, device: str, out: Path) -> dict:
+    from training.config import resolve_config
+    from training.metrics import MetricsLog
+    from training.trainer import train
+
+    config = resolve_config(task=task, overrides={
+        "max_wall_s": budget_s, "device": device, "eval.every_steps": eval_every,
+        "eval.episodes": 20, "eval.target_success": TARGET, "steps": 1_000_000,
+        "checkpoint_every_steps": 1_000_000})
+    summary = train(config, out, log=lambda text: print(f"  [celltwin] {text}", flush=True))
+    rows = MetricsLog(out / "metrics.csv").rows()
+    key = "success_randomized" if config.randomization != "none" else "success_nominal"
+    return {"time_to_target_s": _first(rows, key), "best": max(float(r[key]) for r in rows),
+            "final_nominal": summary["success_nominal"],
+            "final_randomized": summary.get("success_randomized"),
+            "steps": summary["steps"], "run": str(out), "config": config}
+
+
+def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -> dict:
+    import panda_gym  # noqa: F401
+    from stable_baselines3 import SAC, HerReplayBuffer
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from training.evaluation import run_episodes
+    from training.callbacks import PolicyActor
+
+    env = gym.make(PEER_IDS[task])
+    eval_env = gym.make(PEER_IDS[task])
+    kwargs = dict(config.hyperparameters)
+    model = SAC("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, seed=config.seed,
+                device=device, verbose=0, **kwargs)
+    rows: list[tuple[float, int, float]] = []
+    started = time.perf_counter()
+
+    class Clock(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % eval_every:
+                return True
+            outcome = run_episodes(eval_env, PolicyActor(self.model), 20, seed=10_000_000)
+            wall = time.perf_counter() - started
+            rows.append((wall, self.num_timesteps, outcome.success_rate))
+            print(f"  [panda-gym] step {self.num_timesteps:>7}  {wall:6.1f} s  success "
+                  f"{outcome.success_rate:.0%}", flush=True)
+            return outcome.success_rate < TARGET and wall < budget_s
+
+    model.learn(10_000_000, callback=Clock())
+    env.close()
+    eval_env.close()
+    reached = [wall for wall, _, success in rows if success >= TARGET]
+    return {"time_to_target_s": reached[0] if reached else None,
+            "best": max((s for _, _, s in rows), default=0.0),
+            "steps": model.num_timesteps}
+
+
+def shifted_success(run: Path, episodes: int = 50) -> float:
+    import twin.envs  # noqa: F401
+    from training.callbacks import PolicyActor
+    from training.evaluation import run_episodes
+    from training.run_dir import load_trained
+
+    trained = load_trained(run)
+    env = gym.make(trained.config.env_id(), physics=str(HERE / "shifted_physics.yaml"),
+                   **{k: v for k, v in trained.env_kwargs().items() if k != "physics"})
+    try:
+        return run_episodes(env, PolicyActor(trained.model), episodes, seed=20_000_000).success_rate
+    finally:
+        env.close()
+
+
+def _first(rows: list[dict], key: str) -> float | None:
+    for row in rows:
+        if row.get(key) and float(row[key]) >= TARGET:
+            return float(row["wall_s"])
+    return None
+
+
+def _fmt(seconds: float | None, budget: float) -> str:
+    return f"{seconds:.0f} s" if seconds is not None else f"not reached in {budget:.0f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=list(BUDGET_S), choices=list(BUDGET_S))
+    parser.add_argument("--skip-peer", action="store_true", help="celltwin only")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="env steps between evaluations (default: 2000 Reach, 2500 PickPlace)")
+    parser.add_argument("--budget-scale", type=float, default=1.0,
+                        help="multiply the wall-time budgets (e.g. for a quick smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the run directories here")
+    args = parser.parse_args()
+    from training.algorithms import resolve_device
+
+    device = resolve_device(args.device)
+    root = args.out or Path(tempfile.mkdtemp(prefix="celltwin-learning-"))
+    results = {}
+    for task in args.tasks:
+        budget = BUDGET_S[task] * args.budget_scale
+        every = args.eval_every or (2000 if task == "Reach" else 2500)
+        print(f"{task}: budget {budget:.0f} s, device {device}", flush=True)
+        ours = run_celltwin(task, budget, every, device, root / f"{task.lower()}-{int(time.time())}")
+        result = {"celltwin": {k: v for k, v in ours.items() if k != "config"}}
+        if task == "PickPlace":
+            result["celltwin"]["shifted_physics_success"] = shifted_success(Path(ours["run"]))
+        if not args.skip_peer:
+            result["panda-gym"] = run_peer(task, ours["config"], budget, every, device)
+        results[task] = result
+    print("\n| task | celltwin: time to >= 95% | best | peer (panda-gym 3.0.7) | best |")
+    print("| --- | --- | --- | --- | --- |")
+    for task, result in results.items():
+        budget = BUDGET_S[task] * args.budget_scale
+        ours = result["celltwin"]
+        peer = result.get("panda-gym")
+        print(f"| {task} | {_fmt(ours['time_to_target_s'], budget)} | {ours['best']:.0%} | "
+              + (f"{_fmt(peer['time_to_target_s'], budget)} | {peer['best']:.0%} |" if peer
+                 else "skipped | |"))
+        if "shifted_physics_success" in ours:
+            print(f"  {task} under shifted physics: {ours['shifted_physics_success']:.0%} "
+                  f"(target >= {SHIFTED_TARGET:.0%})")
+    print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

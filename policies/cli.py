@@ -1,0 +1,228 @@
+"""`celltwin export` and `celltwin deploy`: training run -> bundle -> controller.
+
+``export`` writes a verified bundle from a training run directory. ``deploy`` runs a bundle
+through the deployment adapter against the twin (``--controller twin``: the training cell as an
+in-process virtual controller, one episode per goal drawn as in training) or any OPC UA
+controller (``--controller opc.tcp://HOST:PORT``, with ``--goal``). Heavy imports (torch,
+pybullet, gymnasium) happen only inside the commands that need them: deploying to OPC UA needs
+none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from twin.cli.common import non_negative_float, positive_float, positive_int
+
+EXIT_STOPPED = 1
+
+
+def register(subparsers) -> None:
+    _register_export(subparsers)
+    _register_deploy(subparsers)
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def _register_export(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a trained policy to a bundle (ONNX + manifest)",
+        description="Exports the policy of a training run to BUNDLE_DIR: policy.onnx with "
+                    "observation normalization and action post-processing baked in, policy.pt "
+                    "(TorchScript), and manifest.json (robot, limits, observation and action "
+                    "semantics, safety limits, SHA-256 of every file). Fails unless the ONNX "
+                    "matches SB3's own actions on recorded observations.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a `celltwin train` run directory")
+    parser.add_argument("-o", "--out", metavar="BUNDLE_DIR", type=Path, required=True,
+                        help="bundle folder to write")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="export the newest checkpoint instead of the final model")
+    parser.add_argument("--samples", type=positive_int, default=1000,
+                        help="recorded observations for the parity check (default 1000)")
+    parser.add_argument("--tolerance", type=positive_float, default=1e-5,
+                        help="largest accepted |ONNX - SB3| in action units (default 1e-5)")
+    parser.add_argument("--no-torchscript", action="store_true", help="skip policy.pt")
+    parser.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                        help="TCP safety box corner, robot base frame [m]")
+    parser.add_argument("--workspace-high", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                        help="TCP safety box corner, robot base frame [m]")
+    parser.add_argument("--max-joint-step", type=positive_float, default=0.1,
+                        help="largest joint change per control step [rad] (default 0.1)")
+    parser.add_argument("--acceleration-time", type=positive_float, default=0.2,
+                        help="joint acceleration limit = velocity limit / this [s] (default 0.2)")
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args) -> int:
+    from policies.export import ExportOptions, export_run
+
+    options = ExportOptions(
+        samples=args.samples, tolerance=args.tolerance, torchscript=not args.no_torchscript,
+        workspace_low_m=tuple(args.workspace_low) if args.workspace_low else None,
+        workspace_high_m=tuple(args.workspace_high) if args.workspace_high else None,
+        max_joint_step_rad=args.max_joint_step, acceleration_time_s=args.acceleration_time)
+    _progress(f"exporting {args.run_dir} (recording {args.samples} observations, parity check)")
+    result = export_run(args.run_dir, args.out, checkpoint=args.checkpoint, options=options)
+    manifest = result.manifest
+    print(f"bundle: {result.path}")
+    print(f"robot {manifest['robot']['model']}, control {manifest['control']['mode']} at "
+          f"{1 / manifest['control']['period_s']:g} Hz, task {manifest['training']['task']} "
+          f"({manifest['training']['algo']})")
+    print(f"parity: max |ONNX - SB3| = {result.parity_max_abs_diff:.2e} action units over "
+          f"{manifest['policy']['parity']['samples']} observations"
+          + (f"; TorchScript {result.torchscript_max_abs_diff:.2e}"
+             if result.torchscript_max_abs_diff is not None else ""))
+    return 0
+
+
+# --- deploy ----------------------------------------------------------------------------------
+
+
+def _register_deploy(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "deploy", help="run a policy bundle against the twin or an OPC UA controller",
+        description="Verifies BUNDLE, checks it fits the controller's robot and joints, and runs "
+                    "it through the safety layer at the bundle's control period, writing one "
+                    "telemetry line per step. Exit 0 when every episode ran, 1 when the "
+                    "adapter stopped (e-stop, watchdog, mode), 2 on errors.")
+    parser.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder")
+    parser.add_argument("--controller", required=True, metavar="twin|opc.tcp://HOST:PORT",
+                        help="'twin' (the training cell, in process) or an OPC UA endpoint")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="compute and log every set-point but send none")
+    parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to run (default 1)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="control steps per episode (default: the training episode length)")
+    parser.add_argument("--goal", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                        help="desired goal in the robot base frame [m] (required for OPC UA; "
+                             "the twin draws one per episode as in training)")
+    parser.add_argument("--telemetry", type=Path, default=None, metavar="FILE",
+                        help="JSON-lines telemetry file (appended)")
+    parser.add_argument("--reduced-speed", action="store_true",
+                        help="cap TCP speed at the bundle's reduced-mode speed (0.25 m/s)")
+    parser.add_argument("--object", default=None, help="tracked object name (default: the bundle's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the twin's episode draws")
+    parser.add_argument("--fast", action="store_true",
+                        help="twin only: lock-step, as fast as the physics (no real-time pacing)")
+    parser.add_argument("--latency-steps", type=int, default=None,
+                        help="twin only: actuation latency [control periods]")
+    parser.add_argument("--noise-rad", type=non_negative_float, default=None,
+                        help="twin only: joint position noise [rad]")
+    parser.add_argument("--username", default=None, help="OPC UA user")
+    parser.add_argument("--password", default=None, help="OPC UA password")
+    parser.add_argument("--certificate", type=Path, default=None, help="OPC UA client certificate")
+    parser.add_argument("--private-key", type=Path, default=None, help="key of --certificate")
+    parser.add_argument("--server-certificate", type=Path, default=None,
+                        help="OPC UA server certificate to trust (pins the server)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="write the episode results as JSON")
+    parser.set_defaults(handler=run_deploy)
+
+
+def run_deploy(args) -> int:
+    from policies.bundle import load_bundle
+    from twin.errors import CelltwinError, Problem
+
+    bundle = load_bundle(args.bundle)
+    manifest = bundle.manifest
+    steps = args.steps or manifest["training"].get("max_episode_steps") or 50
+    if args.controller == "twin":
+        results = _deploy_twin(bundle, args, steps)
+    elif args.controller.startswith("opc.tcp://"):
+        if args.goal is None:
+            raise CelltwinError(Problem("a goal is needed to drive an OPC UA controller",
+                                        path="--goal", expected="--goal X Y Z (robot base frame [m])"))
+        results = _deploy_opcua(bundle, args, steps)
+    else:
+        raise CelltwinError(Problem("unknown controller", path="--controller", value=args.controller,
+                                    expected="'twin' or opc.tcp://HOST:PORT"))
+    successes = sum(1 for r in results if r["success"])
+    stopped = [r for r in results if r["stop_reason"]]
+    print(f"success {successes}/{len(results)}"
+          + (f"; stopped: {stopped[0]['stop_reason']}" if stopped else "")
+          + (f"; telemetry {args.telemetry}" if args.telemetry else ""))
+    if args.json:
+        from twin.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({"bundle": str(args.bundle), "episodes": results},
+                                                indent=2))
+    return EXIT_STOPPED if stopped else 0
+
+
+def _deploy_twin(bundle, args, steps: int) -> list[dict]:
+    """Episodes on the training cell: the env draws goal and object as in training."""
+    import gymnasium as gym
+
+    import twin.envs  # noqa: F401
+    from policies.deploy.adapter import Adapter
+    from twin.serve.in_process import InProcessController
+    from twin.serve.virtual_controller import VirtualController
+
+    manifest = bundle.manifest
+    env_kwargs = dict(manifest["training"]["env_kwargs"])
+    env = gym.make(f"celltwin/{manifest['training']['task']}-v0", **env_kwargs)
+    object_name = args.object or manifest["observation"]["object_name"]
+    results = []
+    adapter = None
+    try:
+        for episode in range(args.episodes):
+            obs, _ = env.reset(seed=args.seed + episode)
+            goal = obs["desired_goal"] if args.goal is None else args.goal
+            virtual = VirtualController(env.unwrapped.world, latency_steps=args.latency_steps,
+                                        noise_rad=args.noise_rad, seed=args.seed + episode,
+                                        tracked_objects=[object_name] if object_name else ())
+            with InProcessController(virtual, realtime=not args.fast) as controller:
+                if adapter is None:
+                    adapter = Adapter(bundle, controller, goal, telemetry=args.telemetry,
+                                      reduced_mode=args.reduced_speed, dry_run=args.dry_run,
+                                      object_name=object_name, paced=not args.fast)
+                else:
+                    adapter.controller = controller
+                    adapter.set_goal(goal)
+                results.append(_episode(adapter, episode, steps))
+            if results[-1]["stop_reason"]:
+                break
+    finally:
+        if adapter is not None:
+            adapter.close()
+        env.close()
+    return results
+
+
+def _deploy_opcua(bundle, args, steps: int) -> list[dict]:
+    from policies.deploy.adapter import Adapter
+    from policies.deploy.opcua_client import OpcUaController
+
+    results = []
+    with OpcUaController(args.controller, username=args.username, password=args.password,
+                         certificate=args.certificate, private_key=args.private_key,
+                         server_certificate=args.server_certificate) as controller:
+        with Adapter(bundle, controller, args.goal, telemetry=args.telemetry,
+                     reduced_mode=args.reduced_speed, dry_run=args.dry_run,
+                     object_name=args.object) as adapter:
+            for episode in range(args.episodes):
+                results.append(_episode(adapter, episode, steps))
+                if results[-1]["stop_reason"]:
+                    break
+    return results
+
+
+def _episode(adapter, episode: int, steps: int) -> dict:
+    adapter.rearm()  # each episode starts from an explicit arming, never by itself
+    summary = adapter.run(steps)
+    flags = ", ".join(f"{name} x{count}" for name, count in sorted(summary.safety_counts.items()))
+    outcome = "success" if summary.success else ("stopped" if summary.stop_reason else "no success")
+    distance = f"{summary.final_distance_m:.3f} m" if summary.final_distance_m is not None else "n/a"
+    print(f"episode {episode + 1}: {outcome} after {summary.steps} steps (distance {distance}"
+          f"; overruns {summary.overruns}" + (f"; safety: {flags}" if flags else "") + ")")
+    return {"episode": episode + 1, "success": summary.success, "steps": summary.steps,
+            "final_distance_m": summary.final_distance_m, "stop_reason": summary.stop_reason,
+            "overruns": summary.overruns, "safety_counts": summary.safety_counts}
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        print(message, file=sys.stderr)

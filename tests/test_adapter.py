@@ -1,0 +1,350 @@
+"""The deployment adapter against the in-process twin controller (and OPC UA on loopback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import twin.envs  # noqa: F401  (registers the env ids)
+from policies.deploy.adapter import STOPPED, Adapter
+from policies.deploy.runtime import Pacer
+from policies.deploy.telemetry import read_telemetry, steps
+from policies.errors import ControllerError
+from policies.export import ExportOptions, export_trained
+from policies.parity import concatenate
+from training.config import TrainConfig
+from training.run_dir import Trained
+from twin.cli.main import main
+from twin.serve.in_process import InProcessController
+from twin.serve.virtual_controller import VirtualController
+
+REPO = Path(__file__).resolve().parents[1]
+FORBIDDEN = ("torch", "pybullet", "pybullet_data", "stable_baselines3", "sb3_contrib", "gymnasium",
+             "cloudpickle", "joblib", "dill", "scipy", "yaml", "pydantic", "robots", "training")
+
+
+@pytest.fixture(scope="module")
+def reacher_bundle(tmp_path_factory) -> Path:
+    """A Reach policy that works: SAC whose actor is set to tanh(10 (desired - achieved)).
+
+    Training one to success takes minutes; a hand-set actor inside a real SB3 model goes
+    through the same export (normalization, squash, scaling, parity) in seconds.
+    """
+    from stable_baselines3 import SAC
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        env = gym.make("celltwin/Reach-v0")
+        model = SAC("MultiInputPolicy", env, learning_starts=10**9, buffer_size=100, seed=0,
+                    policy_kwargs=dict(net_arch=dict(pi=[], qf=[8])))
+        with torch.no_grad():
+            weight = torch.zeros_like(model.policy.actor.mu.weight)
+            weight[:, 0:3] = -10.0 * torch.eye(3)  # achieved_goal
+            weight[:, 3:6] = 10.0 * torch.eye(3)   # desired_goal
+            model.policy.actor.mu.weight.copy_(weight)
+            model.policy.actor.mu.bias.zero_()
+        trained = Trained(model=model, config=TrainConfig(task="Reach", algo="sac"),
+                          summary={"success_nominal": 1.0})
+        path = tmp_path_factory.mktemp("bundles") / "reacher"
+        export_trained(trained, path, options=ExportOptions(samples=200, torchscript=False))
+        env.close()
+    finally:
+        torch.set_num_threads(threads)
+    return path
+
+
+@pytest.fixture
+def reach_env():
+    env = gym.make("celltwin/Reach-v0")
+    yield env
+    env.close()
+
+
+class CountingController:
+    """Wraps a controller, counting set-points and failing on demand (a cut cable)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.robot_model, self.joint_names = inner.robot_model, inner.joint_names
+        self.sent = 0
+        self.disconnected = False
+
+    def read_state(self):
+        if self.disconnected:
+            raise ControllerError("connection to the controller lost")
+        return self.inner.read_state()
+
+    def send_joint_targets(self, positions, gripper_width_m=None):
+        if self.disconnected:
+            raise ControllerError("connection to the controller lost")
+        self.sent += 1
+        self.inner.send_joint_targets(positions, gripper_width_m)
+
+    def raise_protective_stop(self):
+        if self.disconnected:
+            raise ControllerError("connection to the controller lost")
+        self.inner.virtual.raise_protective_stop()
+
+    def close(self):
+        self.inner.close()
+
+
+def _twin(env, seed: int = 0):
+    """Reset the env (goal drawn as in training) and serve its world as a lock-step controller."""
+    obs, _ = env.reset(seed=seed)
+    virtual = VirtualController(env.unwrapped.world)
+    return obs, virtual, CountingController(InProcessController(virtual))
+
+
+# --- what a controller PC needs --------------------------------------------------------------
+
+
+def test_deployment_needs_only_numpy_onnxruntime_and_asyncua(reacher_bundle):
+    script = textwrap.dedent(f"""
+        import pickle, sys
+        def refuse(*args, **kwargs):
+            raise AssertionError("something unpickled on the controller path")
+        pickle.load = pickle.loads = refuse
+        import numpy as np
+        import policies.bundle, policies.kinematics, policies.manifest
+        import policies.deploy.adapter, policies.deploy.opcua_client, policies.deploy.safety
+        from policies.deploy.adapter import Adapter
+        from policies.deploy.transport import ControllerState
+
+        class Still:
+            robot_model = "panda"
+            joint_names = tuple(f"panda_joint{{i}}" for i in range(1, 8))
+            def __init__(self):
+                self.t = 0.0
+            def read_state(self):
+                self.t += 0.04
+                return ControllerState(self.t, np.array([0.0, 0.41, 0.0, -1.85, 0.0, 2.26, 0.79]),
+                                       np.zeros(7), 0.0, "AUTOMATIC", False, False)
+            def send_joint_targets(self, positions, gripper_width_m=None):
+                pass
+            def close(self):
+                pass
+
+        adapter = Adapter({str(reacher_bundle)!r}, Still(), [0.4, 0.1, 0.2], paced=False)
+        summary = adapter.run(5, stop_on_success=False)
+        assert summary.steps == 5 and summary.stop_reason is None, summary
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {FORBIDDEN!r})
+        print("heavy:", heavy)
+        assert not heavy, heavy
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "heavy: []" in result.stdout
+
+
+# --- one observation builder -----------------------------------------------------------------
+
+
+def test_adapter_builds_the_env_observation_from_controller_state(reacher_bundle, reach_env):
+    obs, _, controller = _twin(reach_env, seed=4)
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"], paced=False)
+    rng = np.random.default_rng(0)
+    for _ in range(15):  # moving, so that ee_velocity is not zero
+        obs, *_ = reach_env.step(rng.uniform(-1, 1, 3))
+        # A controller samples its state when built and on each tick; sample after this step.
+        state = VirtualController(reach_env.unwrapped.world).state()
+        built = adapter.observer.observe(state, obs["desired_goal"]).vector
+        assert np.abs(built - concatenate(obs)).max() < 1e-5
+
+
+# --- the loop on the twin --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adapter_reaches_the_goal_on_the_twin(reacher_bundle, reach_env, seed, tmp_path):
+    obs, _, controller = _twin(reach_env, seed)
+    with Adapter(reacher_bundle, controller, obs["desired_goal"], paced=False,
+                 telemetry=tmp_path / "t.jsonl") as adapter:
+        summary = adapter.run(50)
+    assert summary.success and summary.stop_reason is None
+    assert summary.final_distance_m < 0.05
+    records = steps(read_telemetry(tmp_path / "t.jsonl"))
+    assert len(records) == summary.steps == controller.sent
+    assert records[-1]["success"] is True
+
+
+def test_watchdog_stops_when_the_controller_state_goes_stale(reacher_bundle, reach_env):
+    obs, virtual, controller = _twin(reach_env)
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.3],
+                      paced=False)
+    adapter.rearm()
+    for _ in range(3):
+        assert adapter.step().sent
+    virtual.stall()
+    sent_before = controller.sent
+    results = [adapter.step() for _ in range(6)]
+    stop_at = next(i for i, r in enumerate(results) if r.stop_reason)
+    allowed = adapter.stale_periods
+    assert stop_at <= allowed and "stale controller state" in results[stop_at].stop_reason
+    assert controller.sent - sent_before == stop_at  # nothing sent from the stop on
+    assert virtual.protective_stop  # and the controller was asked to hold on its own
+    virtual.clear_protective_stop()
+    virtual.resume()
+    virtual.tick(2)
+    assert not any(adapter.step().sent for _ in range(3))  # fresh state does not restart it
+    assert adapter.state == STOPPED
+
+
+def test_emergency_stop_holds_until_cleared_and_rearmed(reacher_bundle, reach_env, tmp_path):
+    obs, virtual, controller = _twin(reach_env)
+    goal = obs["desired_goal"] + [0.0, 0.0, 0.3]  # far: the policy keeps moving
+    adapter = Adapter(reacher_bundle, controller, goal, paced=False, telemetry=tmp_path / "t.jsonl")
+    adapter.rearm()
+    for _ in range(4):
+        adapter.step()
+    virtual.raise_emergency_stop()
+    assert "emergency stop" in adapter.step().stop_reason
+    held = controller.read_state().joint_positions
+
+    def idle_steps(count):
+        for _ in range(count):
+            virtual.tick()  # the controller's clock runs on; the adapter sends nothing
+            assert not adapter.step().sent
+
+    idle_steps(5)
+    virtual.clear_emergency_stop()
+    idle_steps(10)  # cleared, but not re-armed: still nothing moves
+    assert adapter.state == STOPPED
+    assert np.abs(controller.read_state().joint_positions - held).max() < 1e-3
+    with pytest.raises(ControllerError, match="protective stop"):
+        virtual.raise_protective_stop()
+        adapter.rearm()
+    virtual.clear_protective_stop()
+    virtual.set_operational_mode("MANUAL_REDUCED_SPEED")
+    with pytest.raises(ControllerError, match="not AUTOMATIC"):
+        adapter.rearm()
+    virtual.set_operational_mode("AUTOMATIC")
+    adapter.rearm()
+    assert all(adapter.step().sent for _ in range(5))
+    assert np.abs(controller.read_state().joint_positions - held).max() > 1e-3
+    adapter.close()
+    events = [r["event"] for r in read_telemetry(tmp_path / "t.jsonl") if r["type"] == "event"]
+    assert events == ["armed", "stopped", "armed", "closed"]
+
+
+def test_telemetry_is_complete_after_the_controller_disconnects(reacher_bundle, reach_env, tmp_path):
+    obs, _, controller = _twin(reach_env)
+    path = tmp_path / "telemetry.jsonl"
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.3],
+                      paced=False, telemetry=path)
+    adapter.rearm()
+    for _ in range(7):
+        adapter.step()
+    controller.disconnected = True
+    result = adapter.step()
+    assert "controller unreachable" in result.stop_reason
+    # Read while the adapter is still open: every line is on disk already.
+    records = read_telemetry(path)
+    step_records = steps(records)
+    assert [r["step"] for r in step_records] == list(range(1, 9))
+    assert all(r["sent"] for r in step_records[:7]) and not step_records[7]["sent"]
+    assert all(len(r["q_command"]) == 7 and len(r["q_measured"]) == 7 for r in step_records[:7])
+    stops = [r for r in records if r.get("event") == "stopped"]
+    assert len(stops) == 1 and "connection to the controller lost" in stops[0]["reason"]
+    assert stops[0]["protective_stop_requested"].startswith("failed")
+    assert "controller unreachable" in step_records[-1]["stop_reason"]
+    # A write cut short by a power loss: the reader drops only the broken last line.
+    with open(path, "a") as handle:
+        handle.write('{"type": "step", "step": 9, "q_comm')
+    assert read_telemetry(path) == records
+    adapter.close()
+
+
+def test_a_nan_policy_output_brakes_and_is_reported(reacher_bundle, reach_env):
+    obs, _, controller = _twin(reach_env)
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.3],
+                      paced=False)
+    adapter.rearm()
+    for _ in range(4):
+        adapter.step()  # moving
+    adapter.policy = lambda observation: np.full(4, np.nan)  # a policy gone bad
+    results = [adapter.step() for _ in range(10)]
+    assert all("non_finite" in r.flags and r.sent for r in results)
+    assert all(np.isfinite(r.command).all() for r in results)
+    assert np.allclose(results[-1].command, results[-2].command)  # braked to a hold
+
+
+def test_dry_run_sends_nothing_but_logs_every_setpoint(reacher_bundle, reach_env, tmp_path):
+    obs, virtual, controller = _twin(reach_env)
+    start = controller.read_state().joint_positions
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.2],
+                      paced=False, dry_run=True, telemetry=tmp_path / "t.jsonl")
+    adapter.rearm()
+    for _ in range(5):
+        virtual.tick()
+        assert not adapter.step().sent
+    adapter.close()
+    assert controller.sent == 0
+    assert np.abs(controller.read_state().joint_positions - start).max() < 1e-4  # sag only
+    records = steps(read_telemetry(tmp_path / "t.jsonl"))
+    assert len(records) == 5 and all(r["q_command"] is not None for r in records)
+
+
+def test_pacer_counts_overruns_and_does_not_burst():
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1e-5  # reading the clock takes a little time, so spinning ends
+        return now[0]
+
+    pacer = Pacer(0.04, clock=clock, sleep=lambda s: now.__setitem__(0, now[0] + s))
+    pacer.start()
+    now[0] += 0.01
+    lateness, overrun = pacer.wait()  # on time: sleeps (and spins) up to the deadline
+    assert not overrun and 0.0 <= lateness < 1e-4 and now[0] == pytest.approx(0.04, abs=1e-4)
+    now[0] += 0.05  # the step took longer than a period
+    lateness, overrun = pacer.wait()
+    assert overrun and pacer.overruns == 1
+    now[0] += 0.2  # five periods behind: restart the schedule instead of five quick steps
+    _, overrun = pacer.wait()
+    assert overrun and pacer.overruns == 2
+    _, overrun = pacer.wait()
+    assert not overrun and pacer.overruns == 2
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_deploys_to_the_twin(reacher_bundle, tmp_path, capsys):
+    code = main(["deploy", str(reacher_bundle), "--controller", "twin", "--fast", "--episodes", "2",
+                 "--telemetry", str(tmp_path / "t.jsonl"), "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "success 2/2" in out and out.count("episode ") == 2
+    results = json.loads((tmp_path / "r.json").read_text())["episodes"]
+    assert all(r["success"] for r in results)
+    events = [r["event"] for r in read_telemetry(tmp_path / "t.jsonl") if r["type"] == "event"]
+    assert events.count("armed") == 2
+
+
+def test_cli_deploys_over_opcua(reacher_bundle, tmp_path, capsys):
+    from twin.serve.opcua_security import ServerSecurity
+    from twin.serve.opcua_server import ServerThread
+
+    with VirtualController.from_cell("reach_table") as virtual, \
+            ServerThread(virtual, port=0, security=ServerSecurity(insecure=True)) as served:
+        start = virtual.state().joint_positions
+        code = main(["deploy", str(reacher_bundle), "--controller", served.endpoint,
+                     "--goal", "0.45", "0.1", "0.25", "--steps", "8",
+                     "--telemetry", str(tmp_path / "t.jsonl")])
+        moved = np.abs(virtual.state().joint_positions - start).max()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert moved > 1e-3
+    assert len(steps(read_telemetry(tmp_path / "t.jsonl"))) >= 1
