@@ -174,11 +174,14 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
             virtual = VirtualController(env.unwrapped.world, latency_steps=args.latency_steps,
                                         noise_rad=args.noise_rad, seed=args.seed + episode,
                                         tracked_objects=[object_name] if object_name else ())
-            with InProcessController(virtual, realtime=not args.fast) as controller:
+            # A dry run sends no set-points, and a lock-step twin only advances on one: dry runs
+            # therefore run the twin on its own clock.
+            realtime = args.dry_run or not args.fast
+            with InProcessController(virtual, realtime=realtime) as controller:
                 if adapter is None:
                     adapter = Adapter(bundle, controller, goal, telemetry=args.telemetry,
                                       reduced_mode=args.reduced_speed, dry_run=args.dry_run,
-                                      object_name=object_name, paced=not args.fast)
+                                      object_name=object_name, paced=realtime)
                 else:
                     adapter.controller = controller
                     adapter.set_goal(goal)

@@ -227,7 +227,7 @@ def test_emergency_stop_holds_until_cleared_and_rearmed(reacher_bundle, reach_en
         adapter.rearm()
     virtual.clear_protective_stop()
     virtual.set_operational_mode("MANUAL_REDUCED_SPEED")
-    with pytest.raises(ControllerError, match="not AUTOMATIC"):
+    with pytest.raises(ControllerError, match="not an automatic mode"):
         adapter.rearm()
     virtual.set_operational_mode("AUTOMATIC")
     adapter.rearm()

@@ -100,7 +100,8 @@ def _register_evaluate(subparsers) -> None:
         description="Runs POLICY (the task's scripted 'expert' or an SB3 checkpoint .zip) on the "
                     "nominal twin, the randomized twin, and a grid of perturbations; writes "
                     "evaluation.json, evaluation.md and heatmap.png into the run directory.")
-    parser.add_argument("policy", metavar="POLICY", help="'expert' or a path to an SB3 .zip")
+    parser.add_argument("policy", metavar="POLICY",
+                        help="'expert', an exported bundle folder, or a path to an SB3 .zip")
     parser.add_argument("--task", required=True, help="Reach, Push, PickPlace or ConveyorPick")
     parser.add_argument("--cell", default=None, help="cell file or example (default: the task's)")
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")

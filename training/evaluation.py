@@ -19,6 +19,7 @@ from twin.atomic import atomic_write_bytes, atomic_write_text
 from twin.errors import CelltwinError, Problem
 
 SB3_ALGORITHMS = ("SAC", "TD3", "DDPG", "PPO", "A2C")
+CONTRIB_ALGORITHMS = ("TQC",)
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,66 @@ class SB3Policy:
         return action
 
 
+class BundlePolicy:
+    """An exported bundle acting in the env: the verified ONNX, as the adapter runs it.
+
+    The bundle's actions are in controller units (metres or radians per step, a gripper
+    opening in metres); the env takes them normalized, so the controller scaling is undone
+    here. Evaluating the bundle rather than the checkpoint judges exactly what is deployed.
+    """
+
+    def __init__(self, folder: Path):
+        from policies.bundle import load_bundle
+        from policies.deploy.runtime import OnnxPolicy
+
+        bundle = load_bundle(folder)
+        self.manifest = bundle.manifest
+        self.onnx = OnnxPolicy(bundle.onnx_bytes, bundle.manifest)
+        self.keys = [entry["key"] for entry in self.manifest["policy"]["input"]["layout"]]
+        control = self.manifest["control"]
+        self.scale = control["scale"] or 1.0
+        self.uses_gripper = control["uses_gripper"]
+        self.arm_size = self.manifest["action"]["arm_size"]
+        closed, opened = self.manifest["robot"]["gripper"]["width_range_m"]
+        self.width_mid, self.width_half = (opened + closed) / 2, (opened - closed) / 2
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, observation):
+        vector = np.concatenate([np.asarray(observation[key], np.float32).ravel()
+                                 for key in self.keys])
+        action = self.onnx(vector)
+        arm = action[:self.arm_size] / self.scale
+        if not self.uses_gripper:
+            return arm.astype(np.float32)
+        grip = (action[self.arm_size] - self.width_mid) / self.width_half
+        return np.append(arm, grip).astype(np.float32)
+
+
 def load_policy(spec: str, env):
-    """``expert`` for the task's scripted expert, or the path of an SB3 ``.zip`` checkpoint."""
+    """``expert`` (the task's scripted expert), an exported bundle folder, or the path of an
+    SB3 ``.zip`` checkpoint."""
     if spec == "expert":
         from policies.scripted.experts import make_expert
 
         return make_expert(env)
     path = Path(spec)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return BundlePolicy(path)
     if not path.is_file():
         raise CelltwinError(Problem("policy not found", path="POLICY", value=spec,
-                                    expected="'expert' or an existing SB3 checkpoint (.zip)"))
+                                    expected="'expert', a bundle folder (celltwin export) or an "
+                                             "SB3 checkpoint (.zip)"))
     import stable_baselines3
 
-    for name in SB3_ALGORITHMS:
+    import sb3_contrib
+
+    classes = [getattr(stable_baselines3, name) for name in SB3_ALGORITHMS]
+    classes += [getattr(sb3_contrib, name) for name in CONTRIB_ALGORITHMS]
+    for cls in classes:
         try:
-            return SB3Policy(getattr(stable_baselines3, name).load(path, env=env, device="cpu"))
+            return SB3Policy(cls.load(path, env=env, device="cpu"))
         except Exception:  # the wrong algorithm class fails to load; try the next
             continue
     raise CelltwinError(Problem("not a stable-baselines3 checkpoint this version can load",

@@ -4,7 +4,7 @@ Each control step, on a monotonic clock at the bundle's control period:
 
 1. read the controller's state (the watchdog stops when that fails, or when the state's
    ``stamp_s`` has not advanced for ``stale_state_periods`` periods);
-2. stop if an emergency or protective stop is active or the mode is not AUTOMATIC;
+2. stop if an emergency or protective stop is active or the mode is not an automatic one;
 3. build the observation with :mod:`twin.observation` (:class:`Observer`);
 4. run the ONNX policy; its action is already in controller units;
 5. turn it into joint targets as the twin's controller does: ``ee_delta`` moves the TCP target
@@ -18,7 +18,7 @@ Each control step, on a monotonic clock at the bundle's control period:
 
 Stops are latched: after any stop the adapter sends nothing (the controller holds its last
 set-point) until :meth:`Adapter.rearm` is called explicitly; re-arming needs a readable
-controller in AUTOMATIC mode with no stop active (and restarts the watchdog, so state that
+controller in an automatic mode with no stop active (and restarts the watchdog, so state that
 stays stale stops it again). Nothing resumes by itself: not after a stop is cleared, not after
 the controller comes back.
 
@@ -39,12 +39,11 @@ from policies.deploy.observer import Observer
 from policies.deploy.runtime import OnnxPolicy, Pacer
 from policies.deploy.safety import SafetyLayer, SafetyLimits
 from policies.deploy.telemetry import TelemetryWriter
-from policies.deploy.transport import Controller, ControllerState
+from policies.deploy.transport import MOVING_MODES, Controller, ControllerState
 from policies.errors import ControllerError
 from policies.kinematics import KinematicChain, quat_to_matrix
 from twin.errors import CelltwinError, Problem
 
-MOVING_MODES = ("AUTOMATIC",)
 IDLE, RUNNING, STOPPED = "idle", "running", "stopped"
 
 
@@ -156,7 +155,7 @@ class Adapter:
     def rearm(self) -> None:
         """Arm the adapter (first start, or after a stop): the only way to (re)start motion.
 
-        Reads the controller; requires AUTOMATIC mode and no emergency or protective stop;
+        Reads the controller; requires an automatic mode and no emergency or protective stop;
         the safety layer restarts from rest at the measured joints.
 
         Raises:
@@ -172,7 +171,8 @@ class Adapter:
         blocked = self._blocking_reason(state)
         if blocked:
             raise ControllerError(Problem(f"cannot arm: {blocked}",
-                                          expected="AUTOMATIC mode and no active stop"))
+                                          expected="an automatic mode (AUTOMATIC, "
+                                                   "AUTOMATIC_EXTERNAL) and no active stop"))
         self.safety.reset(state.joint_positions, state.gripper_width_m)
         self.observer.reset()
         self._last_stamp = state.stamp_s
@@ -327,7 +327,7 @@ class Adapter:
         if state.protective_stop:
             return "protective stop active"
         if state.operational_mode not in MOVING_MODES:
-            return f"operational mode is {state.operational_mode}, not AUTOMATIC"
+            return f"operational mode is {state.operational_mode}, not an automatic mode"
         return None
 
     def _stop(self, reason: str, fault: bool = False) -> StepResult:

@@ -16,9 +16,12 @@ from typing import Mapping, Protocol
 
 import numpy as np
 
-# OPC 40010-1 OperationalModeEnumeration names; only AUTOMATIC lets a policy move the robot.
+# OPC 40010-1 OperationalModeEnumeration names.
 OPERATIONAL_MODES = ("OTHER", "MANUAL_REDUCED_SPEED", "MANUAL_HIGH_SPEED", "AUTOMATIC",
                      "AUTOMATIC_EXTERNAL")
+# The automatic modes: the only ones in which a policy may move the robot (in the manual modes
+# a person is in the cell with an enabling device).
+MOVING_MODES = frozenset({"AUTOMATIC", "AUTOMATIC_EXTERNAL"})
 
 
 @dataclass(frozen=True)

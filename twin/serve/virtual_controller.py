@@ -35,13 +35,12 @@ import numpy as np
 
 from pydantic import ValidationError
 
-from policies.deploy.transport import OPERATIONAL_MODES, ControllerState
+from policies.deploy.transport import MOVING_MODES, OPERATIONAL_MODES, ControllerState
 from policies.errors import ControllerError
 from twin.errors import PhysicsParamsError, Problem, one_of
 from twin.physics import PhysicsParams
 
 # Modes in which external set-points move the robot (OPC 40010-1 OperationalModeEnumeration).
-MOVING_MODES = frozenset({"AUTOMATIC", "AUTOMATIC_EXTERNAL"})
 
 
 class VirtualController:
@@ -236,6 +235,18 @@ class VirtualController:
         self._in_flight.clear()
         self.robot.hold()
         self._active = np.array(self.robot.motor_targets()[0], dtype=float)
+
+    def rebase(self, edit):
+        """Run ``edit()`` between ticks (e.g. an env reset that restores a snapshot) and return
+        its result; set-points in flight are dropped and the state is sampled afresh, so
+        nothing commanded before the edit moves the robot after it."""
+        with self._lock:
+            self._check_open()
+            result = edit()
+            self._in_flight.clear()
+            self._active = np.array(self.robot.motor_targets()[0], dtype=float)
+            self._sample = self._take_sample()
+            return result
 
     # ----------------------------------------------------------------------------- stall
     def stall(self) -> None:
