@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -348,3 +349,90 @@ def test_cli_deploys_over_opcua(reacher_bundle, tmp_path, capsys):
     assert code == 0, out
     assert moved > 1e-3
     assert len(steps(read_telemetry(tmp_path / "t.jsonl"))) >= 1
+
+
+# --- the same guarantees against a served twin, over OPC UA on 127.0.0.1 ----------------------
+
+
+@pytest.fixture
+def served_twin():
+    from twin.serve.opcua_security import ServerSecurity
+    from twin.serve.opcua_server import ServerThread
+
+    virtual = VirtualController.from_cell("reach_table")
+    server = ServerThread(virtual, port=0, security=ServerSecurity(insecure=True))
+    server.start()
+    try:
+        yield virtual, server
+    finally:
+        server.stop()
+        virtual.close()
+
+
+FAR_GOAL = [0.3, -0.3, 0.6]   # never reached in these steps: the policy keeps moving
+
+
+def test_over_opcua_estop_on_the_server_holds_until_cleared_and_rearmed(reacher_bundle,
+                                                                          served_twin, tmp_path):
+    from policies.deploy.opcua_client import OpcUaController
+
+    virtual, server = served_twin
+    with OpcUaController(server.endpoint) as controller, \
+            Adapter(reacher_bundle, controller, FAR_GOAL, telemetry=tmp_path / "t.jsonl") as adapter:
+        summary = adapter.run(5, stop_on_success=False)
+        assert summary.stop_reason is None and summary.steps == 5
+        virtual.raise_emergency_stop()
+        summary = adapter.run(10, stop_on_success=False)
+        assert "emergency stop" in summary.stop_reason
+        time.sleep(0.5)   # the stopping distance: the arm brakes to a halt, then holds
+        held = controller.read_state().joint_positions
+        virtual.clear_emergency_stop()
+        adapter.pacer.start()
+        for _ in range(10):    # cleared on the server, not re-armed: nothing is sent
+            adapter.pacer.wait()
+            assert not adapter.step().sent
+        assert np.abs(controller.read_state().joint_positions - held).max() < 1e-3
+        adapter.rearm()
+        assert adapter.run(5, stop_on_success=False).stop_reason is None
+        assert np.abs(controller.read_state().joint_positions - held).max() > 1e-3
+    events = [r["event"] for r in read_telemetry(tmp_path / "t.jsonl") if r["type"] == "event"]
+    assert events == ["armed", "stopped", "armed", "closed"]
+
+
+def test_over_opcua_a_stalled_server_trips_the_watchdog(reacher_bundle, served_twin):
+    from policies.deploy.opcua_client import OpcUaController
+
+    virtual, server = served_twin
+    with OpcUaController(server.endpoint) as controller, \
+            Adapter(reacher_bundle, controller, FAR_GOAL) as adapter:
+        assert adapter.run(3, stop_on_success=False).stop_reason is None
+        virtual.stall()
+        summary = adapter.run(20, stop_on_success=False)
+        assert "stale controller state" in summary.stop_reason
+        assert summary.steps <= adapter.stale_periods + 1
+        assert virtual.protective_stop   # the adapter asked the controller to hold
+
+
+def test_over_opcua_a_server_gone_mid_run_leaves_complete_telemetry(reacher_bundle, served_twin,
+                                                                    tmp_path):
+    from policies.deploy.opcua_client import OpcUaController
+
+    virtual, server = served_twin
+    path = tmp_path / "telemetry.jsonl"
+    controller = OpcUaController(server.endpoint, timeout_s=0.5)
+    try:
+        with Adapter(reacher_bundle, controller, FAR_GOAL, telemetry=path) as adapter:
+            assert adapter.run(6, stop_on_success=False).stop_reason is None
+            server.stop()            # the controller goes away mid-run
+            summary = adapter.run(5, stop_on_success=False)
+            assert summary.stop_reason and "unreachable" in summary.stop_reason
+            records = read_telemetry(path)   # on disk before the adapter closes
+    finally:
+        try:
+            controller.close()
+        except ControllerError:
+            pass
+    step_records = steps(records)
+    assert [r["step"] for r in step_records] == list(range(1, len(step_records) + 1))
+    assert len(step_records) >= 7 and all(r["sent"] for r in step_records[:6])
+    assert [r["event"] for r in records if r["type"] == "event"][-1] == "stopped"
