@@ -202,3 +202,33 @@ def test_demonstrations_fill_the_buffer_and_clone_the_expert(tmp_path):
 def _clone_error(model, observations, actions) -> float:
     predicted, _ = model.predict(observations, deterministic=True)
     return float(np.mean((predicted - actions) ** 2))
+
+
+def test_adr_state_is_saved_with_checkpoints_and_restored_on_resume(tmp_path):
+    config = resolve_config(task="Reach", overrides={
+        **TINY_SAC, "randomization": "light", "adr": True, "n_envs": 2, "vec_env": "dummy",
+        "adr_settings": {"queue_size": 2, "boundary_probability": 1.0}})
+    train(config, tmp_path / "run", log=_quiet)
+    run = RunDir(tmp_path / "run")
+    saved = json.loads((run.latest_checkpoint().path / "adr.json").read_text())
+    assert saved["step"] == 400 and len(saved["envs"]) == 2
+    assert all(env["ranges"] for env in saved["envs"])
+    # Small queues and every episode pinned: after 400 steps the boundaries have moved.
+    assert sum(len(env["history"]) for env in saved["envs"]) > 0
+    assert json.loads((run.path / "adr.json").read_text()) == saved
+
+    from training.algorithms import make_vec_env
+
+    venv = make_vec_env(config)
+    try:
+        venv.env_method("load_adr_state", saved["envs"][1], indices=[0])
+        assert venv.env_method("adr_state", indices=[0])[0]["ranges"] == saved["envs"][1]["ranges"]
+    finally:
+        venv.close()
+    assert resume(run.path, steps=600, log=_quiet)["steps"] == 600
+
+    with pytest.raises(TrainingError, match="needs randomization terms"):
+        resolve_config(task="Reach", overrides={"adr": True})
+    with pytest.raises(TrainingError, match="queue_sise"):
+        resolve_config(task="Reach", overrides={"randomization": "light", "adr": True,
+                                                "adr_settings": {"queue_sise": 3}})

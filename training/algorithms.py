@@ -46,8 +46,9 @@ def env_count(config: TrainConfig) -> int:
     return config.n_envs or os.cpu_count() or 1
 
 
-def _env_factory(config: TrainConfig, randomization: str | None, seed: int):
+def _env_factory(config: TrainConfig, randomization: str | None, seed: int, adr: bool = False):
     env_id, kwargs, flatten = config.env_id(), config.env_kwargs(), config.algo == "ppo"
+    adr_settings = dict(config.adr_settings) if adr else None
 
     def make():
         import gymnasium as gym
@@ -55,6 +56,12 @@ def _env_factory(config: TrainConfig, randomization: str | None, seed: int):
 
         import twin.envs  # noqa: F401  (registers the ids in a fresh subprocess)
 
+        if adr_settings is not None:
+            from twin.randomization import ADR, load_randomization
+            from twin.randomization.adr import ADRSettings
+
+            terms, _ = load_randomization(randomization)
+            kwargs["adr"] = ADR.from_config(terms, ADRSettings(**adr_settings))
         env = gym.make(env_id, randomization=randomization, **kwargs)
         env = Monitor(env, info_keywords=("is_success",))
         if flatten:
@@ -74,7 +81,8 @@ def make_vec_env(config: TrainConfig, n_envs: int | None = None, seed: int | Non
     seed = config.seed if seed is None else seed
     dr = config.randomization if randomization == "config" else randomization
     dr = None if dr in (None, "none") else dr
-    factories = [_env_factory(config, dr, seed + index) for index in range(n_envs)]
+    adr = config.adr and randomization == "config" and dr is not None
+    factories = [_env_factory(config, dr, seed + index, adr) for index in range(n_envs)]
     use_subproc = (config.vec_env == "subproc" and n_envs > 1) if subproc is None else subproc
     venv = SubprocVecEnv(factories) if use_subproc else DummyVecEnv(factories)
     venv.seed(seed)

@@ -148,6 +148,11 @@ class RunCallback(BaseCallback):
         for key, value in row.items():
             if value is not None and key != "step":
                 self.logger.record(f"eval/{key}", value)
+        if self.config.adr:   # ADR ranges over training, as seen by the first env
+            state = self.model.get_env().env_method("adr_state", indices=[0])[0]
+            for label, (low, high) in state["ranges"].items():
+                self.logger.record(f"adr/{label}/low", low)
+                self.logger.record(f"adr/{label}/high", high)
         plot_curve(self.metrics.rows(), self.run.curve_path, f"{self.config.task} ({self.config.algo})")
         headline = self.evaluator.headline(row)
         self.best = headline if self.best is None else max(self.best, headline)

@@ -71,6 +71,9 @@ class TrainConfig(BaseModel):
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         randomization: preset name or YAML file; ``none`` for the nominal twin.
         normalize: observation normalization (VecNormalize), baked into exported bundles.
+        adr: automatic domain randomization over the randomization's uniform terms (one ADR
+            state per env, saved in every checkpoint and in ``adr.json``).
+        adr_settings: fields of :class:`twin.randomization.adr.ADRSettings` (e.g. ``queue_size``).
         hyperparameters: keyword arguments of the SB3 algorithm (``policy_kwargs`` included).
         checkpoint_every_steps: env steps between checkpoints (at most this much is lost on a crash).
         max_wall_s: wall-time budget [s]; training stops at the first evaluation past it.
@@ -88,6 +91,8 @@ class TrainConfig(BaseModel):
     env: EnvConfig = EnvConfig()
     randomization: str = "none"
     normalize: bool = False
+    adr: bool = False
+    adr_settings: dict[str, int | float] = {}
     hyperparameters: dict[str, Any] = {}
     demos: DemoConfig = DemoConfig()
     eval: EvalConfig = EvalConfig()
@@ -164,6 +169,18 @@ def _check_semantics(config: TrainConfig, file: str) -> None:
         problems.append(Problem("hindsight experience replay needs an off-policy algorithm",
                                 path="her", file=file, value=True,
                                 expected="her: false with ppo, or algo sac/tqc"))
+    if config.adr and config.randomization == "none":
+        problems.append(Problem("automatic domain randomization needs randomization terms",
+                                path="adr", file=file, value=True,
+                                expected="randomization: a preset or file, or adr: false"))
+    if config.adr_settings:
+        from twin.randomization.adr import ADRSettings
+
+        known = set(ADRSettings.__dataclass_fields__)
+        for key in sorted(set(config.adr_settings) - known):
+            problems.append(Problem(f"unknown ADR setting '{key}'" + did_you_mean(key, known),
+                                    path=f"adr_settings.{key}", file=file,
+                                    expected=one_of(sorted(known))))
     if config.demos.episodes and config.env.control != "ee_delta":
         problems.append(Problem("scripted demonstrations drive the ee_delta controller",
                                 path="demos.episodes", file=file, value=config.demos.episodes,

@@ -96,8 +96,13 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
             demo_record, anchor = _use_demonstrations(model, config, log)
         evaluator = Evaluator(config, config.eval.episodes)
 
+        if checkpoint is not None and checkpoint.file("adr.json") is not None:
+            states = json.loads(checkpoint.file("adr.json").read_text())["envs"]
+            for index, state in enumerate(states[:n_envs]):
+                model.get_env().env_method("load_adr_state", state, indices=[index])
+
         def save_checkpoint(step: int) -> None:
-            _write_checkpoint(run, model, step, clock())
+            _write_checkpoint(run, model, step, clock(), config.adr)
 
         callback = run_callback = RunCallback(run, config, evaluator, clock, save_checkpoint, log)
         if anchor is not None:
@@ -147,8 +152,17 @@ def _use_demonstrations(model, config: TrainConfig, log):
             anchor)
 
 
-def _write_checkpoint(run: RunDir, model, step: int, wall_s: float) -> None:
+def _write_checkpoint(run: RunDir, model, step: int, wall_s: float, adr: bool) -> None:
+    adr_text = None
+    if adr:
+        # One ADR state per env; also kept at the top of the run, where it is easy to find.
+        states = model.get_env().env_method("adr_state")
+        adr_text = json.dumps({"step": step, "envs": states}, indent=1)
+        atomic_write_text(run.path / "adr.json", adr_text)
+
     def write(folder: Path) -> None:
+        if adr_text is not None:
+            (folder / "adr.json").write_text(adr_text)
         model.save(str(folder / "model.zip"))
         if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
             model.save_replay_buffer(str(folder / "replay_buffer.pkl"))
@@ -168,7 +182,7 @@ def _finish(run: RunDir, config, model, evaluator, callback, train_wall: float,
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
         normalizer.save(str(run.final_dir / "vecnormalize.pkl"))
-    _write_checkpoint(run, model, int(model.num_timesteps), train_wall)
+    _write_checkpoint(run, model, int(model.num_timesteps), train_wall, config.adr)
     evaluator.episodes = FINAL_EVAL_EPISODES
     row = evaluator(model, normalizer)
     summary = {"task": config.task, "algo": config.algo, "seed": config.seed,

@@ -160,6 +160,21 @@ class CellEnv(gym.Env):
                                      getattr(self.task, "object_name", None), strict, adr)
         self._dr_overwritten = self.randomizer.overwritten
 
+    def adr_state(self) -> dict | None:
+        """The ADR state (ranges, queues' history) as plain data, or None without ADR.
+
+        A method rather than an attribute so that vectorized envs in subprocesses can be asked
+        for it (``VecEnv.env_method``) when a training run saves a checkpoint.
+        """
+        adr = self.randomizer.adr
+        return None if adr is None else adr.to_dict()
+
+    def load_adr_state(self, state: dict) -> None:
+        """Continue ADR from a state saved by :meth:`adr_state` (a resumed training run)."""
+        from twin.randomization import ADR
+
+        self.randomizer.adr = ADR.from_dict(state)
+
     # ----------------------------------------------------------------------------- episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -119,8 +119,11 @@ class ADR:
 
     @classmethod
     def load(cls, path: str | Path) -> "ADR":
-        data = json.loads(Path(path).read_text())
-        adr = cls({k: list(v) for k, v in data["ranges"].items()},
-                  {k: tuple(v) for k, v in data["limits"].items()}, data["steps"],
-                  ADRSettings(**data["settings"]), data["history"], data["episodes"])
-        return adr
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ADR":
+        """The inverse of :meth:`to_dict` (boundary queues start empty)."""
+        return cls({k: list(v) for k, v in data["ranges"].items()},
+                   {k: tuple(v) for k, v in data["limits"].items()}, data["steps"],
+                   ADRSettings(**data["settings"]), list(data["history"]), data["episodes"])
