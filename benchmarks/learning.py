@@ -65,6 +65,8 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
     env = gym.make(PEER_IDS[task])
     eval_env = gym.make(PEER_IDS[task])
     kwargs = dict(config.hyperparameters)
+    # Without demonstrations HER cannot sample before the first episode has ended.
+    kwargs["learning_starts"] = max(kwargs.get("learning_starts", 0), 1000)
     model = SAC("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, seed=config.seed,
                 device=device, verbose=0, **kwargs)
     rows: list[tuple[float, int, float]] = []
@@ -120,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(BUDGET_S), choices=list(BUDGET_S))
     parser.add_argument("--skip-peer", action="store_true", help="celltwin only")
+    parser.add_argument("--skip-celltwin", action="store_true", help="the peer only")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--eval-every", type=int, default=None,
                         help="env steps between evaluations (default: 2000 Reach, 2500 PickPlace)")
@@ -136,23 +139,33 @@ def main() -> None:
         budget = BUDGET_S[task] * args.budget_scale
         every = args.eval_every or (2000 if task == "Reach" else 2500)
         print(f"{task}: budget {budget:.0f} s, device {device}", flush=True)
-        ours = run_celltwin(task, budget, every, device, root / f"{task.lower()}-{int(time.time())}")
-        result = {"celltwin": {k: v for k, v in ours.items() if k != "config"}}
-        if task == "PickPlace":
-            result["celltwin"]["shifted_physics_success"] = shifted_success(Path(ours["run"]))
+        result = {}
+        config = None
+        if not args.skip_celltwin:
+            ours = run_celltwin(task, budget, every, device,
+                                root / f"{task.lower()}-{int(time.time())}")
+            config = ours.pop("config")
+            result["celltwin"] = ours
+            if task == "PickPlace":
+                result["celltwin"]["shifted_physics_success"] = shifted_success(Path(ours["run"]))
         if not args.skip_peer:
-            result["panda-gym"] = run_peer(task, ours["config"], budget, every, device)
+            from training.config import resolve_config
+
+            config = config or resolve_config(task=task)
+            result["panda-gym"] = run_peer(task, config, budget, every, device)
         results[task] = result
     print("\n| task | celltwin: time to >= 95% | best | peer (panda-gym 3.0.7) | best |")
     print("| --- | --- | --- | --- | --- |")
     for task, result in results.items():
         budget = BUDGET_S[task] * args.budget_scale
-        ours = result["celltwin"]
+        ours = result.get("celltwin")
         peer = result.get("panda-gym")
-        print(f"| {task} | {_fmt(ours['time_to_target_s'], budget)} | {ours['best']:.0%} | "
+        print(f"| {task} | "
+              + (f"{_fmt(ours['time_to_target_s'], budget)} | {ours['best']:.0%} | " if ours
+                 else "skipped | | ")
               + (f"{_fmt(peer['time_to_target_s'], budget)} | {peer['best']:.0%} |" if peer
                  else "skipped | |"))
-        if "shifted_physics_success" in ours:
+        if ours and "shifted_physics_success" in ours:
             print(f"  {task} under shifted physics: {ours['shifted_physics_success']:.0%} "
                   f"(target >= {SHIFTED_TARGET:.0%})")
     print(json.dumps(results, indent=2, default=str))
