@@ -78,6 +78,8 @@ def test_trained_reach_policy_deployed_over_opcua_keeps_its_success(reach_bundle
     # Acceptance: >= 90% of the in-sim success rate. (Through the adapter the arm is held to
     # the URDF's joint speeds, which the twin's motors do not enforce, so reaching takes more
     # control steps: the episode budget here is 150 steps.)
+    print(f"in sim {sim_successes}/{EPISODES}, over OPC UA {deployed_successes}/{EPISODES}, "
+          f"control steps per deployed episode {steps}")
     assert deployed_successes >= 0.9 * sim_successes, (deployed_successes, sim_successes, steps)
 
 
