@@ -470,9 +470,4 @@ def _certificate_uri(path: Path) -> str | None:
     data = path.read_bytes()
     certificate = (x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----BEGIN")
                    else x509.load_der_x509_certificate(data))
-    try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None
+    return model.application_uri(certificate)

@@ -85,3 +85,16 @@ UNIT_SECOND = 5457219             # "SEC"
 def path_text(path) -> str:
     """A browse path written for people: ``DeviceSet/MotionDeviceSystem/...``."""
     return "/".join(name for _, name in path)
+
+
+def application_uri(certificate) -> str | None:
+    """The application URI in a certificate's subjectAltName, if any (asyncua checks that it
+    matches the application's own URI). ``certificate``: a ``cryptography`` x509 certificate."""
+    from cryptography import x509
+
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None

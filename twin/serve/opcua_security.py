@@ -34,7 +34,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from policies.deploy.opcua_model import CLIENT_APPLICATION_URI, SERVER_APPLICATION_URI
+from policies.deploy.opcua_model import (CLIENT_APPLICATION_URI, SERVER_APPLICATION_URI,
+                                         application_uri)
 from twin.atomic import atomic_write_bytes
 from twin.errors import Problem
 from twin.serve.errors import ServeError
@@ -177,16 +178,6 @@ def ensure_certificate(directory: Path | None, name: str, application_uri: str,
         key_path.chmod(0o600)
         atomic_write_bytes(cert_path, certificate.public_bytes(serialization.Encoding.DER))
     return cert_path, key_path
-
-
-def application_uri(certificate: x509.Certificate) -> str | None:
-    """The application URI in a certificate's subjectAltName, if any."""
-    try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    uris = names.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None
 
 
 # ----------------------------------------------------------------------------- internals
