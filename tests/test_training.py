@@ -232,3 +232,27 @@ def test_adr_state_is_saved_with_checkpoints_and_restored_on_resume(tmp_path):
     with pytest.raises(TrainingError, match="queue_sise"):
         resolve_config(task="Reach", overrides={"randomization": "light", "adr": True,
                                                 "adr_settings": {"queue_sise": 3}})
+
+
+def test_a_finished_run_is_extended_only_on_request_and_paths_are_absolute(tmp_path, monkeypatch):
+    import torch
+
+    config = resolve_config(task="Reach", overrides={**TINY_SAC, "steps": 200})
+    train(config, tmp_path / "run", log=_quiet)
+    with pytest.raises(TrainingError, match="finished already"):
+        resume(tmp_path / "run", log=_quiet)
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingError, match="no CUDA device"):
+            train(config.model_copy(update={"device": "cuda"}), tmp_path / "cuda", log=_quiet)
+        assert not (tmp_path / "cuda").exists()   # nothing written for a run that cannot start
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "physics.yaml").write_text("robots: {arm: {latency_steps: 1}}\n")
+    relative = resolve_config(task="Reach", overrides={"env.physics": "physics.yaml"})
+    assert relative.env.physics == str(tmp_path / "physics.yaml")
+    from twin.errors import CelltwinError
+
+    with pytest.raises(CelltwinError) as error:
+        train(resolve_config(task="Reach", overrides={"env.robot": "pandda"}), tmp_path / "bad",
+              log=_quiet)
+    assert "pandda" in str(error.value) and not (tmp_path / "bad").exists()

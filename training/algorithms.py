@@ -34,12 +34,22 @@ def algorithm_class(algo: str):
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` is CUDA when a CUDA device is usable, else the CPU."""
-    if device != "auto":
-        return device
+    """``auto`` is CUDA when a CUDA device is usable, else the CPU; ``cuda`` must be usable."""
     import torch
 
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(Problem("no CUDA device is usable here", path="device", value=device,
+                                    expected="auto or cpu on a machine without a GPU"))
+    if device != "auto":
+        return device
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def probe_env(config: TrainConfig) -> None:
+    """Build and close one env in this process: a bad cell, robot, physics file or
+    randomization is a typed error here, not a crash inside a vec-env worker process."""
+    dr = None if config.randomization in (None, "none") else config.randomization
+    _env_factory(config, dr, config.seed, config.adr and dr is not None)().close()
 
 
 def env_count(config: TrainConfig) -> int:
@@ -124,7 +134,7 @@ def make_model(config: TrainConfig, venv, tensorboard_dir: Path | None):
         return cls(policy, venv, seed=config.seed, device=resolve_device(config.device),
                    tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
                    verbose=0, **kwargs)
-    except TypeError as exc:  # an unknown hyperparameter name
+    except (TypeError, ValueError, AssertionError) as exc:  # unknown names, bad values
         raise TrainingError(Problem(f"invalid hyperparameters for {config.algo}: {exc}",
                                     path="hyperparameters",
                                     expected=f"keyword arguments of {cls.__name__}")) from None

@@ -160,7 +160,21 @@ def resolve_config(config_file: str | Path | None = None, task: str | None = Non
 
         raise TrainingError(validation_problems(exc, TrainConfig, file=file, lines=lines)) from None
     _check_semantics(config, file)
-    return config
+    return _absolute_paths(config)
+
+
+def _absolute_paths(config: TrainConfig) -> TrainConfig:
+    """Files named in the config, made absolute: the run's config.yaml must work from any
+    working directory (resume, export, evaluation)."""
+    def absolute(value: str | None) -> str | None:
+        if value is None or not Path(value).is_file():
+            return value   # an example name, a preset name, or a missing file the env reports
+        return str(Path(value).resolve())
+
+    env = config.env.model_copy(update={"cell": absolute(config.env.cell),
+                                        "physics": absolute(config.env.physics)})
+    return config.model_copy(update={"env": env,
+                                     "randomization": absolute(config.randomization)})
 
 
 def _check_semantics(config: TrainConfig, file: str) -> None:

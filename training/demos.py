@@ -42,7 +42,7 @@ class Demonstrations:
 
 
 def collect_into(model, config: TrainConfig, episodes: int, seed: int,
-                 noise_std: float = 0.0) -> Demonstrations:
+                 noise_std: float = 0.0, into_buffer: bool = True) -> Demonstrations:
     """Run the scripted expert for ``episodes`` episodes; add every transition to the model's
     replay buffer (when it has one) and return the (observation, expert action) pairs.
 
@@ -67,7 +67,7 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
             for _ in range(slots)]
     experts = [make_expert(env) for env in envs]
     horizon = MAX_EPISODE_STEPS[config.task]
-    buffer = getattr(model, "replay_buffer", None)
+    buffer = getattr(model, "replay_buffer", None) if into_buffer else None
     keep_obs: list[dict] = []
     keep_actions: list[np.ndarray] = []
     done_episodes = successes = 0
@@ -212,16 +212,22 @@ class AnchorCallback:
         from stable_baselines3.common.callbacks import BaseCallback
 
         class _Anchor(BaseCallback):
+            # Step counts advance by the number of envs, so every comparison is ">=" on a
+            # remembered mark, never "==" on a count that may be skipped.
             def _on_training_start(self) -> None:
                 optimizer = self.model.actor.optimizer
                 self._step = optimizer.step
-                if warmup_steps > self.num_timesteps:
+                self._frozen = warmup_steps > self.model.num_timesteps
+                if self._frozen:
                     optimizer.step = lambda *args, **kwargs: None
+                self._next_anchor = max(self.model.num_timesteps, warmup_steps) + every
 
             def _on_step(self) -> bool:
-                if self.num_timesteps == warmup_steps:
+                if self._frozen and self.num_timesteps >= warmup_steps:
                     self.model.actor.optimizer.step = self._step
-                if self.num_timesteps > warmup_steps and every and self.num_timesteps % every == 0:
+                    self._frozen = False
+                if not self._frozen and every and self.num_timesteps >= self._next_anchor:
+                    self._next_anchor = self.num_timesteps + every
                     self.logger.record("train/bc_anchor_loss", cloner.step())
                 return True
 

@@ -93,6 +93,10 @@ class RunDir:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         write_files(staging)
+        for member in staging.rglob("*"):   # on disk before LATEST can point at them
+            if member.is_file():
+                with open(member, "rb") as handle:
+                    os.fsync(handle.fileno())
         files = {str(p.relative_to(staging)): sha256(p) for p in sorted(staging.rglob("*"))
                  if p.is_file()}
         atomic_write_text(staging / "state.json", json.dumps({**state, "files": files}, indent=2))

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from training.algorithms import (env_count, load_model, make_model, make_vec_env,
+from training.algorithms import (env_count, load_model, make_model, make_vec_env, probe_env,
                                  resolve_device, wrap_normalization)
 from training.callbacks import Evaluator, RunCallback
 from training.config import TrainConfig
@@ -31,6 +31,9 @@ def train(config: TrainConfig, out: str | Path, *, progress_bar: bool = False, l
     if run.config_path.exists():
         raise TrainingError(Problem("the run directory already holds a run", file=str(run.path),
                                     expected="a new --out folder, or --resume to continue it"))
+    resolve_device(config.device)   # a typed error for cuda without CUDA, before anything is written
+    probe_env(config)                # bad cell, robot, physics or randomization: refused here
+    config = config.model_copy(update={"n_envs": env_count(config)})  # resumes use the same count
     run.path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.config_path, config.to_yaml())
     atomic_write_text(run.meta_path, json.dumps(_meta(config), indent=2))
@@ -47,6 +50,10 @@ def resume(out: str | Path, *, steps: int | None = None, progress_bar: bool = Fa
     run = RunDir(out)
     config = run.config()
     checkpoint = run.latest_checkpoint()
+    if run.summary_path.is_file() and steps is None:
+        raise TrainingError(Problem("the run has finished already", file=str(run.summary_path),
+                                    expected="--steps N to extend it beyond "
+                                             f"{checkpoint.step} steps"))
     if steps is not None and steps != config.steps:
         if steps <= checkpoint.step:
             raise TrainingError(Problem("the new total is not beyond the checkpoint",
@@ -92,8 +99,9 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
         log(f"training {config.task} with {config.algo}{'+HER' if config.her and config.algo != 'ppo' else ''}"
             f" on {n_envs} env(s), device {model.device}, randomization {config.randomization}")
         demo_record, anchor = {}, None
-        if checkpoint is None and config.demos.episodes:
-            demo_record, anchor = _use_demonstrations(model, config, log)
+        if config.demos.episodes:
+            demo_record, anchor = _use_demonstrations(model, config, log,
+                                                      resumed=checkpoint is not None)
         evaluator = Evaluator(config, config.eval.episodes)
 
         if checkpoint is not None and checkpoint.file("adr.json") is not None:
@@ -122,24 +130,32 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
             + f" after {summary['steps']} steps, {summary['train_wall_s']:.0f} s")
         return summary
     finally:
-        if evaluator is not None:
-            evaluator.close()
-        venv.close()
+        for closer in ((evaluator.close if evaluator is not None else None), venv.close):
+            try:
+                if closer is not None:
+                    closer()
+            except Exception:  # workers gone after Ctrl-C: the error in flight matters more
+                pass
 
 
-def _use_demonstrations(model, config: TrainConfig, log):
-    """Collect, clone; return the record for summary.json and the RL-time anchor (or None)."""
+def _use_demonstrations(model, config: TrainConfig, log, resumed: bool = False):
+    """Collect, clone; return the record for summary.json and the RL-time anchor (or None).
+
+    On resume the same demonstrations are collected again (same seed), but neither added to
+    the restored replay buffer nor cloned again: they only rebuild the anchor and the actor
+    freeze, so a resumed run goes on as the interrupted one would have.
+    """
     from training.demos import AnchorCallback, BehaviourCloner, collect_into
 
     started = time.perf_counter()
     demos = collect_into(model, config, config.demos.episodes, seed=1_000_000 + config.seed,
-                         noise_std=config.demos.noise_std)
+                         noise_std=config.demos.noise_std, into_buffer=not resumed)
     if not len(demos.actions):
         return {"episodes": demos.episodes, "samples": 0}, None
     cloner = BehaviourCloner(model, demos, config.demos.bc_batch_size,
                              config.demos.bc_learning_rate, config.seed,
                              normalizer=model.get_vec_normalize_env())
-    loss = cloner.fit(config.demos.bc_epochs)
+    loss = float("nan") if resumed else cloner.fit(config.demos.bc_epochs)
     seconds = time.perf_counter() - started
     log(f"demonstrations: {demos.episodes} expert episodes ({demos.success_rate:.0%} successful), "
         f"{len(demos.actions)} samples cloned, loss {loss:.4f}, {seconds:.1f} s")
@@ -182,7 +198,8 @@ def _finish(run: RunDir, config, model, evaluator, callback, train_wall: float,
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
         normalizer.save(str(run.final_dir / "vecnormalize.pkl"))
-    _write_checkpoint(run, model, int(model.num_timesteps), train_wall, config.adr)
+    if not (run.checkpoints_dir / f"step_{int(model.num_timesteps):09d}").is_dir():
+        _write_checkpoint(run, model, int(model.num_timesteps), train_wall, config.adr)
     evaluator.episodes = FINAL_EVAL_EPISODES
     row = evaluator(model, normalizer)
     summary = {"task": config.task, "algo": config.algo, "seed": config.seed,
