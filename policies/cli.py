@@ -216,6 +216,7 @@ def _deploy_opcua(bundle, args, steps: int) -> list[dict]:
 def _episode(adapter, episode: int, steps: int) -> dict:
     adapter.rearm()  # each episode starts from an explicit arming, never by itself
     summary = adapter.run(steps)
+    adapter.stop("episode finished")  # the next episode re-arms once the robot stands still
     flags = ", ".join(f"{name} x{count}" for name, count in sorted(summary.safety_counts.items()))
     outcome = "success" if summary.success else ("stopped" if summary.stop_reason else "no success")
     distance = f"{summary.final_distance_m:.3f} m" if summary.final_distance_m is not None else "n/a"

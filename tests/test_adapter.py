@@ -436,3 +436,40 @@ def test_over_opcua_a_server_gone_mid_run_leaves_complete_telemetry(reacher_bund
     assert [r["step"] for r in step_records] == list(range(1, len(step_records) + 1))
     assert len(step_records) >= 7 and all(r["sent"] for r in step_records[:6])
     assert [r["event"] for r in records if r["type"] == "event"][-1] == "stopped"
+
+
+def test_an_internal_fault_latches_a_stop_and_arming_needs_a_robot_at_rest(reacher_bundle,
+                                                                          reach_env, tmp_path):
+    obs, virtual, controller = _twin(reach_env)
+    path = tmp_path / "t.jsonl"
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.3],
+                      paced=False, telemetry=path)
+    adapter.rearm()
+    with pytest.raises(ControllerError, match="armed already"):
+        adapter.rearm()
+    for _ in range(3):
+        assert adapter.step().sent
+
+    def broken(vector):
+        raise RuntimeError("onnxruntime failed")
+
+    adapter.policy = broken
+    result = adapter.step()
+    assert "internal error" in result.stop_reason and not result.sent
+    assert adapter.state == STOPPED and virtual.protective_stop
+    assert not adapter.step().sent
+    virtual.clear_protective_stop()
+    # Lock-step twin: nothing ticks while arming waits, so a robot caught moving stays moving.
+    assert np.abs(controller.read_state().joint_velocities).max() > adapter.STILL_RAD_S
+    with pytest.raises(ControllerError, match="still moving"):
+        adapter.rearm(settle_timeout_s=0.05)
+    virtual.tick(25)
+    adapter.rearm()
+    adapter.close()
+    # A torn last line from a crash is cut before new records are appended.
+    with open(path, "a") as handle:
+        handle.write('{"type": "step", "ste')
+    again = Adapter(reacher_bundle, controller, obs["desired_goal"], paced=False, telemetry=path)
+    again.close()
+    events = [r.get("event") for r in read_telemetry(path) if r["type"] == "event"]
+    assert events[-1] == "closed" and events.count("closed") == 2

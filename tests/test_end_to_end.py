@@ -70,6 +70,7 @@ def test_trained_reach_policy_deployed_over_opcua_keeps_its_success(reach_bundle
                     adapter.rearm()
                     summary = adapter.run(150)
                     assert summary.stop_reason is None, summary
+                    adapter.stop("episode finished")   # then the cell is reset, as by an operator
                     deployed_successes += summary.success
                     steps.append(summary.steps)
     finally:

@@ -152,22 +152,39 @@ class Adapter:
         """Change the desired goal (base frame [m])."""
         self.goal = self._goal(goal)
 
-    def rearm(self) -> None:
+    # Joint speed under which the robot counts as standing still for arming [rad/s].
+    STILL_RAD_S = 0.05
+
+    def stop(self, reason: str = "stopped by the caller") -> None:
+        """Stop sending (latched, like any stop); the controller holds its last set-point."""
+        self._stop(reason)
+
+    def rearm(self, settle_timeout_s: float = 2.0) -> None:
         """Arm the adapter (first start, or after a stop): the only way to (re)start motion.
 
-        Reads the controller; requires an automatic mode and no emergency or protective stop;
-        the safety layer restarts from rest at the measured joints.
+        Reads the controller; requires an automatic mode, no emergency or protective stop, and
+        a robot standing still (waits up to ``settle_timeout_s`` for it to come to rest): the
+        safety layer restarts from rest at the measured joints, which is only true then.
 
         Raises:
-            ControllerError: the controller cannot be read, is not ready to move, or the
-                robot stands outside the safety limits.
+            ControllerError: already armed, the controller cannot be read, is not ready to
+                move, the robot keeps moving, or it stands outside the safety limits.
         """
-        try:
-            state = self.controller.read_state()
-        except CelltwinError:
-            raise
-        except Exception as exc:  # transports should raise ControllerError; be safe anyway
-            raise ControllerError(Problem(f"cannot read the controller to arm: {exc}")) from None
+        if self.state == RUNNING:
+            raise ControllerError(Problem("the adapter is armed already",
+                                          expected="stop() before arming again"))
+        deadline = time.monotonic() + settle_timeout_s
+        while True:
+            state = self._read_for_arming()
+            velocities = np.abs(np.asarray(state.joint_velocities, dtype=float))
+            speed = float(velocities.max()) if velocities.size else 0.0
+            if speed <= self.STILL_RAD_S or time.monotonic() >= deadline:
+                break
+            time.sleep(min(self.period_s, 0.02))
+        if speed > self.STILL_RAD_S:
+            raise ControllerError(Problem("cannot arm: the robot is still moving",
+                                          value=f"{speed:.3f} rad/s",
+                                          expected=f"standing still (<= {self.STILL_RAD_S} rad/s)"))
         blocked = self._blocking_reason(state)
         if blocked:
             raise ControllerError(Problem(f"cannot arm: {blocked}",
@@ -184,6 +201,14 @@ class Adapter:
                              sync=True)
 
     arm = rearm
+
+    def _read_for_arming(self) -> ControllerState:
+        try:
+            return self.controller.read_state()
+        except CelltwinError:
+            raise
+        except Exception as exc:  # transports should raise ControllerError; be safe anyway
+            raise ControllerError(Problem(f"cannot read the controller to arm: {exc}")) from None
 
     # --- one step --------------------------------------------------------------------------
 
@@ -212,6 +237,18 @@ class Adapter:
             if reason:
                 return self._finish(record, started, self._stop(reason, fault=bool(stale)),
                                     state=state)
+        try:
+            return self._act(record, started, read_done, state)
+        except Exception as exc:  # noqa: BLE001  (policy, IK, telemetry: any fault latches a stop)
+            result = self._stop(f"internal error: {_one_line(exc)}", fault=True)
+            record["internal_error"] = _one_line(exc)
+            try:
+                return self._finish(record, started, result, state=state)
+            except Exception:  # noqa: BLE001  (telemetry itself failed; the stop stands)
+                return result
+
+    def _act(self, record: dict, started: float, read_done: float, state) -> StepResult:
+        """Observe, infer, filter through the safety layer and send (one step after the read)."""
         try:
             observation = self.observer.observe(state, self.goal)
         except ControllerError as exc:

@@ -336,8 +336,21 @@ class OpcUaController:
         stamp, positions, speeds = raw[0], raw[1:1 + dof], raw[1 + dof:1 + 2 * dof]
         gripper, mode, estop, pstop, accepted = raw[1 + 2 * dof:6 + 2 * dof]
         objects = raw[6 + 2 * dof:]
+        # Safety values are taken only as the contract has them: a mode outside the enumeration
+        # or a stop flag that is not a boolean (null, a number) is an out-of-contract answer,
+        # never read as "automatic, no stop".
+        if isinstance(mode, bool) or not isinstance(mode, int) \
+                or not 0 <= mode < len(OPERATIONAL_MODES):
+            raise ControllerError(Problem(f"{self.endpoint} reports an invalid operational mode",
+                                          path="SafetyStates.OperationalMode", value=mode,
+                                          expected=f"an integer 0-{len(OPERATIONAL_MODES) - 1}"))
+        for name, flag in (("EmergencyStop", estop), ("ProtectiveStop", pstop)):
+            if not isinstance(flag, bool):
+                raise ControllerError(Problem(f"{self.endpoint} reports an invalid {name}",
+                                              path=f"SafetyStates.{name}", value=flag,
+                                              expected="a Boolean"))
         try:
-            mode_name = OPERATIONAL_MODES[int(mode)]
+            mode_name = OPERATIONAL_MODES[mode]
             state = ControllerState(
                 stamp_s=float(stamp),
                 joint_positions=np.asarray(positions, dtype=float) * self._angle_scale,

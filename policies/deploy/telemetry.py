@@ -38,6 +38,7 @@ class TelemetryWriter:
         self.records = 0
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_torn_tail(self.path)
             self._handle = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: dict, sync: bool = False) -> None:
@@ -60,6 +61,18 @@ class TelemetryWriter:
         finally:
             self._handle.close()
             self._handle = None
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a line left half-written by a crash, so appended records start on a line of their
+    own (glued to the torn one, they would make the whole file unreadable)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data.endswith(b"\n"):
+            return
+        handle.truncate(data.rfind(b"\n") + 1)
 
 
 def read_telemetry(path: str | os.PathLike) -> list[dict]:
