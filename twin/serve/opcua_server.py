@@ -139,16 +139,20 @@ class VirtualControllerServer:
 
     async def stop(self) -> None:
         """Stop the clock and the server; clients see the connection close. Idempotent."""
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            try:
-                await self._tick_task
-            except asyncio.CancelledError:
-                pass
-            self._tick_task = None
-        if self._server is not None:
-            server, self._server = self._server, None
-            await _quiet_stop(server)
+        try:
+            if self._tick_task is not None:
+                self._tick_task.cancel()
+                try:
+                    await self._tick_task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:  # noqa: BLE001  (a clock that died must not keep the port open)
+                    logging.getLogger(__name__).exception("the twin's clock had failed")
+                self._tick_task = None
+        finally:
+            if self._server is not None:
+                server, self._server = self._server, None
+                await _quiet_stop(server)
 
     # ----------------------------------------------------------------------------- clock
     async def _clock(self) -> None:
@@ -171,6 +175,11 @@ class VirtualControllerServer:
                 await self.tick()
             except ControllerError:
                 return  # the controller was closed under the server: nothing left to serve
+            except Exception:
+                # Physics failed: stop ticking loudly. Clients see the state stamp freeze, and
+                # their watchdogs stop the robot.
+                logging.getLogger(__name__).exception("the twin's clock stopped")
+                raise
             self._tick_s.append(loop.time() - started)
 
     async def tick(self, count: int = 1) -> None:
