@@ -133,6 +133,11 @@ def test_damaged_or_missing_checkpoint_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.stderr
 
+    final_model = run.final_dir / "model.zip"
+    final_model.write_bytes(final_model.read_bytes()[:-100])   # truncated
+    with pytest.raises(TrainingError, match="corrupt"):
+        load_trained(run.path)
+
     (run.checkpoints_dir / "LATEST").unlink()
     with pytest.raises(TrainingError, match="no checkpoint"):
         resume(run.path, log=_quiet)

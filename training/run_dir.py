@@ -9,13 +9,14 @@ Layout::
       learning_curve.png   success over env steps (nominal and randomized twin)
       tensorboard/         SB3's TensorBoard logs
       checkpoints/
-        step_000010000/    model.zip, replay_buffer.pkl, vecnormalize.pkl, adr/, state.json
+        step_000010000/    model.zip, replay_buffer.pkl, vecnormalize.pkl, adr.json, state.json
         LATEST             name of the newest complete checkpoint
-      final/               model.zip (+ vecnormalize.pkl) of the finished run
+      final/               model.zip (+ vecnormalize.pkl), state.json: the finished run
       summary.json         evaluated success and timings of the finished run
 
-Checkpoints are written into a hidden folder that is renamed into place when complete, and
-``LATEST`` is replaced atomically after that; ``state.json`` lists the SHA-256 of every file.
+Checkpoints and ``final/`` are written into a hidden folder that is renamed into place when
+complete (:func:`write_folder`), and ``LATEST`` is replaced atomically after that;
+``state.json`` lists the SHA-256 of every file.
 A kill at any moment therefore leaves the previous checkpoint intact and findable, and a
 damaged one is detected when loading instead of resuming from garbage.
 """
@@ -88,25 +89,14 @@ class RunDir:
         """
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         name = f"step_{step:09d}"
-        final = self.checkpoints_dir / name
-        staging = self.checkpoints_dir / f".{name}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        write_files(staging)
-        for member in staging.rglob("*"):   # on disk before LATEST can point at them
-            if member.is_file():
-                with open(member, "rb") as handle:
-                    os.fsync(handle.fileno())
-        files = {str(p.relative_to(staging)): sha256(p) for p in sorted(staging.rglob("*"))
-                 if p.is_file()}
-        atomic_write_text(staging / "state.json", json.dumps({**state, "files": files}, indent=2))
-        _fsync_dir(staging)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-        _fsync_dir(self.checkpoints_dir)
+        final = write_folder(self.checkpoints_dir / name, write_files, state)
         atomic_write_text(self.checkpoints_dir / "LATEST", name + "\n")
         self._prune(keep=name)
         return final
+
+    def write_final(self, write_files, state: dict) -> Path:
+        """Write ``final/`` the way checkpoints are written: staged, hashed, renamed."""
+        return write_folder(self.final_dir, write_files, state)
 
     def _prune(self, keep: str) -> None:
         done = sorted(p for p in self.checkpoints_dir.glob("step_*") if p.is_dir())
@@ -165,6 +155,35 @@ class Checkpoint:
         return cls(path, state)
 
 
+def write_folder(target: Path, write_files, state: dict) -> Path:
+    """Write a folder atomically: files go into a hidden staging folder, are fsynced and hashed
+    into ``state.json``, and the folder is renamed into place. A reader sees the old folder or
+    the complete new one; a kill leaves at most a staging folder, removed on the next write."""
+    staging = target.parent / f".{target.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write_files(staging)
+    for member in staging.rglob("*"):   # on disk before anything can point at them
+        if member.is_file():
+            with open(member, "rb") as handle:
+                os.fsync(handle.fileno())
+    files = {str(p.relative_to(staging)): sha256(p) for p in sorted(staging.rglob("*"))
+             if p.is_file()}
+    atomic_write_text(staging / "state.json", json.dumps({**state, "files": files}, indent=2))
+    _fsync_dir(staging)
+    if target.exists():
+        # Moved aside first, so there is never a moment without a complete folder on disk.
+        aside = target.parent / f".{target.name}.old"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
+        os.replace(staging, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+    _fsync_dir(target.parent)
+    return target
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -206,6 +225,8 @@ def load_trained(run_dir: str | Path, checkpoint: bool = False) -> Trained:
     run = RunDir(run_dir)
     config = run.config()
     folder = run.latest_checkpoint().path if checkpoint else run.final_dir
+    if not checkpoint and (folder / "state.json").is_file():
+        Checkpoint.load(folder)   # hashes verified: a damaged final model is a clear error
     model_path = folder / "model.zip"
     if not model_path.is_file():
         raise TrainingError(Problem("the run has no final model (unfinished? resume it with "

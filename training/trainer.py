@@ -193,11 +193,15 @@ def _write_checkpoint(run: RunDir, model, step: int, wall_s: float, adr: bool) -
 
 def _finish(run: RunDir, config, model, evaluator, callback, train_wall: float,
             demo_record: dict) -> dict:
-    run.final_dir.mkdir(parents=True, exist_ok=True)
-    model.save(str(run.final_dir / "model.zip"))
     normalizer = model.get_vec_normalize_env()
-    if normalizer is not None:
-        normalizer.save(str(run.final_dir / "vecnormalize.pkl"))
+
+    def write(folder: Path) -> None:
+        model.save(str(folder / "model.zip"))
+        if normalizer is not None:
+            normalizer.save(str(folder / "vecnormalize.pkl"))
+
+    run.write_final(write, {"num_timesteps": int(model.num_timesteps),
+                            "wall_s": round(train_wall, 3), "written_at": _now()})
     if not (run.checkpoints_dir / f"step_{int(model.num_timesteps):09d}").is_dir():
         _write_checkpoint(run, model, int(model.num_timesteps), train_wall, config.adr)
     evaluator.episodes = FINAL_EVAL_EPISODES
