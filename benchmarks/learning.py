@@ -59,8 +59,7 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
     from stable_baselines3 import SAC, HerReplayBuffer
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from training.evaluation import run_episodes
-    from training.callbacks import PolicyActor
+    from training.evaluation import SB3Policy, run_episodes
 
     env = gym.make(PEER_IDS[task])
     eval_env = gym.make(PEER_IDS[task])
@@ -76,7 +75,7 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
         def _on_step(self) -> bool:
             if self.num_timesteps % eval_every:
                 return True
-            outcome = run_episodes(eval_env, PolicyActor(self.model), 20, seed=10_000_000)
+            outcome = run_episodes(eval_env, SB3Policy(self.model), 20, seed=10_000_000)
             wall = time.perf_counter() - started
             rows.append((wall, self.num_timesteps, outcome.success_rate))
             print(f"  [panda-gym] step {self.num_timesteps:>7}  {wall:6.1f} s  success "
@@ -94,15 +93,14 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
 
 def shifted_success(run: Path, episodes: int = 50) -> float:
     import twin.envs  # noqa: F401
-    from training.callbacks import PolicyActor
-    from training.evaluation import run_episodes
+    from training.evaluation import SB3Policy, run_episodes
     from training.run_dir import load_trained
 
     trained = load_trained(run)
     env = gym.make(trained.config.env_id(), physics=str(HERE / "shifted_physics.yaml"),
                    **{k: v for k, v in trained.env_kwargs().items() if k != "physics"})
     try:
-        return run_episodes(env, PolicyActor(trained.model), episodes, seed=20_000_000).success_rate
+        return run_episodes(env, SB3Policy(trained.model), episodes, seed=20_000_000).success_rate
     finally:
         env.close()
 

@@ -12,7 +12,7 @@ import twin.envs  # noqa: F401
 from policies.deploy.adapter import Adapter
 from policies.deploy.opcua_client import OpcUaController
 from policies.export import export_run
-from training.callbacks import PolicyActor
+from training.evaluation import SB3Policy
 from training.config import resolve_config
 from training.run_dir import load_trained
 from training.trainer import train
@@ -41,7 +41,7 @@ def test_trained_reach_policy_deployed_over_opcua_keeps_its_success(reach_bundle
     goals, sim_successes = [], 0
     sim_env = gym.make("celltwin/Reach-v0", **trained.env_kwargs())
     try:
-        actor = PolicyActor(trained.model)
+        actor = SB3Policy(trained.model)
         for episode in range(EPISODES):
             observation, _ = sim_env.reset(seed=500 + episode)
             goals.append(observation["desired_goal"].copy())

@@ -261,3 +261,24 @@ def test_a_finished_run_is_extended_only_on_request_and_paths_are_absolute(tmp_p
         train(resolve_config(task="Reach", overrides={"env.robot": "pandda"}), tmp_path / "bad",
               log=_quiet)
     assert "pandda" in str(error.value) and not (tmp_path / "bad").exists()
+
+
+def test_evaluate_normalizes_observations_like_training(tmp_path):
+    import gymnasium as gym
+
+    import twin.envs  # noqa: F401
+    from training.evaluation import load_policy
+
+    config = resolve_config(task="Reach", overrides={**TINY_SAC, "steps": 200, "normalize": True})
+    train(config, tmp_path / "run", log=_quiet)
+    env = gym.make("celltwin/Reach-v0")
+    try:
+        policy = load_policy(str(tmp_path / "run" / "final" / "model.zip"), env)
+        observation, _ = env.reset(seed=1)
+        assert policy.normalizer is not None
+        normalized = policy.normalizer.normalize_obs(observation)
+        assert not np.allclose(normalized["observation"], observation["observation"])
+        expected, _ = policy.model.predict(normalized, deterministic=True)
+        assert np.array_equal(policy(observation), expected)
+    finally:
+        env.close()

@@ -159,16 +159,23 @@ def load_model(config: TrainConfig, path: Path, env=None, device: str = "cpu"):
                                     expected=f"a {config.algo} model saved by celltwin train")) from None
 
 
-def read_normalization(path: Path):
-    """``(obs_rms, clip_obs, epsilon)`` from a VecNormalize pickle; ``(None, 10, 1e-8)`` if absent."""
+def load_normalizer(path: Path):
+    """The VecNormalize saved at ``path`` (its statistics; no env attached), or ``None``."""
     if not path.is_file():
-        return None, 10.0, 1e-8
+        return None
     try:
         with open(path, "rb") as handle:
-            normalizer = pickle.load(handle)
+            return pickle.load(handle)
     except Exception as exc:
         raise TrainingError(Problem(f"cannot read normalization statistics: {exc}",
                                     file=str(path))) from None
+
+
+def read_normalization(path: Path):
+    """``(obs_rms, clip_obs, epsilon)`` from a VecNormalize pickle; ``(None, 10, 1e-8)`` if absent."""
+    normalizer = load_normalizer(path)
+    if normalizer is None:
+        return None, 10.0, 1e-8
     rms = normalizer.obs_rms
     if isinstance(rms, dict):
         stats = {key: (np.asarray(r.mean), np.asarray(r.var)) for key, r in rms.items()}

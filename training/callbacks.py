@@ -13,26 +13,9 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from training.config import TrainConfig
-from training.evaluation import run_episodes
+from training.evaluation import SB3Policy, run_episodes
 from training.metrics import MetricsLog, plot_curve
 from training.run_dir import RunDir
-
-
-class PolicyActor:
-    """A trained model as a policy callable: normalization and flattening as in training."""
-
-    def __init__(self, model, normalizer=None):
-        self.model = model
-        self.normalizer = normalizer
-
-    def reset(self) -> None:
-        pass
-
-    def __call__(self, observation):
-        if self.normalizer is not None:
-            observation = self.normalizer.normalize_obs(observation)
-        action, _ = self.model.predict(observation, deterministic=True)
-        return action
 
 
 def make_eval_env(config: TrainConfig, randomization: str | None):
@@ -62,7 +45,7 @@ class Evaluator:
         self.randomized = make_eval_env(config, config.randomization) if randomized else None
 
     def __call__(self, model, normalizer=None) -> dict:
-        actor = PolicyActor(model, normalizer)
+        actor = SB3Policy(model, normalizer)
         nominal = run_episodes(self.nominal, actor, self.episodes, self.seed)
         row = {"success_nominal": nominal.success_rate, "return_nominal": nominal.mean_return}
         if self.randomized is not None:

@@ -43,7 +43,6 @@ class DemoConfig(BaseModel):
     bc_epochs: int = Field(200, ge=0)      # behaviour-cloning passes over the demonstrations
     bc_batch_size: int = Field(256, ge=1)
     bc_learning_rate: float = Field(1e-3, gt=0)
-    noise_std: float = Field(0.0, ge=0, le=1)  # DART: noise on executed actions, clean labels
     anchor_every_steps: int = Field(1, ge=0)   # one cloning minibatch per N env steps of RL (0: off)
     critic_warmup_steps: int = Field(5000, ge=0)   # env steps of RL during which only critics learn
     randomization: str | None = None      # default: the run's randomization

@@ -42,17 +42,18 @@ class Demonstrations:
 
 
 def collect_into(model, config: TrainConfig, episodes: int, seed: int,
-                 noise_std: float = 0.0, into_buffer: bool = True) -> Demonstrations:
+                 into_buffer: bool = True) -> Demonstrations:
     """Run the scripted expert for ``episodes`` episodes; add every transition to the model's
     replay buffer (when it has one) and return the (observation, expert action) pairs.
-
-    With ``noise_std``, Gaussian noise is added to the arm part of the *executed* action while
-    the clean expert action is the label (DART, Laskey et al. 2017): the clone sees states off
-    the expert's path together with the way back, instead of compounding its own errors.
 
     Not DAgger: the experts are phase machines whose action depends on history (grasp timers,
     the grasp point), so their labels for states a learner drove them into contradict the
     demonstrations (measured: behaviour-clone success fell from 86% to 14% over three rounds).
+    Nor DART: noise on the executed actions (0.3) made the clone worse, not more robust.
+
+    Args:
+        into_buffer: also add the transitions to the model's replay buffer (not on resume,
+            where the buffer comes back from the checkpoint).
     """
     import gymnasium as gym
 
@@ -72,7 +73,6 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
     keep_actions: list[np.ndarray] = []
     done_episodes = successes = 0
     rounds = -(-episodes // slots)
-    noise = np.random.default_rng(seed)
     try:
         for round_index in range(rounds):
             observations = []
@@ -84,12 +84,7 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
             succeeded = [False] * slots
             for step in range(horizon):
                 actions = np.stack([expert(obs) for expert, obs in zip(experts, observations)])
-                executed = actions
-                if noise_std > 0:
-                    executed = actions.copy()
-                    executed[:, :3] = np.clip(actions[:, :3] + noise.normal(0, noise_std, (slots, 3)),
-                                              -1.0, 1.0)
-                results = [env.step(action) for env, action in zip(envs, executed)]
+                results = [env.step(action) for env, action in zip(envs, actions)]
                 last = step == horizon - 1
                 for slot, (obs, action) in enumerate(zip(observations, actions)):
                     trajectories[slot][0].append(obs)
@@ -100,7 +95,7 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
                     infos = [{"is_success": r[4]["is_success"], "TimeLimit.truncated": last,
                               **({"terminal_observation": r[0]} if last else {})}
                              for r in results]
-                    buffer.add(_stack(observations), _stack(next_obs), executed,
+                    buffer.add(_stack(observations), _stack(next_obs), actions,
                                np.array([r[1] for r in results], dtype=np.float32),
                                np.array([last] * slots), infos)
                 observations = next_obs

@@ -63,15 +63,19 @@ class Outcome:
 
 
 class SB3Policy:
-    """A stable-baselines3 model acting deterministically."""
+    """A stable-baselines3 model acting deterministically, its observations normalized as in
+    training when it was trained with VecNormalize (``normalizer``)."""
 
-    def __init__(self, model):
+    def __init__(self, model, normalizer=None):
         self.model = model
+        self.normalizer = normalizer
 
     def reset(self) -> None:
         pass
 
     def __call__(self, observation):
+        if self.normalizer is not None:
+            observation = self.normalizer.normalize_obs(observation)
         action, _ = self.model.predict(observation, deterministic=True)
         return action
 
@@ -135,9 +139,13 @@ def load_policy(spec: str, env):
     classes += [getattr(sb3_contrib, name) for name in CONTRIB_ALGORITHMS]
     for cls in classes:
         try:
-            return SB3Policy(cls.load(path, env=env, device="cpu"))
+            model = cls.load(path, env=env, device="cpu")
         except Exception:  # the wrong algorithm class fails to load; try the next
             continue
+        # A run's model.zip sits beside the normalization statistics it was trained with.
+        from training.algorithms import load_normalizer
+
+        return SB3Policy(model, load_normalizer(path.parent / "vecnormalize.pkl"))
     raise CelltwinError(Problem("not a stable-baselines3 checkpoint this version can load",
                                 file=str(path), expected=f"a model saved by one of {SB3_ALGORITHMS}"))
 

@@ -149,7 +149,7 @@ def _use_demonstrations(model, config: TrainConfig, log, resumed: bool = False):
 
     started = time.perf_counter()
     demos = collect_into(model, config, config.demos.episodes, seed=1_000_000 + config.seed,
-                         noise_std=config.demos.noise_std, into_buffer=not resumed)
+                         into_buffer=not resumed)
     if not len(demos.actions):
         return {"episodes": demos.episodes, "samples": 0}, None
     cloner = BehaviourCloner(model, demos, config.demos.bc_batch_size,
