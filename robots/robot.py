@@ -14,6 +14,7 @@ accounts for that offset, and names of merged links still resolve to the link ca
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence
 
@@ -149,6 +150,8 @@ class Robot:
         # The last targets, re-sent when a gain or force limit changes so it acts at once.
         self._arm_target: list[float] | None = None
         self._finger_target: list[float] | None = None
+        self._held = 0          # depth of motor_batch() blocks
+        self._resend_due = False
         # pybullet's own defaults, which panda-gym runs with.
         self.position_gain = 0.1
         self.velocity_gain = 1.0
@@ -285,8 +288,36 @@ class Robot:
                                      expected="a finite number >= 0"))
         return number
 
+    @contextlib.contextmanager
+    def motor_batch(self):
+        """Send the motor commands once, at the end, for every change made inside the block.
+
+        A randomized reset restores the targets and then sets gains, arm force limits and the
+        gripper force: each would re-send both motor arrays. Nothing steps the physics inside
+        a reset, so sending once afterwards acts identically and keeps resets cheap.
+        """
+        self.hold_motors()
+        try:
+            yield self
+        finally:
+            self.release_motors()
+
+    def hold_motors(self) -> None:
+        """Start a :meth:`motor_batch` (for callers that batch several robots at once)."""
+        self._held += 1
+
+    def release_motors(self) -> None:
+        """End a :meth:`motor_batch`: send what changed while it was held."""
+        self._held -= 1
+        if not self._held and self._resend_due:
+            self._resend_due = False
+            self._resend()
+
     def _resend(self) -> None:
         """Re-issue the current targets so that new gains and limits act from the next step."""
+        if self._held:
+            self._resend_due = True
+            return
         # Targets are None until reset_joints() in __init__, by when every parameter is set.
         if self._arm_target is not None:
             self._send_arm()
@@ -389,8 +420,7 @@ class Robot:
     def restore_motor_targets(self, targets: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
         """Re-send targets from :meth:`motor_targets`; a pybullet snapshot does not hold them."""
         self._arm_target, self._finger_target = list(targets[0]), list(targets[1])
-        self._send_arm()
-        self._send_fingers()
+        self._resend()
 
     def _send_arm(self) -> None:
         self._set_motors(self.body_id, self._arm_list, pybullet.POSITION_CONTROL,

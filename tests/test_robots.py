@@ -166,6 +166,21 @@ def test_physics_parameters_can_be_set(client):
     assert np.abs(robot.joint_positions() - np.array(robot.model.home)).max() > 0.01
 
 
+def test_motor_batch_sends_once_and_the_new_limits_act(client):
+    robot = Robot(client, get_robot_model("panda"), "robot")
+    sends = []
+    inner = robot._set_motors
+    robot._set_motors = lambda *args, **kwargs: (sends.append(args[1]), inner(*args, **kwargs))
+    with robot.motor_batch():
+        robot.restore_motor_targets(robot.motor_targets())
+        robot.position_gain, robot.gripper_force_n = 0.2, 10.0
+        robot.arm_force_limits = np.zeros(7)
+        assert sends == []  # nothing is sent while the batch is open
+    assert len(sends) == 2  # then the arm array and the finger array, once each
+    _step(client, 100)  # the starved motors were really sent: the arm sags
+    assert np.abs(robot.joint_positions() - np.array(robot.model.home)).max() > 0.01
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_gripper_reaches_commanded_widths(client, name):
     robot = Robot(client, get_robot_model(name), "robot")

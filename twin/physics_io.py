@@ -179,8 +179,8 @@ def apply_entries(world: "World", globals_: dict, sections: dict) -> None:
 def _apply_joints(world: "World", entries: dict) -> None:
     table = _joint_table(world)
     change = world.client.changeDynamics
-    value = world.joint_value
-    new_limits: dict[str, np.ndarray] = {}
+    current = world._physics.value
+    new_limits: dict[str, list[float]] = {}
     grip: dict[str, float] = {}
     for key, fields in entries.items():
         robot_name, body, index, slot = table[key]
@@ -190,17 +190,18 @@ def _apply_joints(world: "World", entries: dict) -> None:
         if limit is None and friction is None:
             continue
         if limit is None:
-            limit = value(key, "force_limit")
+            limit = current("joints", key, "force_limit")
         if friction is None:
-            friction = value(key, "friction") or 0.0
-        effective = max(limit - friction, 0.0)  # friction eats into the motor's force
+            friction = current("joints", key, "friction") or 0.0
+        effective = limit - friction if limit > friction else 0.0  # friction eats into the force
         if slot is None:
             grip[robot_name] = effective
             continue
-        if robot_name not in new_limits:
-            new_limits[robot_name] = np.array(world.robots[robot_name].arm_force_limits, dtype=float)
-        new_limits[robot_name][slot] = effective
-    # One assignment per robot: each re-sends the motor commands.
+        limits = new_limits.get(robot_name)
+        if limits is None:
+            limits = new_limits[robot_name] = world.robots[robot_name].arm_force_limits.tolist()
+        limits[slot] = effective
+    # One assignment per robot: each re-sends the motor commands (once per motor_batch).
     for robot_name, limits in new_limits.items():
         world.robots[robot_name].arm_force_limits = limits
     for robot_name, force in grip.items():

@@ -13,6 +13,8 @@ original by a step now and then; measured, it saves nothing noticeable either.
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +81,7 @@ class World:
             raise
         self._step = self.client.stepSimulation
         self._set_filter = self.client.setCollisionFilterGroupMask
+        self._robot_list = tuple(self.robots.values())
         self._moving_links = [(self.bodies[name], -1) for name in self.parts]
         self._moving_links += [(robot.body_id, link) for robot in self.robots.values()
                                for link in range(self.client.getNumJoints(robot.body_id))]
@@ -223,6 +226,18 @@ class World:
                 conveyor.carry()
             for _ in substeps:
                 step()
+
+    @contextlib.contextmanager
+    def motor_batch(self):
+        """Every robot sends its motor commands once, when the block ends (see Robot)."""
+        robots = self._robot_list
+        for robot in robots:
+            robot.hold_motors()
+        try:
+            yield self
+        finally:
+            for robot in robots:
+                robot.release_motors()
 
     # ----------------------------------------------------------------------------- snapshots
     def snapshot(self) -> Snapshot:

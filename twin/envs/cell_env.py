@@ -180,16 +180,18 @@ class CellEnv(gym.Env):
         super().reset(seed=seed)
         if self._last_success is not None:
             self.randomizer.report(self._last_success)  # the episode that just ended
-        self.world.restore(self._snapshot, self._dr_overwritten)
         if self.randomizer.startup_pending:
+            self.world.restore(self._snapshot)
             # Drawn from a copy, so the episode's own draws do not depend on startup terms.
             self.randomizer.apply_startup(copy.deepcopy(self.np_random))
             self._snapshot = self.world.snapshot()
         self._pending.clear()
         self._steps = 0
         self._last_success = False
-        self.task.reset(self.np_random, self.reader.to_base)
-        values = self.randomizer.reset(self.np_random) if self.randomizer.active else {}
+        with self.world.motor_batch():  # restored targets and new gains/limits sent once
+            self.world.restore(self._snapshot, self._dr_overwritten)
+            self.task.reset(self.np_random, self.reader.to_base)
+            values = self.randomizer.reset(self.np_random) if self.randomizer.active else {}
         self.sensors.reset()
         if self._goal_marker is not None:
             self.world.client.resetBasePositionAndOrientation(
