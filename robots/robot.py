@@ -253,8 +253,8 @@ class Robot:
 
     @arm_force_limits.setter
     def arm_force_limits(self, value: Sequence[float]) -> None:
-        limits = np.array(value, dtype=float).reshape(-1)
-        if limits.shape != (self.dof,) or not np.all(limits >= 0):
+        limits = np.array(value, dtype=float).ravel()
+        if limits.shape != (self.dof,) or not (limits >= 0).all():
             raise RobotError(Problem(f"arm force limits of robot '{self.name}' are invalid",
                                      value=limits.tolist(),
                                      expected=f"{self.dof} non-negative torques [N m]"))

@@ -136,3 +136,37 @@ def test_merged_prefers_overrides():
     assert merged.timestep_s == 0.002 and merged.substeps == 10
     assert merged.bodies["a"].mass_kg == 2.0 and merged.bodies["a"].restitution == 0.1
     assert np.isclose(merged.control_period_s, 0.02)
+
+
+def _dynamics(world):
+    client = world.client
+    return [(body, link, client.getDynamicsInfo(body, link),
+             client.getJointInfo(body, link)[6] if link >= 0 else None)
+            for body in world.bodies.values() for link in range(-1, client.getNumJoints(body))]
+
+
+def test_entry_writer_applies_and_records_what_apply_entries_does():
+    # The compiled writer of randomized resets must be indistinguishable from the checked
+    # generic path: same pybullet state, same motor settings, same record.
+    from twin.physics_io import EntryWriter
+
+    entries = [("bodies", "part", "mass_kg"), ("bodies", "part", "lateral_friction"),
+               ("bodies", "part", "restitution"), ("joints", "arm/panda_joint1", "force_limit"),
+               ("joints", "arm/panda_joint1", "friction"), ("joints", "arm/panda_joint2", "friction"),
+               ("joints", "arm/panda_joint3", "damping"),
+               ("joints", "arm/panda_finger_joint1", "force_limit"),
+               ("robots", "arm", "position_gain"), ("robots", "arm", "latency_steps")]
+    values = [0.3, 1.1, 0.15, 50.0, 2.0, 3.5, 0.7, 12.0, 0.2, 1]
+    with World("pick_station") as generic, World("pick_station") as compiled:
+        sections: dict = {"bodies": {}, "joints": {}, "robots": {}}
+        for (section, key, field), value in zip(entries, values):
+            sections[section].setdefault(key, {})[field] = value
+        generic.apply_physics_entries({}, sections)
+        EntryWriter(compiled, entries)(values)
+        assert compiled.physics_params() == generic.physics_params()
+        assert _dynamics(compiled) == _dynamics(generic)
+        for name in ("arm_force_limits", "gripper_force_n", "position_gain", "velocity_gain"):
+            np.testing.assert_array_equal(getattr(compiled.robot("arm"), name),
+                                          getattr(generic.robot("arm"), name))
+        assert compiled.robot("arm").arm_force_limits[0] == pytest.approx(48.0)  # 50 - friction 2
+        assert compiled.latency_steps("arm") == 1

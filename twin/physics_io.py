@@ -228,3 +228,85 @@ def _nominal_inertia(world: "World", key: str, body: int, link: int):
     return table[key]
 
 
+
+
+class EntryWriter:
+    """Applies values to a fixed list of checked ``(section, key, field)`` entries.
+
+    What :func:`apply_entries` does for the same entries, with every name resolved once: a
+    randomized reset sets the same entries every episode, and resolving them each time cost
+    more than the pybullet calls. The values are recorded in the world's physics record too.
+
+    Args:
+        world: the world the entries were checked against.
+        entries: ``(section, key, field)`` triples; a call passes one value per triple.
+    """
+
+    def __init__(self, world: "World", entries: list[tuple[str, str, str]]):
+        self.world = world
+        self.entries = list(entries)
+        links, joints = _links(world), _joint_table(world)
+        bodies: dict[str, list] = {}
+        self._damping: list[tuple[int, int, int]] = []
+        forces: dict[str, dict[str, dict[str, int]]] = {}
+        self._gains: list[tuple[object, str, int]] = []
+        for position, (section, key, field) in enumerate(self.entries):
+            if section == "bodies":
+                bodies.setdefault(key, []).append((field, position))
+            elif section == "joints" and field == "damping":
+                self._damping.append((joints[key][1], joints[key][2], position))
+            elif section == "joints":
+                forces.setdefault(joints[key][0], {}).setdefault(key, {})[field] = position
+            elif field in ("position_gain", "velocity_gain"):  # the others are only recorded
+                self._gains.append((world.robots[key], field, position))
+        self._bodies = []
+        for key, fields in bodies.items():
+            body, link = links[key]
+            mass = dict(fields).get("mass_kg")
+            nominal = _nominal_inertia(world, key, body, link) if mass is not None else None
+            self._bodies.append((body, link, [(_BODY_FIELDS[f], p) for f, p in fields], mass, nominal))
+        # Per robot: arm joints by slot and finger joints, each with its force limit and
+        # friction as a position in the values or, for the one not given, the value on record
+        # now. A writer is built right after a restore and used right after each restore, so
+        # what is not written here is always the snapshot's value.
+        self._forces = []
+        current = world._physics.value
+        for robot_name, entries_ in forces.items():
+            arm, fingers = [], []
+            for key, fields in entries_.items():
+                slot = joints[key][3]
+                limit = fields.get("force_limit"), current("joints", key, "force_limit")
+                friction = fields.get("friction"), current("joints", key, "friction") or 0.0
+                (fingers if slot is None else arm).append((slot, limit, friction))
+            self._forces.append((world.robots[robot_name], arm, fingers))
+        self._entries = tuple(self.entries)
+        self._change = world.client.changeDynamics  # BulletClient makes a partial per lookup
+        self._record = world._physics.record_values
+
+    def __call__(self, values: list) -> None:
+        change = self._change
+        for body, link, fields, mass, nominal in self._bodies:
+            changes = {name: values[position] for name, position in fields}
+            if mass is not None:  # scale the nominal inertia, as apply_entries does
+                ratio = values[mass] / nominal[0]
+                changes["localInertiaDiagonal"] = [i * ratio for i in nominal[1]]
+            change(body, link, **changes)
+        for body, index, position in self._damping:
+            change(body, index, jointDamping=values[position])
+        for robot, arm, fingers in self._forces:
+            limits = robot.arm_force_limits.tolist() if arm else None
+            for slot, (limit, fixed_limit), (friction, fixed_friction) in arm + fingers:
+                limit = fixed_limit if limit is None else values[limit]
+                friction = fixed_friction if friction is None else values[friction]
+                effective = limit - friction if limit > friction else 0.0  # friction eats force
+                if slot is None:
+                    grip = effective
+                else:
+                    limits[slot] = effective
+            if arm:
+                robot.arm_force_limits = limits
+            if fingers:
+                robot.gripper_force_n = grip
+        for robot, field, position in self._gains:
+            setattr(robot, field, values[position])
+        self._record(self._entries, values)

@@ -63,6 +63,23 @@ class PhysicsRecord:
         if "substeps" in globals_:
             self.substeps = globals_["substeps"]
 
+    def record_values(self, entries: tuple, values: list) -> None:
+        """Note values just applied to fixed ``(section, key, field)`` entries (EntryWriter).
+
+        The same as :meth:`record` with the sections built from ``entries``, without building
+        them: the writer records the same entries every reset.
+        """
+        if not self._pending_fields.issuperset(entries):
+            self._pending_fields.update(entries)
+            for section, key, field in entries:
+                self._touched[section].add((key, field))
+        pending = self._pending
+        for (section, key, field), value in zip(entries, values):
+            entry = pending[section].get(key)
+            if entry is None:
+                entry = pending[section][key] = {}
+            entry[field] = value
+
     def value_global(self, name: str):
         """One global field as it is now."""
         return self._pending_globals.get(name, getattr(self._params, name))

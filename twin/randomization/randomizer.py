@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.randomization.knobs import EpisodeEffects, Knob, apply_pose_offsets, resolve
+from twin.randomization.plan import ResetPlan
 from twin.randomization.terms import RandomizationConfig, Term, Uniform
 
 
@@ -95,12 +96,17 @@ class UniformBatch:
             span = np.repeat([r[1] - r[0] for r in ranges], self.sizes)
         return low + span * rng.random(low.size)
 
-    def values(self, raw: np.ndarray) -> dict[int, list]:
-        """Every uniform term's parameter values from its raw samples, in one vector pass."""
+    def combine(self, raw: np.ndarray) -> np.ndarray:
+        """Parameter values of every uniform knob from its raw samples, in one vector pass."""
         combined = np.where(self.scale, self.nominal * raw, np.where(self.add, self.nominal + raw, raw))
         combined = np.minimum(np.maximum(combined, self.bound_low), self.bound_high)
         if self.integer.any():
             combined = np.where(self.integer, np.rint(combined), combined)
+        return combined
+
+    def values(self, raw: np.ndarray) -> dict[int, list]:
+        """Every uniform term's parameter values from its raw samples, per term index."""
+        combined = self.combine(raw)
         return {i: [int(v) for v in combined[part].tolist()] if g.integer else combined[part].tolist()
                 for (i, g), part in zip(self.uniform, self.slices)}
 
@@ -138,6 +144,7 @@ class Randomizer:
         self.effects = EpisodeEffects()
         self.values: dict[str, float] = {}
         self.pinned: tuple[str, str] | None = None
+        self._plan: ResetPlan | None = None  # built at the first reset, after startup terms
 
     @property
     def active(self) -> bool:
@@ -179,34 +186,16 @@ class Randomizer:
             samples[index] = self._distribution(group.term).sample(rng, group.size)
         return samples
 
-    def _draw_values(self, when: tuple[str, ...], rng: np.random.Generator) -> dict[int, list]:
-        """Parameter values per term index, drawn as :meth:`_sample` draws them."""
-        batch = self._batch(when)
-        raw = batch.sample(rng, self.adr)
-        others = {index: self._distribution(group.term).sample(rng, group.size)
-                  for index, group in batch.others}
-        if self.adr is not None and self.pinned is not None:
-            label, side = self.pinned
-            bound = self.adr.ranges[label][0 if side == "low" else 1]
-            for (index, group), part in zip(batch.uniform, batch.slices):
-                if group.term.label == label:
-                    raw[part] = bound
-            for index, group in batch.others:
-                if group.term.label == label:
-                    others[index] = np.full(group.size, bound)
-        values = batch.values(raw)
-        for index, sample in others.items():
-            values[index] = self.groups[index].values(sample).tolist()
-        return values
-
     def reset(self, rng: np.random.Generator) -> dict[str, float]:
         """Sample and apply the reset (and first interval) terms; return every value in force."""
         if not self.groups:
             return {}
         self.pinned = self.adr.pin(rng) if self.adr is not None else None
-        values = self._draw_values(("reset", "interval"), rng)
+        if self._plan is None:
+            self._plan = ResetPlan(self, self._batch(("reset", "interval")))
+        values = self._plan.draw(rng)
         self.effects = EpisodeEffects()
-        self.values = {**(self.startup_values or {}), **self._apply_values(values)}
+        self.values = {**(self.startup_values or {}), **self._plan.apply(values)}
         return self.values
 
     def step(self, step_index: int, rng: np.random.Generator) -> None:

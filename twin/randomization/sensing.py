@@ -21,35 +21,37 @@ class SensorModel:
     def __init__(self, layout):
         self.layout = layout
         self._history: deque = deque(maxlen=51)
-        self._slices = {name: layout.slices[name] for name in layout.names}
+        # term name -> its slices; "*" (every term) -> all of them
+        self._by_key = {name: (layout.slices[name],) for name in layout.names}
+        self._by_key["*"] = tuple(layout.slices[name] for name in layout.names)
         self._last: np.ndarray | None = None  # what the sensors reported last step
 
     def reset(self) -> None:
         self._history.clear()
         self._last: np.ndarray | None = None
 
-    def _slices_for(self, key: str):
-        return self._slices.values() if key == "*" else [self._slices[key]] if key in self._slices else []
-
     def apply(self, vector: np.ndarray, effects, rng: np.random.Generator) -> np.ndarray:
         """Return the reported vector for this step (``vector``, the true one, is kept)."""
         self._history.append(vector)
         reported = vector.copy()
+        slices = self._by_key
         for key, steps in effects.sensor_delay_steps.items():
             if steps > 0:
                 past = self._history[max(0, len(self._history) - 1 - steps)]
-                for part in self._slices_for(key):
+                for part in slices.get(key, ()):
                     reported[part] = past[part]
-        for key, probability in effects.sensor_drop_probability.items():
-            if probability > 0 and self._last is not None and rng.random() < probability:
-                for part in self._slices_for(key):
-                    reported[part] = self._last[part]  # a dropped reading repeats the last one
+        if self._last is not None:
+            for key, probability in effects.sensor_drop_probability.items():
+                if probability > 0 and rng.random() < probability:
+                    for part in slices.get(key, ()):
+                        reported[part] = self._last[part]  # a dropped reading repeats the last one
         for key, bias in effects.sensor_bias.items():
-            for part in self._slices_for(key):
+            for part in slices.get(key, ()):
                 reported[part] += bias
+        normal = rng.normal
         for key, std in effects.sensor_noise_std.items():
             if std > 0:
-                for part in self._slices_for(key):
-                    reported[part] += rng.normal(0.0, std, part.stop - part.start)
+                for part in slices.get(key, ()):
+                    reported[part] += normal(0.0, std, part.stop - part.start)
         self._last = reported
         return reported.copy()

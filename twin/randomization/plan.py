@@ -1,0 +1,133 @@
+"""The reset phase of a randomizer, compiled once into flat arrays and direct calls.
+
+A randomized reset happens once per episode in every env of a training run. Walking the terms
+and their knobs generically (dicts per section, name lookups, one setter per parameter) cost
+more than the pybullet calls themselves; this plan resolves all of that when it is built, so a
+reset is one vector draw, one vector combine and a handful of calls. It draws exactly what the
+generic path draws, in the same order, so the same seed gives the same values either way.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from twin.physics_io import EntryWriter
+
+_DIRECT = ("physics", "actuator", "sensor", "base", "part_pose")
+_ORIGIN = (0.0, 0.0, 0.0)
+
+
+def _own(term):
+    return term.distribution
+
+
+class ResetPlan:
+    """Draw and apply every reset/interval term of one randomizer.
+
+    Args:
+        randomizer: the :class:`~twin.randomization.Randomizer` this plan serves.
+        batch: its uniform batch for the ``reset``/``interval`` phase.
+    """
+
+    def __init__(self, randomizer, batch):
+        self.randomizer = randomizer
+        self.batch = batch
+        order = list(batch.uniform) + list(batch.others)
+        self.labels: list[str] = []
+        self.integer: list[int] = []
+        physics, self.actuator, self.sensor, self.pose = [], [], [], []
+        self.generic: list[tuple[int, int, int]] = []  # (group index, start, stop)
+        position = 0
+        for index, group in order:
+            start = position
+            self.labels += group.labels
+            for knob in group.knobs:
+                if group.integer:
+                    self.integer.append(position)
+                if group.kind == "physics":
+                    physics.append(((knob.section, knob.key, knob.parameter), position))
+                elif group.kind == "actuator":
+                    self.actuator.append((knob.parameter, position))
+                elif group.kind == "sensor":
+                    self.sensor.append((f"sensor_{knob.parameter}", knob.key, position))
+                elif group.kind in ("base", "part_pose"):
+                    self.pose.append(((group.kind, knob.key), knob.parameter, position))
+                position += 1
+            if group.kind not in _DIRECT:  # rare kinds (visual, light, camera, conveyor)
+                self.generic.append((index, start, position))
+        self.size = position
+        # Every knob's value is clip(a * raw + b): scale is (nominal, 0), add (1, nominal) and
+        # set (1, 0), exactly what Term.combine computes, for all terms in one vector pass.
+        groups = [group for _, group in order]
+        scale = [np.full(g.size, g.term.operation == "scale") for g in groups]
+        add = [np.full(g.size, g.term.operation == "add") for g in groups]
+        nominal = [g.nominal for g in groups]
+        self._a = np.concatenate([np.where(s_, n, 1.0) for s_, n in zip(scale, nominal)])
+        self._b = np.concatenate([np.where(a_, n, 0.0) for a_, n in zip(add, nominal)])
+        self._low = np.concatenate([g.low for g in groups])
+        self._high = np.concatenate([g.high for g in groups])
+        self.moves = self._moves(randomizer.world)
+        self.writer = EntryWriter(randomizer.world, [entry for entry, _ in physics])
+        positions = [position for _, position in physics]
+        # itemgetter picks the writer's values in C; with one entry it returns a bare value.
+        self._physics_values = (operator.itemgetter(*positions) if len(positions) > 1 else
+                                (lambda values: (values[positions[0]],)) if positions else None)
+
+    def _moves(self, world) -> list[tuple]:
+        """Per moved body: its id and the value positions of its x, y and yaw offsets."""
+        client = world.client
+        # BulletClient builds a new partial on every attribute lookup: bind once.
+        self._get_pose = client.getBasePositionAndOrientation
+        self._set_pose = client.resetBasePositionAndOrientation
+        self._multiply, self._from_euler = client.multiplyTransforms, client.getQuaternionFromEuler
+        targets: dict[tuple, dict[str, int]] = {}
+        for target, parameter, position in self.pose:
+            targets.setdefault(target, {})[parameter.split("_", 1)[1]] = position
+        return [(world.body(key), found.get("x_m"), found.get("y_m"), found.get("yaw_rad"))
+                for (_, key), found in targets.items()]
+
+    def draw(self, rng: np.random.Generator) -> list:
+        """This episode's parameter values, in plan order (ints for integer parameters)."""
+        randomizer, batch = self.randomizer, self.batch
+        raw = batch.sample(rng, randomizer.adr)
+        distribution = randomizer._distribution if randomizer.adr is not None else _own
+        others = [distribution(group.term).sample(rng, group.size) for _, group in batch.others]
+        if randomizer.adr is not None and randomizer.pinned is not None:
+            label, side = randomizer.pinned
+            bound = randomizer.adr.ranges[label][0 if side == "low" else 1]
+            for (_, group), part in zip(batch.uniform, batch.slices):
+                if group.term.label == label:
+                    raw[part] = bound
+            others = [np.full(group.size, bound) if group.term.label == label else sample
+                      for (_, group), sample in zip(batch.others, others)]
+        if others:
+            raw = np.concatenate([raw, *others])
+        values = np.minimum(np.maximum(raw * self._a + self._b, self._low), self._high).tolist()
+        for position in self.integer:
+            values[position] = round(values[position])
+        return values
+
+    def apply(self, values: list) -> dict[str, float]:
+        """Apply drawn values to the world and the episode's effects; return the report."""
+        randomizer = self.randomizer
+        if self._physics_values is not None:
+            self.writer(self._physics_values(values))
+        effects = randomizer.effects
+        for name, position in self.actuator:
+            setattr(effects, name, values[position])
+        for name, key, position in self.sensor:
+            getattr(effects, name)[key] = values[position]
+        for body, x, y, yaw in self.moves:  # as knobs.apply_pose_offsets, with names resolved
+            position, orientation = self._get_pose(body)
+            if yaw is not None and values[yaw]:
+                orientation = self._multiply(_ORIGIN, self._from_euler((0.0, 0.0, values[yaw])),
+                                             _ORIGIN, orientation)[1]
+            self._set_pose(body, (position[0] + (0.0 if x is None else values[x]),
+                                  position[1] + (0.0 if y is None else values[y]), position[2]),
+                           orientation)
+        if self.generic:
+            randomizer._apply_values({index: values[start:stop]
+                                      for index, start, stop in self.generic})
+        return dict(zip(self.labels, values))
