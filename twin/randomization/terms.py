@@ -83,15 +83,23 @@ class Gaussian(BaseModel):
 
 
 class Choice(BaseModel):
-    """One of ``values``, equally likely."""
+    """One of ``values``, equally likely: numbers, or names (a part's ``shape``)."""
 
     model_config = _CONFIG
     type: Literal["choice"] = "choice"
-    values: Annotated[list[float], Field(min_length=1)]
-    """the values to choose from"""
+    values: Union[Annotated[list[float], Field(min_length=1)],
+                  Annotated[list[str], Field(min_length=1)]]
+    """the values to choose from: all numbers or all names"""
+
+    @property
+    def names(self) -> bool:
+        """Whether the values are names rather than numbers."""
+        return isinstance(self.values[0], str)
 
     def sample(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
-        return np.asarray(self.values, dtype=float)[rng.integers(len(self.values), size=n)]
+        picks = rng.integers(len(self.values), size=n)
+        # Names stay Python strings (object array), so reports hold "box", not numpy scalars.
+        return np.asarray(self.values, dtype=object if self.names else float)[picks]
 
 
 Distribution = Annotated[Union[Uniform, LogUniform, Gaussian, Choice], Field(discriminator="type")]
