@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from training.evaluation import Sweep
+import twin.envs  # noqa: F401
+from training.evaluation import Sweep, evaluate
 from twin.errors import CelltwinError
 
 CELLTWIN = str(Path(sys.executable).with_name("celltwin"))
@@ -32,6 +33,16 @@ def test_evaluate_expert_over_friction_and_mass_writes_a_real_heatmap(tmp_path):
     assert rates[(0.02, 0.1)] < rates[(1.0, 0.1)]  # slippery parts slip out of the grasp
     assert (out / "heatmap.png").stat().st_size > 5000
     assert "Perturbation grid" in (out / "evaluation.md").read_text()
+
+
+def test_geometry_sweeps_rebuild_the_part_at_each_grid_point():
+    report = evaluate("expert", "celltwin/PickPlace-v0", {}, episodes=1, grid_episodes=1,
+                      randomization=None, seed=0,
+                      sweeps=[Sweep.parse("part.size_scale=0.8:1.2:2"),
+                              Sweep.parse("part.com_z_m=-0.01:0.01:2")])
+    assert [point["settings"] for point in report["grid"]] == [
+        {"part.size_scale": s, "part.com_z_m": c} for s in (0.8, 1.2) for c in (-0.01, 0.01)]
+    assert all(point["episodes"] == 1 for point in report["grid"])
 
 
 @pytest.mark.parametrize("text", ["part.mass_kg", "part=0:1:3", "part.mass_kg=a:1:3",

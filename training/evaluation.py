@@ -17,6 +17,7 @@ import numpy as np
 
 from twin.atomic import atomic_write_bytes, atomic_write_text
 from twin.errors import CelltwinError, Problem
+from twin.randomization.knobs import PART_GEOMETRY_PARAMETERS
 
 SB3_ALGORITHMS = ("SAC", "TD3", "DDPG", "PPO", "A2C")
 CONTRIB_ALGORITHMS = ("TQC",)
@@ -185,7 +186,9 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
         grid = []
         points = list(itertools.product(*(s.values for s in sweeps))) if sweeps else []
         for index, point in enumerate(points):
+            # Part geometry is built once per env (startup); setting new terms starts afresh.
             terms = [{"target": s.target, "parameter": s.parameter, "operation": "set",
+                      "when": "startup" if s.parameter in PART_GEOMETRY_PARAMETERS else "reset",
                       "distribution": {"type": "uniform", "low": v, "high": v}}
                      for s, v in zip(sweeps, point)]
             base.set_randomization(terms)

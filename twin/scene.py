@@ -13,6 +13,7 @@ import numpy as np
 import pybullet_data
 
 from twin.meshes import PreparedMesh
+from twin.parts import PartGeometry
 
 _BELT_COLOR = (0.15, 0.15, 0.17, 1.0)
 
@@ -100,19 +101,38 @@ def add_part(client, part, position, yaw_rad: float, maximal_coordinates: bool =
     the same dynamics for a free body, and a cheaper solve (long layout runs use it).
     """
     orientation = client.getQuaternionFromEuler([0.0, 0.0, yaw_rad])
-    if part.shape == "box":
-        body = add_box(client, np.asarray(part.size_m) / 2, position, orientation, part.color,
-                       mass_kg=part.mass_kg, maximal_coordinates=maximal_coordinates)
-    elif part.shape == "cylinder":
-        body = add_cylinder(client, part.radius_m, part.height_m, position, orientation, part.color,
-                            mass_kg=part.mass_kg, maximal_coordinates=maximal_coordinates)
+    return build_part(client, PartGeometry.of(part), position, orientation, part.color,
+                      part.mass_kg, part.friction, maximal_coordinates)
+
+
+def build_part(client, geometry: PartGeometry, position, orientation, color, mass_kg: float,
+               friction: float, maximal_coordinates: bool = False) -> int:
+    """Create a free part body of ``geometry`` with its shape's centre at ``position``.
+
+    The one place part bodies are made, as built and as randomized variants. pybullet derives
+    the inertia from the collision shape and ``mass_kg``; an offset centre of mass becomes the
+    body's inertial frame, which pybullet then reports as the body's position.
+    """
+    half = list(geometry.half_extents_m)
+    com = list(geometry.com_m)
+    if geometry.shape == "box":
+        shape = client.createCollisionShape(client.GEOM_BOX, halfExtents=half)
+        visual = client.createVisualShape(client.GEOM_BOX, halfExtents=half, rgbaColor=list(color))
+    elif geometry.shape == "cylinder":
+        shape = client.createCollisionShape(client.GEOM_CYLINDER, radius=geometry.radius_m,
+                                            height=geometry.height_m)
+        visual = client.createVisualShape(client.GEOM_CYLINDER, radius=geometry.radius_m,
+                                          length=geometry.height_m, rgbaColor=list(color))
     else:
-        shape = client.createCollisionShape(client.GEOM_SPHERE, radius=part.radius_m)
-        visual = client.createVisualShape(client.GEOM_SPHERE, radius=part.radius_m,
-                                          rgbaColor=list(part.color))
-        body = client.createMultiBody(part.mass_kg, shape, visual, list(position), orientation,
-                                      useMaximalCoordinates=maximal_coordinates)
-    client.changeDynamics(body, -1, lateralFriction=part.friction)
+        shape = client.createCollisionShape(client.GEOM_SPHERE, radius=geometry.radius_m)
+        visual = client.createVisualShape(client.GEOM_SPHERE, radius=geometry.radius_m,
+                                          rgbaColor=list(color))
+    # ``position`` places the part frame; pybullet keeps the collision and visual shapes on
+    # it and moves only the inertial frame (measured: AABB and rendered image stay put).
+    body = client.createMultiBody(mass_kg, shape, visual, list(position), list(orientation),
+                                  baseInertialFramePosition=com,
+                                  useMaximalCoordinates=maximal_coordinates)
+    client.changeDynamics(body, -1, lateralFriction=friction)
     return body
 
 

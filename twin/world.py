@@ -26,6 +26,7 @@ from twin.client import direct_client, gui_client
 from twin.conveyor import Conveyor
 from twin.errors import Problem, WorldError, did_you_mean, one_of
 from twin.meshes import PreparedMesh, prepare_mesh
+from twin.parts import PartGeometry
 from twin.physics import PhysicsParams
 from twin.physics_io import apply_entries, apply_physics, as_entries, read_physics
 from twin.physics_state import PhysicsRecord
@@ -64,6 +65,9 @@ class World:
         self.parts: list[str] = []
         self.static_bodies: list[str] = []
         self.meshes: dict[str, PreparedMesh] = {}
+        self.part_geometries: dict[str, PartGeometry] = {}  # what each part body is now
+        self.revision = 0  # counts rebuilt parts: holders of part body ids compare it
+        self._part_specs: dict = {}
         self._snapshots: list[int] = []
         self._name_maps: dict = {}  # name -> pybullet index tables, filled on first use
         try:
@@ -111,6 +115,8 @@ class World:
                     region, len(names), *frame, client)):
                 self._add(name, scene.add_part(client, part, position, yaw))
                 self.parts.append(name)
+                self._part_specs[name] = part
+                self.part_geometries[name] = PartGeometry.of(part)
         part_ids = frozenset(self.bodies[name] for name in self.parts)
         for conveyor, body, direction in belts:
             self.conveyors[conveyor.name] = Conveyor(client, conveyor.name, body, direction,
@@ -179,9 +185,102 @@ class World:
         return names[link]
 
     def pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return the base position [m] and orientation (xyzw) of body ``name``."""
+        """Return the base position [m] and orientation (xyzw) of body ``name``.
+
+        pybullet's base position is the centre of mass; for a part whose centre of mass was
+        moved, :meth:`part_pose` gives the part's centre.
+        """
         position, orientation = self.client.getBasePositionAndOrientation(self.body(name))
         return np.asarray(position), np.asarray(orientation)
+
+    # ----------------------------------------------------------------------------- parts
+    def part_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Position of part ``name``'s centre [m] (not its centre of mass) and orientation."""
+        position, orientation = self.client.getBasePositionAndOrientation(self.body(name))
+        geometry = self.part_geometries[name]
+        if geometry.com_offset:  # pybullet reports the inertial frame, i.e. the centre of mass
+            position, _ = self.client.multiplyTransforms(
+                position, orientation, [-c for c in geometry.com_m], [0, 0, 0, 1])
+        return np.asarray(position), np.asarray(orientation)
+
+    def set_part_pose(self, name: str, position, orientation) -> None:
+        """Put part ``name``'s centre at ``position`` [m] with ``orientation`` (xyzw)."""
+        geometry = self.part_geometries[name]
+        if geometry.com_offset:
+            position, _ = self.client.multiplyTransforms(list(position), list(orientation),
+                                                         list(geometry.com_m), [0, 0, 0, 1])
+        self.client.resetBasePositionAndOrientation(self.body(name), list(position),
+                                                    list(orientation))
+
+    def place_part(self, name: str, position, yaw_rad: float) -> np.ndarray:
+        """Put part ``name`` at rest, upright with ``yaw_rad``, where the nominal part's centre
+        would be at ``position`` [m].
+
+        Spawn regions give where nominal parts' centres lie; a part rebuilt to another size or
+        shape goes up or down by the change of its half height, so its bottom stays on the
+        surface the region was written for.
+
+        Returns:
+            Where the part's centre went [m].
+        """
+        position = np.array(position, dtype=float)
+        position[2] += self.part_geometries[name].half_height_m - self._nominal_half_height(name)
+        self.set_part_pose(name, position, self.client.getQuaternionFromEuler([0.0, 0.0, yaw_rad]))
+        self.client.resetBaseVelocity(self.body(name), [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+        return position
+
+    def _nominal_half_height(self, name: str) -> float:
+        return PartGeometry.of(self._part_specs[name]).half_height_m
+
+    def rebuild_part(self, name: str, shape: str | None = None, size_scale: float = 1.0,
+                     com_m=(0.0, 0.0, 0.0)) -> PartGeometry:
+        """Replace part ``name``'s body by a variant of its nominal geometry; return the variant.
+
+        pybullet cannot change a created body's collision shape or inertial frame, so the part
+        is removed and built again (see :meth:`PartGeometry.variant` for the arguments; the
+        centre of mass is clamped into the part). The new body keeps the old one's centre
+        pose (raised or lowered by the change of its half height), colour, and every physics
+        parameter on record (mass, frictions, restitution). Everything here that held the old
+        body id follows; callers holding ids compare :attr:`revision`.
+
+        Saved snapshots are dropped: pybullet's restoreState matches bodies by their order in
+        the simulation, which a rebuild changes, so restoring a snapshot taken before would put
+        states on the wrong bodies. Take a new snapshot afterwards.
+        """
+        if name not in self._part_specs:
+            raise WorldError(Problem(f"no part named '{name}'{did_you_mean(name, self.parts)}",
+                                     value=name, expected=one_of(self.parts)))
+        client = self.client
+        spec = self._part_specs[name]
+        try:
+            geometry = PartGeometry.of(spec).variant(shape, size_scale, com_m)
+        except ValueError as error:
+            raise WorldError(Problem(f"cannot rebuild part '{name}': {error}",
+                                     value={"shape": shape, "size_scale": size_scale})) from None
+        old = self.bodies[name]
+        position, orientation = self.part_pose(name)
+        position[2] += geometry.half_height_m - self.part_geometries[name].half_height_m
+        colour = client.getVisualShapeData(old)[0][7]
+        # Built before the old body goes, so the id always changes: a holder of the old id
+        # fails loudly instead of reaching the new body by a reused id.
+        body = scene.build_part(client, geometry, position, orientation, colour, spec.mass_kg,
+                                spec.friction)
+        client.removeBody(old)
+        self.bodies[name] = body
+        self.part_geometries[name] = geometry
+        self._moving_links = [(body if b == old else b, link) for b, link in self._moving_links]
+        for conveyor in self.conveyors.values():
+            conveyor.carried = frozenset(body if b == old else b for b in conveyor.carried)
+        self._name_maps.pop("links", None)
+        self._name_maps.get("inertia", {}).pop(name, None)  # re-read from the new shape
+        entry = self.physics_params().bodies[name]
+        apply_entries(self, {}, {"bodies": {name: {k: v for k, v in entry.__dict__.items()
+                                                   if v is not None}}})
+        for state_id in self._snapshots:
+            client.removeState(state_id)
+        self._snapshots.clear()
+        self.revision += 1
+        return geometry
 
     # ----------------------------------------------------------------------------- physics
     @property
@@ -257,7 +356,9 @@ class World:
                 away (a randomizer); they are not reverted first, which halves its cost.
         """
         if snapshot.state_id not in self._snapshots:
-            raise WorldError(Problem("snapshot does not belong to this world"))
+            raise WorldError(Problem("snapshot does not belong to this world, or was taken "
+                                     "before a part was rebuilt",
+                                     expected="a snapshot taken after the last rebuild_part"))
         self.client.restoreState(stateId=snapshot.state_id)
         revert = self._physics.revert_to(snapshot.params, overwritten)
         if revert is not None:

@@ -39,7 +39,7 @@ from twin.envs.tasks import TASKS
 from twin.envs.tasks.base import goal_distance
 from twin.errors import EnvError, Problem, did_you_mean, one_of
 from twin.physics import PhysicsParams
-from twin.randomization import Randomizer, load_randomization
+from twin.randomization import RandomizationConfig, Randomizer, load_randomization
 from twin.randomization.sensing import SensorModel
 from twin.spec import CellSpec, load_cell
 from twin.world import World
@@ -97,26 +97,44 @@ class CellEnv(gym.Env):
             spec = spec.with_robot_model(robot)
         self.render_mode = render_mode
         self.render_size = (int(render_width), int(render_height))
-        self.world = World(spec, physics=_physics(physics), gui=render_mode == "human")
-        try:
-            self.robot = self.world.robot(robot_name or spec.robots[0].name)
-            self.task = TASKS[task](self.world, self.robot, reward, **task_options)
-            self.controller = self._make_controller(control, workspace_low_m, workspace_high_m)
-        except BaseException:
-            self.world.close()
-            raise
-        self.reader = StateReader(self.world, self.robot, self.task.object_body,
-                                  self.task.observation_terms)
+        self._twin_options = {"spec": spec, "physics": _physics(physics), "robot_name": robot_name,
+                              "task": task, "reward": reward, "task_options": task_options,
+                              "control": control, "workspace": (workspace_low_m, workspace_high_m)}
+        self._build_twin()
         self.layout = ObservationLayout(self.task.observation_terms)
         self.sensors = SensorModel(self.layout)
         self._steps = 0
         self._last_success: bool | None = None
         self._define_spaces()
-        self._goal_marker = self._add_goal_marker() if render_mode else None
-        self._nominal = self._snapshot = self.world.snapshot()
         self.set_randomization(randomization, adr)
         self._pending: collections.deque = collections.deque()
         self._last_obs = None
+
+    def _build_twin(self) -> None:
+        """Build the world and what acts on it (robot, task, controller, state reader)."""
+        options = self._twin_options
+        spec = options["spec"]
+        self.world = World(spec, physics=options["physics"], gui=self.render_mode == "human")
+        try:
+            self.robot = self.world.robot(options["robot_name"] or spec.robots[0].name)
+            self.task = TASKS[options["task"]](self.world, self.robot, options["reward"],
+                                               **options["task_options"])
+            self.controller = self._make_controller(options["control"], *options["workspace"])
+        except BaseException:
+            self.world.close()
+            raise
+        self._follow_rebuilt_parts()
+        self._goal_marker = self._add_goal_marker() if self.render_mode else None
+        self._nominal = self._snapshot = self.world.snapshot()
+
+    def _follow_rebuilt_parts(self) -> None:
+        """Point the task and the state reader at the world's current part bodies."""
+        self.task.follow_rebuilt_parts()
+        name = self.task.object_name
+        com = self.world.part_geometries[name].com_m if name is not None else (0.0, 0.0, 0.0)
+        self.reader = StateReader(self.world, self.robot, self.task.object_body,
+                                  self.task.observation_terms, com)
+        self._revision = self.world.revision
 
     def _make_controller(self, control: str, low, high):
         if control == "joint_position":
@@ -151,13 +169,27 @@ class CellEnv(gym.Env):
         """Switch domain randomization (``None`` for the nominal twin); applies from the next reset.
 
         Startup terms of the previous setting are dropped: the world returns to the snapshot
-        taken right after it was built.
+        taken right after it was built. If a startup term rebuilt a part (size, shape, centre
+        of mass), the twin is built again from its cell instead: pybullet restores saved states
+        onto bodies by their order, and the order of bodies also decides the order contacts
+        are solved in, so only a fresh build is exactly the nominal twin. ``world``,
+        ``robot``, ``task`` and ``controller`` are then new objects.
         """
         config, strict = load_randomization(randomization)
-        self.world.restore(self._nominal)
+        if self.world.revision:
+            self.world.close()
+            self._build_twin()
+        else:
+            self.world.restore(self._nominal)
         self._snapshot = self._nominal
-        self.randomizer = Randomizer(self.world, self.robot, config,
-                                     getattr(self.task, "object_name", None), strict, adr)
+        try:
+            self.randomizer = Randomizer(self.world, self.robot, config, self.task.object_name,
+                                         strict, adr)
+        except BaseException:
+            # Stay a usable nominal twin, not one whose randomizer drives a closed world.
+            self.randomizer = Randomizer(self.world, self.robot, RandomizationConfig(name="none"))
+            self._dr_overwritten = frozenset()
+            raise
         self._dr_overwritten = self.randomizer.overwritten
 
     def adr_state(self) -> dict | None:
@@ -184,6 +216,8 @@ class CellEnv(gym.Env):
             self.world.restore(self._snapshot)
             # Drawn from a copy, so the episode's own draws do not depend on startup terms.
             self.randomizer.apply_startup(copy.deepcopy(self.np_random))
+            if self.world.revision != self._revision:
+                self._follow_rebuilt_parts()
             self._snapshot = self.world.snapshot()
         self._pending.clear()
         self._steps = 0

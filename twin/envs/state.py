@@ -18,14 +18,19 @@ class StateReader:
         world: the world.
         robot: the robot whose base frame everything is expressed in.
         object_body: pybullet id of the task's object, or ``None``.
+        object_com_m: the object's centre of mass in its own frame [m] (a randomized part);
+            the object's position and velocity are read at its centre, as a camera sees it.
         terms: the observation terms needed (default: all it can read); the gripper opening
             is read only when asked for.
     """
 
-    def __init__(self, world, robot, object_body: int | None = None, terms=None):
+    def __init__(self, world, robot, object_body: int | None = None, terms=None,
+                 object_com_m=(0.0, 0.0, 0.0)):
         client = world.client
         self.robot = robot
         self.object_body = object_body
+        # pybullet reports a body's inertial frame: from there back to the part's centre.
+        self._centre_from_com = [-float(c) for c in object_com_m] if any(object_com_m) else None
         self._base_position = np.asarray(robot.base_xyz, dtype=float)
         rotation = np.array(client.getMatrixFromQuaternion(robot.base_quat_xyzw.tolist())).reshape(3, 3)
         self._to_base = rotation.T  # world -> base for vectors
@@ -62,6 +67,11 @@ class StateReader:
         if self.object_body is not None:
             position, orientation = self._pose(self.object_body)
             linear, angular = self._velocity(self.object_body)
+            if self._centre_from_com is not None:
+                com = np.asarray(position)
+                position, _ = self._multiply(position, orientation, self._centre_from_com, [0, 0, 0, 1])
+                # The centre moves with the centre of mass plus the spin about it.
+                linear = np.asarray(linear) + np.cross(angular, np.asarray(position) - com)
             _, relative = self._multiply(*self._inverse_base, position, orientation)
             state["object_position"] = self.to_base(position)
             state["object_orientation"] = np.asarray(self._euler(relative))

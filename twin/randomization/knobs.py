@@ -2,9 +2,10 @@
 
 A term resolves to one *knob* per matched target (``arm/*`` matches every joint of the arm;
 each gets its own sample). Physics knobs write through :class:`PhysicsParams`; scene knobs
-move bodies or change conveyor speed; actuation, sensing and visual knobs set values the env
-and the renderer read. Targets may use ``{robot}`` and ``{object}`` for the env's acting robot
-and task object, so one preset fits every cell.
+move bodies or change conveyor speed; part geometry knobs rebuild a part's body (startup
+only); actuation, sensing and visual knobs set values the env and the renderer read. Targets
+may use ``{robot}`` and ``{object}`` for the env's acting robot and task object, so one preset
+fits every cell.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.errors import Problem, did_you_mean, one_of
+from twin.parts import SHAPES
 from twin.render import DEFAULT_LIGHT_DIRECTION
-from twin.randomization.terms import RandomizationError, Term
+from twin.randomization.terms import Choice, RandomizationError, Term
 
 BODY_PARAMETERS = {"mass_kg": (1e-4, None), "lateral_friction": (0.0, None),
                    "rolling_friction": (0.0, None), "spinning_friction": (0.0, None),
@@ -27,6 +29,10 @@ ROBOT_PARAMETERS = {"position_gain": (0.0, None), "velocity_gain": (0.0, None),
 ACTUATOR_PARAMETERS = {"action_noise_std": (0.0, None), "action_scale": (0.0, None)}
 BASE_PARAMETERS = {"base_x_m", "base_y_m", "base_yaw_rad"}
 PART_POSE_PARAMETERS = {"spawn_x_m", "spawn_y_m", "spawn_yaw_rad"}
+# Rebuild the part's body (twin.world.World.rebuild_part); the COM is clamped into the part
+# there, where its size is known.
+PART_GEOMETRY_PARAMETERS = {"com_x_m": (None, None), "com_y_m": (None, None),
+                            "com_z_m": (None, None), "size_scale": (0.01, None), "shape": (None, None)}
 SENSOR_PARAMETERS = {"noise_std": (0.0, None), "bias": (None, None),
                      "drop_probability": (0.0, 1.0), "delay_steps": (0, 50)}
 VISUAL_PARAMETERS = {"color_scale": (0.0, None)}
@@ -53,10 +59,11 @@ class Knob:
     """One randomized quantity: where it goes, its nominal value and its valid range."""
 
     term: Term
-    kind: str            # physics, conveyor, base, part_pose, actuator, sensor, visual, light, camera
+    kind: str            # physics, conveyor, base, part_pose, part_geometry, actuator, sensor,
+                         # visual, light, camera
     key: str             # physics/section key, conveyor/body/sensor term name
     parameter: str
-    nominal: float
+    nominal: float | str  # a name for ``shape``
     bounds: tuple = (None, None)
     section: str = ""    # for physics knobs: bodies, joints, robots
 
@@ -78,6 +85,7 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
     target = term.target.replace("{robot}", robot.name).replace("{object}", object_name or "")
     params = world.physics_params()
     parameter = term.parameter
+    _check_values(term, index)
     if parameter in BODY_PARAMETERS:
         keys = _matches(target, params.bodies, term, index, required)
         knobs = []
@@ -108,6 +116,12 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
     if parameter in PART_POSE_PARAMETERS:
         return [Knob(term, "part_pose", key, parameter, 0.0)
                 for key in _matches(target, world.parts, term, index, required)]
+    if parameter in PART_GEOMETRY_PARAMETERS:
+        return [Knob(term, "part_geometry", key, parameter,
+                     world.part_geometries[key].shape if parameter == "shape"
+                     else 1.0 if parameter == "size_scale" else 0.0,
+                     PART_GEOMETRY_PARAMETERS[parameter])
+                for key in _matches(target, world.parts, term, index, required)]
     if parameter == "speed_mps":
         return [Knob(term, "conveyor", key, parameter, world.conveyors[key].speed_mps)
                 for key in _matches(target, world.conveyors, term, index, required)]
@@ -123,11 +137,39 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
         return [Knob(term, "camera", "camera", parameter, 0.0)]
     known = (set(BODY_PARAMETERS) | set(JOINT_PARAMETERS) | set(ROBOT_PARAMETERS)
              | set(ACTUATOR_PARAMETERS) | BASE_PARAMETERS | PART_POSE_PARAMETERS | {"speed_mps"}
+             | set(PART_GEOMETRY_PARAMETERS)
              | set(SENSOR_PARAMETERS) | set(VISUAL_PARAMETERS) | LIGHT_PARAMETERS | CAMERA_PARAMETERS)
     raise RandomizationError(Problem(
         f"parameter '{parameter}' does not apply to target '{term.target}'"
         + did_you_mean(parameter, known), path=f"terms[{index}].parameter", value=parameter,
         expected="see docs/randomization.md for which parameters each target has"))
+
+
+def _check_values(term: Term, index: int) -> None:
+    """Shape terms choose names and other terms numbers; geometry terms run at startup only."""
+    problems = []
+    names = isinstance(term.distribution, Choice) and term.distribution.names
+    if term.parameter == "shape":
+        if not names or not set(term.distribution.values) <= set(SHAPES):
+            problems.append(Problem(
+                "a part's shape is chosen from shape names", path=f"terms[{index}].distribution",
+                value=getattr(term.distribution, "values", term.distribution.type),
+                expected="{type: choice, values: [...]} with values from " + ", ".join(SHAPES)))
+        if term.operation != "set":
+            problems.append(Problem("a shape can only be set", path=f"terms[{index}].operation",
+                                    value=term.operation, expected="set"))
+    elif names:
+        problems.append(Problem(f"'{term.parameter}' takes numbers, not names",
+                                path=f"terms[{index}].distribution.values",
+                                value=term.distribution.values, expected="numbers"))
+    if term.parameter in PART_GEOMETRY_PARAMETERS and term.when != "startup":
+        # pybullet cannot change a created body's shape or inertial frame: the part is built
+        # again, and every episode restores a snapshot that holds the bodies it was taken with.
+        problems.append(Problem(
+            f"'{term.parameter}' rebuilds the part's body, which happens once per env",
+            path=f"terms[{index}].when", value=term.when, expected="startup"))
+    if problems:
+        raise RandomizationError(problems)
 
 
 def apply_pose_offsets(world, offsets: dict) -> None:
@@ -138,11 +180,17 @@ def apply_pose_offsets(world, offsets: dict) -> None:
     get_pose, set_pose = client.getBasePositionAndOrientation, client.resetBasePositionAndOrientation
     multiply, from_euler = client.multiplyTransforms, client.getQuaternionFromEuler
     for (kind, key), values in offsets.items():
-        body = world.body(key)
-        position, orientation = get_pose(body)
+        if kind == "base":
+            position, orientation = get_pose(world.body(key))
+        else:  # a part turns about its centre, which is not its centre of mass when randomized
+            position, orientation = world.part_pose(key)
         prefix = "base" if kind == "base" else "spawn"
         dx, dy = values.get(f"{prefix}_x_m", 0.0), values.get(f"{prefix}_y_m", 0.0)
         yaw = values.get(f"{prefix}_yaw_rad", 0.0)
         if yaw:
             orientation = multiply([0, 0, 0], from_euler([0.0, 0.0, yaw]), [0, 0, 0], orientation)[1]
-        set_pose(body, [position[0] + dx, position[1] + dy, position[2]], orientation)
+        moved = [position[0] + dx, position[1] + dy, position[2]]
+        if kind == "base":
+            set_pose(world.body(key), moved, orientation)
+        else:
+            world.set_part_pose(key, moved, orientation)

@@ -64,10 +64,11 @@ class ResetPlan:
         scale = [np.full(g.size, g.term.operation == "scale") for g in groups]
         add = [np.full(g.size, g.term.operation == "add") for g in groups]
         nominal = [g.nominal for g in groups]
-        self._a = np.concatenate([np.where(s_, n, 1.0) for s_, n in zip(scale, nominal)])
-        self._b = np.concatenate([np.where(a_, n, 0.0) for a_, n in zip(add, nominal)])
-        self._low = np.concatenate([g.low for g in groups])
-        self._high = np.concatenate([g.high for g in groups])
+        empty = [np.zeros(0)]  # a randomizer with startup terms only has no reset knobs
+        self._a = np.concatenate(empty + [np.where(s_, n, 1.0) for s_, n in zip(scale, nominal)])
+        self._b = np.concatenate(empty + [np.where(a_, n, 0.0) for a_, n in zip(add, nominal)])
+        self._low = np.concatenate(empty + [g.low for g in groups])
+        self._high = np.concatenate(empty + [g.high for g in groups])
         self.moves = self._moves(randomizer.world)
         self.writer = EntryWriter(randomizer.world, [entry for entry, _ in physics])
         positions = [position for _, position in physics]

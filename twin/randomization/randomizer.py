@@ -11,7 +11,9 @@ values and resets stay cheap.
 ``startup`` terms are drawn once, at the env's first reset, from a copy of its generator (so
 the episode draws are the same whether or not startup terms exist), applied, and then become
 part of the env's snapshot: later resets neither redo nor revert them. This is also why Isaac
-Lab randomizes masses at startup: it is the expensive kind of change.
+Lab randomizes masses at startup: it is the expensive kind of change. Part geometry (size,
+shape, centre of mass) can only be a startup term: it builds the part's body again, before the
+other terms apply so that they reach the new body.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class TermGroup:
     low: np.ndarray
     high: np.ndarray
     integer: bool
+    names: bool
+    """values are names (``shape``), passed through as drawn"""
     label: str
     """the term's name in reports, with ``{robot}``/``{object}`` filled in"""
 
@@ -53,10 +57,13 @@ class TermGroup:
             return np.array([fill if k.bounds[index] is None else k.bounds[index] for k in knobs], float)
 
         integer = knobs[0].parameter in ("latency_steps", "delay_steps")
-        return cls(term, knobs, np.array([k.nominal for k in knobs], float),
-                   bound(0, -np.inf), bound(1, np.inf), integer, label)
+        names = knobs[0].parameter == "shape"
+        nominal = np.zeros(len(knobs)) if names else np.array([k.nominal for k in knobs], float)
+        return cls(term, knobs, nominal, bound(0, -np.inf), bound(1, np.inf), integer, names, label)
 
     def values(self, samples: np.ndarray) -> np.ndarray:
+        if self.names:
+            return np.asarray(samples, dtype=object)
         values = np.minimum(np.maximum(self.term.combine(self.nominal, samples), self.low), self.high)
         return np.rint(values).astype(int) if self.integer else values
 
@@ -213,12 +220,16 @@ class Randomizer:
     def _apply_values(self, all_values: dict[int, list]) -> dict[str, float]:
         sections: dict[str, dict[str, dict]] = {"bodies": {}, "joints": {}, "robots": {}}
         offsets: dict = {}
-        report = {}
+        # Rebuilt parts first: the terms that follow (mass, friction, colour) then reach the
+        # new bodies, and the rebuild carries over what was on record before.
+        report = self._rebuild_parts(all_values)
         effects = self.effects
         for index, values in all_values.items():
             group = self.groups[index]
-            report.update(zip(group.labels, values))
             kind = group.kind
+            if kind == "part_geometry":
+                continue
+            report.update(zip(group.labels, values))
             if kind == "physics":
                 for knob, value in zip(group.knobs, values):
                     sections[knob.section].setdefault(knob.key, {})[knob.parameter] = value
@@ -243,6 +254,28 @@ class Randomizer:
             # range: the checked fast path is safe and keeps resets cheap.
             self.world.apply_physics_entries({}, sections)
         apply_pose_offsets(self.world, offsets)
+        return report
+
+    def _rebuild_parts(self, all_values: dict[int, list]) -> dict:
+        """Rebuild every part a geometry term drew for; report the values the parts got."""
+        settings: dict[str, dict] = {}
+        labels: dict[tuple[str, str], str] = {}
+        for index, values in all_values.items():
+            group = self.groups[index]
+            if group.kind == "part_geometry":
+                for knob, label, value in zip(group.knobs, group.labels, values):
+                    settings.setdefault(knob.key, {})[knob.parameter] = value
+                    labels[knob.key, knob.parameter] = label
+        report = {}
+        for part, drawn in settings.items():
+            com = [drawn.get(f"com_{axis}_m", 0.0) for axis in "xyz"]
+            geometry = self.world.rebuild_part(part, drawn.get("shape"),
+                                               drawn.get("size_scale", 1.0), com)
+            built = {"shape": geometry.shape, **dict(zip(("com_x_m", "com_y_m", "com_z_m"),
+                                                         geometry.com_m))}
+            for parameter, value in drawn.items():
+                # The COM as clamped into the part: what pybullet has, not what was drawn.
+                report[labels[part, parameter]] = built.get(parameter, value)
         return report
 
     def _recolour(self, body_name: str, scale: float) -> None:

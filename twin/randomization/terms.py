@@ -83,17 +83,25 @@ class Gaussian(BaseModel):
 
 
 class Choice(BaseModel):
-    """One of ``values``, equally likely."""
+    """One of ``values``, equally likely: numbers, or names (a part's ``shape``)."""
 
     model_config = _CONFIG
     type: Literal["choice"] = "choice"
-    values: Annotated[list[float], Field(min_length=1)]
-    """the values to choose from"""
+    values: Union[Annotated[list[float], Field(min_length=1)],
+                  Annotated[list[str], Field(min_length=1)]]
+    """the values to choose from: all numbers or all names"""
+
+    @property
+    def names(self) -> bool:
+        """Whether the values are names rather than numbers."""
+        return isinstance(self.values[0], str)
 
     def sample(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
         # Index from one uniform draw: Generator.integers costs several times more, and
         # this runs at every randomized reset. random() < 1, so the index stays in range.
-        return np.asarray(self.values, dtype=float)[(rng.random(n) * len(self.values)).astype(np.intp)]
+        picks = (rng.random(n) * len(self.values)).astype(np.intp)
+        # Names stay Python strings (object array), so reports hold "box", not numpy scalars.
+        return np.asarray(self.values, dtype=object if self.names else float)[picks]
 
 
 Distribution = Annotated[Union[Uniform, LogUniform, Gaussian, Choice], Field(discriminator="type")]

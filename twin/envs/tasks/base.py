@@ -105,6 +105,7 @@ class Task:
         self.world = world
         self.robot = robot
         self.reward_type = reward
+        self.object_name: str | None = None
         self.object_body: int | None = None
         self.goal = np.zeros(3)  # desired goal, robot base frame [m]
 
@@ -143,9 +144,8 @@ class Task:
             return -1.0 if distance >= self.distance_threshold_m else 0.0
         return float(-np.float32(distance))
 
-    def place_body(self, body: int, position, yaw: float) -> None:
-        """Put a free body at rest at ``position`` with ``yaw`` (the start of an episode)."""
-        client = self.world.client
-        client.resetBasePositionAndOrientation(body, list(position),
-                                               client.getQuaternionFromEuler([0.0, 0.0, yaw]))
-        client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    def follow_rebuilt_parts(self) -> None:
+        """Pick up the task object's new body after the world rebuilt parts (startup geometry
+        randomization): a new body id, and maybe a new size."""
+        if self.object_name is not None:
+            self.object_body = self.world.body(self.object_name)

@@ -29,16 +29,23 @@ class ConveyorPickTask(Task):
         self.object_name = find_part(world, object or self._part_on_conveyor(world), ENV_ID)
         self.object_body = world.body(self.object_name)
         self.object_region = find_region(world, part_spec(world, self.object_name).spawn, ENV_ID)
-        container = self._container(world, place_in)
-        part = part_spec(world, self.object_name)
-        half_height = {"box": lambda p: p.size_m[2] / 2, "cylinder": lambda p: p.height_m / 2,
-                       "sphere": lambda p: p.radius_m}[part.shape](part)
+        self._container_spec = self._container(world, place_in)
+        self.container = self._container_spec.name
+        self.goal_world = self._goal_world()
+
+    def _goal_world(self) -> np.ndarray:
+        # The part's centre when it lies on the container's floor: depends on its size.
+        container = self._container_spec
+        half_height = self.world.part_geometries[self.object_name].half_height_m
         local = [0.0, 0.0, container.wall_thickness_m + half_height]
-        position, _ = world.client.multiplyTransforms(list(container.pose.xyz),
-                                                      list(container.pose.quaternion_xyzw()),
-                                                      local, [0, 0, 0, 1])
-        self.goal_world = np.asarray(position)
-        self.container = container.name
+        position, _ = self.world.client.multiplyTransforms(list(container.pose.xyz),
+                                                           list(container.pose.quaternion_xyzw()),
+                                                           local, [0, 0, 0, 1])
+        return np.asarray(position)
+
+    def follow_rebuilt_parts(self) -> None:
+        super().follow_rebuilt_parts()
+        self.goal_world = self._goal_world()
 
     @staticmethod
     def _part_on_conveyor(world) -> str:
@@ -74,7 +81,7 @@ class ConveyorPickTask(Task):
 
     def reset(self, rng: np.random.Generator, to_base) -> None:
         position, yaw = self.object_region.sample(rng)
-        self.place_body(self.object_body, position, yaw)
+        self.world.place_part(self.object_name, position, yaw)
         self.goal = to_base(self.goal_world)
 
     def achieved_goal(self, state: dict) -> np.ndarray:

@@ -27,8 +27,7 @@ class _ObjectTask(Task):
 
     def _place_object(self, rng: np.random.Generator) -> np.ndarray:
         position, yaw = self.object_region.sample(rng)
-        self.place_body(self.object_body, position, yaw)
-        return position
+        return self.world.place_part(self.object_name, position, yaw)
 
 
 class PushTask(_ObjectTask):
