@@ -50,6 +50,13 @@ class IKResult:
         self.q.setflags(write=False)  # frozen means frozen: copy q to change it
 
 
+def yawed(yaw: float, orientation) -> tuple[float, float, float, float]:
+    """``orientation`` (xyzw) turned by ``yaw`` about the world z axis: q_z(yaw) * q."""
+    s, c = math.sin(0.5 * yaw), math.cos(0.5 * yaw)
+    x, y, z, w = orientation
+    return (c * x - s * y, c * y + s * x, c * z + s * w, c * w - s * z)
+
+
 def quaternion_angle(a: Sequence[float], b: Sequence[float]) -> float:
     """Return the rotation angle between two unit quaternions (x, y, z, w) [rad]."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -147,6 +147,7 @@ class Robot:
         self._get_link_state = client.getLinkState
         self._multiply = client.multiplyTransforms
         self._set_motors = client.setJointMotorControlArray
+        self._change_constraint = client.changeConstraint
         # The last targets, re-sent when a gain or force limit changes so it acts at once.
         self._arm_target: list[float] | None = None
         self._finger_target: list[float] | None = None
@@ -254,14 +255,14 @@ class Robot:
     @arm_force_limits.setter
     def arm_force_limits(self, value: Sequence[float]) -> None:
         limits = np.array(value, dtype=float).ravel()
-        if limits.shape != (self.dof,) or not (limits >= 0).all():
+        forces = limits.tolist()  # checked as floats: numpy's reductions cost more for 7 values
+        if len(forces) != self.dof or not all(force >= 0 for force in forces):  # NaN fails too
             raise RobotError(Problem(f"arm force limits of robot '{self.name}' are invalid",
-                                     value=limits.tolist(),
-                                     expected=f"{self.dof} non-negative torques [N m]"))
+                                     value=forces, expected=f"{self.dof} non-negative torques [N m]"))
         # Read-only so that an in-place edit fails loudly instead of missing the cached list.
         limits.setflags(write=False)
         self._arm_force_limits = limits
-        self._arm_forces = limits.tolist()
+        self._arm_forces = forces
         self._resend()
 
     @property
@@ -278,7 +279,7 @@ class Robot:
         share = len(self._finger_list) / max(len(self._driven_fingers), 1)
         self._finger_forces = [force * share] * len(self._driven_fingers)
         if self._gear is not None:
-            self.client.changeConstraint(self._gear, maxForce=self._gear_force())
+            self._change_constraint(self._gear, maxForce=self._gear_force())
         self._resend()
 
     def _non_negative(self, what: str, value: float) -> float:

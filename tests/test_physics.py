@@ -145,18 +145,25 @@ def _dynamics(world):
             for body in world.bodies.values() for link in range(-1, client.getNumJoints(body))]
 
 
-def test_entry_writer_applies_and_records_what_apply_entries_does():
+_MIXED = ([("bodies", "part", "mass_kg"), ("bodies", "part", "lateral_friction"),
+           ("bodies", "part", "restitution"), ("joints", "arm/panda_joint1", "force_limit"),
+           ("joints", "arm/panda_joint1", "friction"), ("joints", "arm/panda_joint2", "friction"),
+           ("joints", "arm/panda_joint3", "damping"),
+           ("joints", "arm/panda_finger_joint1", "force_limit"),
+           ("robots", "arm", "position_gain"), ("robots", "arm", "latency_steps")],
+          [0.3, 1.1, 0.15, 50.0, 2.0, 3.5, 0.7, 12.0, 0.2, 1])
+# Every arm motor's strength drawn (the presets' {robot}/* term): the writer's fast path.
+_WHOLE_ARM = ([("joints", f"arm/panda_joint{i}", "force_limit") for i in range(1, 8)]
+              + [("joints", "arm/panda_finger_joint2", "force_limit"), ("bodies", "part", "mass_kg")],
+              [48.0, 80.0, 70.0, 60.0, 10.0, 11.0, 9.0, 15.0, 0.25])
+
+
+@pytest.mark.parametrize("entries, values", [_MIXED, _WHOLE_ARM], ids=["mixed", "whole-arm"])
+def test_entry_writer_applies_and_records_what_apply_entries_does(entries, values):
     # The compiled writer of randomized resets must be indistinguishable from the checked
     # generic path: same pybullet state, same motor settings, same record.
     from twin.physics_io import EntryWriter
 
-    entries = [("bodies", "part", "mass_kg"), ("bodies", "part", "lateral_friction"),
-               ("bodies", "part", "restitution"), ("joints", "arm/panda_joint1", "force_limit"),
-               ("joints", "arm/panda_joint1", "friction"), ("joints", "arm/panda_joint2", "friction"),
-               ("joints", "arm/panda_joint3", "damping"),
-               ("joints", "arm/panda_finger_joint1", "force_limit"),
-               ("robots", "arm", "position_gain"), ("robots", "arm", "latency_steps")]
-    values = [0.3, 1.1, 0.15, 50.0, 2.0, 3.5, 0.7, 12.0, 0.2, 1]
     with World("pick_station") as generic, World("pick_station") as compiled:
         sections: dict = {"bodies": {}, "joints": {}, "robots": {}}
         for (section, key, field), value in zip(entries, values):
@@ -169,4 +176,8 @@ def test_entry_writer_applies_and_records_what_apply_entries_does():
             np.testing.assert_array_equal(getattr(compiled.robot("arm"), name),
                                           getattr(generic.robot("arm"), name))
         assert compiled.robot("arm").arm_force_limits[0] == pytest.approx(48.0)  # 50 - friction 2
-        assert compiled.latency_steps("arm") == 1
+        if entries is _MIXED[0]:
+            assert compiled.latency_steps("arm") == 1
+        else:
+            assert compiled.robot("arm").arm_force_limits.tolist() == values[:7]
+            assert compiled.robot("arm").gripper_force_n == 15.0

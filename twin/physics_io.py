@@ -6,6 +6,7 @@ anything is applied, so a bad overrides file changes nothing and reports every u
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -278,7 +279,8 @@ class EntryWriter:
                 limit = fields.get("force_limit"), current("joints", key, "force_limit")
                 friction = fields.get("friction"), current("joints", key, "friction") or 0.0
                 (fingers if slot is None else arm).append((slot, limit, friction))
-            self._forces.append((world.robots[robot_name], arm, fingers))
+            robot = world.robots[robot_name]
+            self._forces.append((robot, arm, fingers, _whole_arm(robot, arm)))
         self._entries = tuple(self.entries)
         self._change = world.client.changeDynamics  # BulletClient makes a partial per lookup
         self._record = world._physics.record_values
@@ -293,7 +295,10 @@ class EntryWriter:
             change(body, link, **changes)
         for body, index, position in self._damping:
             change(body, index, jointDamping=values[position])
-        for robot, arm, fingers in self._forces:
+        for robot, arm, fingers, whole_arm in self._forces:
+            if whole_arm is not None:  # every arm limit drawn, no friction: pick them in C
+                robot.arm_force_limits = whole_arm(values)
+                arm = []
             limits = robot.arm_force_limits.tolist() if arm else None
             for slot, (limit, fixed_limit), (friction, fixed_friction) in arm + fingers:
                 limit = fixed_limit if limit is None else values[limit]
@@ -310,3 +315,13 @@ class EntryWriter:
         for robot, field, position in self._gains:
             setattr(robot, field, values[position])
         self._record(self._entries, values)
+
+
+def _whole_arm(robot, arm: list) -> "operator.itemgetter | None":
+    """The values' arm force limits in slot order, when they are all there and no friction
+    eats into them (the common ``{robot}/*`` motor-strength term); else None."""
+    by_slot = {slot: limit for slot, (limit, _), (friction, fixed) in arm
+               if limit is not None and friction is None and fixed == 0.0}
+    if len(arm) != robot.dof or sorted(by_slot) != list(range(robot.dof)) or robot.dof < 2:
+        return None
+    return operator.itemgetter(*(by_slot[slot] for slot in range(robot.dof)))

@@ -101,6 +101,8 @@ class PhysicsRecord:
         if params is self._params:
             # Returning to the record's own baseline: only what was applied since can differ,
             # and of that only what the caller does not set again right away.
+            if not self._pending_globals and self._pending_fields <= skip:
+                return None  # a randomized reset: everything applied is set again at once
             fields = self._pending_fields - skip if skip else self._pending_fields
             if not self._pending_globals and not fields:
                 return None

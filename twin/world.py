@@ -14,6 +14,7 @@ original by a step now and then; measured, it saves nothing noticeable either.
 from __future__ import annotations
 
 import contextlib
+import math
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from robots import Robot, get_robot_model
+from robots.kinematics import yawed
 from twin import scene
 from twin.client import direct_client, gui_client
 from twin.conveyor import Conveyor
@@ -31,6 +33,10 @@ from twin.physics import PhysicsParams
 from twin.physics_io import apply_entries, apply_physics, as_entries, read_physics
 from twin.physics_state import PhysicsRecord
 from twin.spec import CellSpec, load_cell
+
+_ORIGIN = (0.0, 0.0, 0.0)
+_NO_OFFSET = _ORIGIN  # a part's centre of mass at its centre
+_IDENTITY = (0.0, 0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class World:
         self.static_bodies: list[str] = []
         self.meshes: dict[str, PreparedMesh] = {}
         self.part_geometries: dict[str, PartGeometry] = {}  # what each part body is now
+        self._nominal_half_heights: dict[str, float] = {}
         self.revision = 0  # counts rebuilt parts: holders of part body ids compare it
         self._part_specs: dict = {}
         self._snapshots: list[int] = []
@@ -86,6 +93,12 @@ class World:
         self._step = self.client.stepSimulation
         self._set_filter = self.client.setCollisionFilterGroupMask
         self._robot_list = tuple(self.robots.values())
+        # BulletClient builds a new partial on every attribute lookup: bind the hot ones once.
+        self._get_pose = self.client.getBasePositionAndOrientation
+        self._set_pose = self.client.resetBasePositionAndOrientation
+        self._set_velocity = self.client.resetBaseVelocity
+        self._multiply = self.client.multiplyTransforms
+        self._from_euler = self.client.getQuaternionFromEuler
         self._moving_links = [(self.bodies[name], -1) for name in self.parts]
         self._moving_links += [(robot.body_id, link) for robot in self.robots.values()
                                for link in range(self.client.getNumJoints(robot.body_id))]
@@ -117,6 +130,7 @@ class World:
                 self.parts.append(name)
                 self._part_specs[name] = part
                 self.part_geometries[name] = PartGeometry.of(part)
+                self._nominal_half_heights[name] = self.part_geometries[name].half_height_m
         part_ids = frozenset(self.bodies[name] for name in self.parts)
         for conveyor, body, direction in belts:
             self.conveyors[conveyor.name] = Conveyor(client, conveyor.name, body, direction,
@@ -196,21 +210,37 @@ class World:
     # ----------------------------------------------------------------------------- parts
     def part_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Position of part ``name``'s centre [m] (not its centre of mass) and orientation."""
-        position, orientation = self.client.getBasePositionAndOrientation(self.body(name))
-        geometry = self.part_geometries[name]
-        if geometry.com_offset:  # pybullet reports the inertial frame, i.e. the centre of mass
-            position, _ = self.client.multiplyTransforms(
-                position, orientation, [-c for c in geometry.com_m], [0, 0, 0, 1])
+        position, orientation = self._get_pose(self.bodies[name])
+        com = self.part_geometries[name].com_m
+        if com != _NO_OFFSET:  # pybullet reports the inertial frame, i.e. the centre of mass
+            position, _ = self._multiply(position, orientation, (-com[0], -com[1], -com[2]),
+                                         _IDENTITY)
         return np.asarray(position), np.asarray(orientation)
 
     def set_part_pose(self, name: str, position, orientation) -> None:
         """Put part ``name``'s centre at ``position`` [m] with ``orientation`` (xyzw)."""
-        geometry = self.part_geometries[name]
-        if geometry.com_offset:
-            position, _ = self.client.multiplyTransforms(list(position), list(orientation),
-                                                         list(geometry.com_m), [0, 0, 0, 1])
-        self.client.resetBasePositionAndOrientation(self.body(name), list(position),
-                                                    list(orientation))
+        com = self.part_geometries[name].com_m
+        position, orientation = tuple(position), tuple(orientation)
+        if com != _NO_OFFSET:
+            position, _ = self._multiply(position, orientation, com, _IDENTITY)
+        self._set_pose(self.bodies[name], position, orientation)
+
+    def move_part(self, name: str, dx: float, dy: float, yaw_rad: float) -> None:
+        """Shift part ``name`` by ``dx``, ``dy`` [m] and turn it by ``yaw_rad`` about the
+        vertical through its centre (not its centre of mass, when that is randomized)."""
+        body = self.bodies[name]
+        position, orientation = self._get_pose(body)
+        com = self.part_geometries[name].com_m
+        turned = yawed(yaw_rad, orientation) if yaw_rad else orientation
+        if com != _NO_OFFSET and yaw_rad:
+            # The centre of mass sits at d = R(q) com from the centre; turning about the
+            # centre turns d by the yaw: one pose read and one write, no frame round trip.
+            centre = self._multiply(position, orientation, (-com[0], -com[1], -com[2]),
+                                    _IDENTITY)[0]
+            x, y = position[0] - centre[0], position[1] - centre[1]
+            c, s = math.cos(yaw_rad), math.sin(yaw_rad)
+            position = (centre[0] + c * x - s * y, centre[1] + s * x + c * y, position[2])
+        self._set_pose(body, (position[0] + dx, position[1] + dy, position[2]), turned)
 
     def place_part(self, name: str, position, yaw_rad: float) -> np.ndarray:
         """Put part ``name`` at rest, upright with ``yaw_rad``, where the nominal part's centre
@@ -224,13 +254,10 @@ class World:
             Where the part's centre went [m].
         """
         position = np.array(position, dtype=float)
-        position[2] += self.part_geometries[name].half_height_m - self._nominal_half_height(name)
-        self.set_part_pose(name, position, self.client.getQuaternionFromEuler([0.0, 0.0, yaw_rad]))
-        self.client.resetBaseVelocity(self.body(name), [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+        position[2] += self.part_geometries[name].half_height_m - self._nominal_half_heights[name]
+        self.set_part_pose(name, position, self._from_euler((0.0, 0.0, yaw_rad)))
+        self._set_velocity(self.bodies[name], _ORIGIN, _ORIGIN)
         return position
-
-    def _nominal_half_height(self, name: str) -> float:
-        return PartGeometry.of(self._part_specs[name]).half_height_m
 
     def rebuild_part(self, name: str, shape: str | None = None, size_scale: float = 1.0,
                      com_m=(0.0, 0.0, 0.0)) -> PartGeometry:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_IDENTITY = (0.0, 0.0, 0.0, 1.0)
+
 
 class StateReader:
     """Reads the state of one robot and, optionally, one object body.
@@ -68,10 +70,13 @@ class StateReader:
             position, orientation = self._pose(self.object_body)
             linear, angular = self._velocity(self.object_body)
             if self._centre_from_com is not None:
-                com = np.asarray(position)
-                position, _ = self._multiply(position, orientation, self._centre_from_com, [0, 0, 0, 1])
-                # The centre moves with the centre of mass plus the spin about it.
-                linear = np.asarray(linear) + np.cross(angular, np.asarray(position) - com)
+                com = position
+                position, _ = self._multiply(position, orientation, self._centre_from_com, _IDENTITY)
+                # The centre moves with the centre of mass plus the spin about it (w x r,
+                # written out: np.cross costs more than the rest of this read).
+                (wx, wy, wz), (vx, vy, vz) = angular, linear
+                rx, ry, rz = position[0] - com[0], position[1] - com[1], position[2] - com[2]
+                linear = (vx + wy * rz - wz * ry, vy + wz * rx - wx * rz, vz + wx * ry - wy * rx)
             _, relative = self._multiply(*self._inverse_base, position, orientation)
             state["object_position"] = self.to_base(position)
             state["object_orientation"] = np.asarray(self._euler(relative))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robots.kinematics import yawed
 from twin.errors import Problem, did_you_mean, one_of
 from twin.parts import SHAPES
 from twin.render import DEFAULT_LIGHT_DIRECTION
@@ -38,6 +39,8 @@ SENSOR_PARAMETERS = {"noise_std": (0.0, None), "bias": (None, None),
 VISUAL_PARAMETERS = {"color_scale": (0.0, None)}
 LIGHT_PARAMETERS = {"direction_x", "direction_y", "direction_z"}
 CAMERA_PARAMETERS = {"eye_x_m", "eye_y_m", "eye_z_m"}
+
+_ORIGIN = (0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -174,23 +177,21 @@ def _check_values(term: Term, index: int) -> None:
 
 def apply_pose_offsets(world, offsets: dict) -> None:
     """Move robot bases and parts by the sampled offsets (after the task placed its parts)."""
-    if not offsets:
-        return
-    client = world.client
-    get_pose, set_pose = client.getBasePositionAndOrientation, client.resetBasePositionAndOrientation
-    multiply, from_euler = client.multiplyTransforms, client.getQuaternionFromEuler
     for (kind, key), values in offsets.items():
-        if kind == "base":
-            position, orientation = get_pose(world.body(key))
-        else:  # a part turns about its centre, which is not its centre of mass when randomized
-            position, orientation = world.part_pose(key)
         prefix = "base" if kind == "base" else "spawn"
-        dx, dy = values.get(f"{prefix}_x_m", 0.0), values.get(f"{prefix}_y_m", 0.0)
-        yaw = values.get(f"{prefix}_yaw_rad", 0.0)
-        if yaw:
-            orientation = multiply([0, 0, 0], from_euler([0.0, 0.0, yaw]), [0, 0, 0], orientation)[1]
-        moved = [position[0] + dx, position[1] + dy, position[2]]
-        if kind == "base":
-            set_pose(world.body(key), moved, orientation)
-        else:
-            world.set_part_pose(key, moved, orientation)
+        move_body(world, kind, key, values.get(f"{prefix}_x_m", 0.0),
+                  values.get(f"{prefix}_y_m", 0.0), values.get(f"{prefix}_yaw_rad", 0.0))
+
+
+def move_body(world, kind: str, key: str, dx: float, dy: float, yaw: float) -> None:
+    """Shift a robot base (``kind`` base) or a part by ``dx``, ``dy`` [m] and turn it by ``yaw``
+    [rad] about the world z axis through its origin (a part: its centre, not its centre of
+    mass, when that is randomized)."""
+    if kind != "base":
+        world.move_part(key, dx, dy, yaw)
+        return
+    body = world.body(key)
+    position, orientation = world._get_pose(body)  # bound once by the world: resets are hot
+    if yaw:
+        orientation = yawed(yaw, orientation)
+    world._set_pose(body, (position[0] + dx, position[1] + dy, position[2]), orientation)

@@ -14,9 +14,9 @@ import operator
 import numpy as np
 
 from twin.physics_io import EntryWriter
+from twin.randomization.knobs import move_body
 
 _DIRECT = ("physics", "actuator", "sensor", "base", "part_pose")
-_ORIGIN = (0.0, 0.0, 0.0)
 
 
 def _own(term):
@@ -69,25 +69,16 @@ class ResetPlan:
         self._b = np.concatenate(empty + [np.where(a_, n, 0.0) for a_, n in zip(add, nominal)])
         self._low = np.concatenate(empty + [g.low for g in groups])
         self._high = np.concatenate(empty + [g.high for g in groups])
-        self.moves = self._moves(randomizer.world)
+        targets: dict[tuple[str, str], dict[str, int]] = {}
+        for (kind, key), parameter, position in self.pose:  # base_x_m -> x_m, spawn_yaw_rad -> yaw_rad
+            targets.setdefault((kind, key), {})[parameter.split("_", 1)[1]] = position
+        self.moves = [(kind, key, found.get("x_m"), found.get("y_m"), found.get("yaw_rad"))
+                      for (kind, key), found in targets.items()]
         self.writer = EntryWriter(randomizer.world, [entry for entry, _ in physics])
         positions = [position for _, position in physics]
         # itemgetter picks the writer's values in C; with one entry it returns a bare value.
         self._physics_values = (operator.itemgetter(*positions) if len(positions) > 1 else
                                 (lambda values: (values[positions[0]],)) if positions else None)
-
-    def _moves(self, world) -> list[tuple]:
-        """Per moved body: its id and the value positions of its x, y and yaw offsets."""
-        client = world.client
-        # BulletClient builds a new partial on every attribute lookup: bind once.
-        self._get_pose = client.getBasePositionAndOrientation
-        self._set_pose = client.resetBasePositionAndOrientation
-        self._multiply, self._from_euler = client.multiplyTransforms, client.getQuaternionFromEuler
-        targets: dict[tuple, dict[str, int]] = {}
-        for target, parameter, position in self.pose:
-            targets.setdefault(target, {})[parameter.split("_", 1)[1]] = position
-        return [(world.body(key), found.get("x_m"), found.get("y_m"), found.get("yaw_rad"))
-                for (_, key), found in targets.items()]
 
     def draw(self, rng: np.random.Generator) -> list:
         """This episode's parameter values, in plan order (ints for integer parameters)."""
@@ -120,14 +111,9 @@ class ResetPlan:
             setattr(effects, name, values[position])
         for name, key, position in self.sensor:
             getattr(effects, name)[key] = values[position]
-        for body, x, y, yaw in self.moves:  # as knobs.apply_pose_offsets, with names resolved
-            position, orientation = self._get_pose(body)
-            if yaw is not None and values[yaw]:
-                orientation = self._multiply(_ORIGIN, self._from_euler((0.0, 0.0, values[yaw])),
-                                             _ORIGIN, orientation)[1]
-            self._set_pose(body, (position[0] + (0.0 if x is None else values[x]),
-                                  position[1] + (0.0 if y is None else values[y]), position[2]),
-                           orientation)
+        for kind, key, x, y, yaw in self.moves:
+            move_body(randomizer.world, kind, key, 0.0 if x is None else values[x],
+                      0.0 if y is None else values[y], 0.0 if yaw is None else values[yaw])
         if self.generic:
             randomizer._apply_values({index: values[start:stop]
                                       for index, start, stop in self.generic})
