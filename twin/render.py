@@ -57,17 +57,9 @@ def scene_bounds(world) -> tuple[np.ndarray, np.ndarray]:
 DEFAULT_LIGHT_DIRECTION = (0.4, -0.6, 1.0)
 
 
-def render_view(world, *, view: str = "perspective", width: int = 640, height: int = 480,
-                renderer: int | None = None, light_direction=DEFAULT_LIGHT_DIRECTION,
-                camera_offset_m=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """Render the world as an RGB array (height x width x 3, uint8).
-
-    Args:
-        view: ``perspective`` (from the front-left, above) or ``top`` (straight down).
-        renderer: a pybullet renderer constant; by default :func:`renderer_for` decides.
-        light_direction: direction towards the light, world frame.
-        camera_offset_m: added to the camera's eye position [m] (visual randomization).
-    """
+def camera_matrices(world, view: str = "perspective", width: int = 640, height: int = 480,
+                    camera_offset_m=(0.0, 0.0, 0.0)) -> tuple[list, list]:
+    """pybullet's view and projection matrices of :func:`render_view`'s camera (same args)."""
     client = world.client
     low, high = scene_bounds(world)
     centre = (low + high) / 2
@@ -81,6 +73,22 @@ def render_view(world, *, view: str = "perspective", width: int = 640, height: i
     eye = eye + np.asarray(camera_offset_m, dtype=float)
     view_matrix = client.computeViewMatrix(eye.tolist(), centre.tolist(), up)
     projection = client.computeProjectionMatrixFOV(45.0, width / height, 0.05, 50.0)
+    return view_matrix, projection
+
+
+def render_view(world, *, view: str = "perspective", width: int = 640, height: int = 480,
+                renderer: int | None = None, light_direction=DEFAULT_LIGHT_DIRECTION,
+                camera_offset_m=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Render the world as an RGB array (height x width x 3, uint8).
+
+    Args:
+        view: ``perspective`` (from the front-left, above) or ``top`` (straight down).
+        renderer: a pybullet renderer constant; by default :func:`renderer_for` decides.
+        light_direction: direction towards the light, world frame.
+        camera_offset_m: added to the camera's eye position [m] (visual randomization).
+    """
+    client = world.client
+    view_matrix, projection = camera_matrices(world, view, width, height, camera_offset_m)
     _, _, rgba, _, _ = client.getCameraImage(
         width, height, view_matrix, projection,
         renderer=renderer_for(client) if renderer is None else renderer,

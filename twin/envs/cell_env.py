@@ -40,6 +40,7 @@ from twin.envs.tasks.base import goal_distance
 from twin.errors import EnvError, Problem, did_you_mean, one_of
 from twin.physics import PhysicsParams
 from twin.randomization import RandomizationConfig, Randomizer, load_randomization
+from twin.randomization.looks import Looks
 from twin.randomization.sensing import SensorModel
 from twin.spec import CellSpec, load_cell
 from twin.world import World
@@ -124,6 +125,7 @@ class CellEnv(gym.Env):
             self.world.close()
             raise
         self._follow_rebuilt_parts()
+        self.looks = Looks(self.world)  # colours and textures, kept across randomizers
         self._goal_marker = self._add_goal_marker() if self.render_mode else None
         self._nominal = self._snapshot = self.world.snapshot()
 
@@ -173,7 +175,8 @@ class CellEnv(gym.Env):
         of mass), the twin is built again from its cell instead: pybullet restores saved states
         onto bodies by their order, and the order of bodies also decides the order contacts
         are solved in, so only a fresh build is exactly the nominal twin. ``world``,
-        ``robot``, ``task`` and ``controller`` are then new objects.
+        ``robot``, ``task`` and ``controller`` are then new objects. Colours and textures are
+        not part of a snapshot; they go back to nominal either way.
         """
         config, strict = load_randomization(randomization)
         if self.world.revision:
@@ -181,13 +184,15 @@ class CellEnv(gym.Env):
             self._build_twin()
         else:
             self.world.restore(self._nominal)
+            self.looks.restore()
         self._snapshot = self._nominal
         try:
             self.randomizer = Randomizer(self.world, self.robot, config, self.task.object_name,
-                                         strict, adr)
+                                         strict, adr, self.looks)
         except BaseException:
             # Stay a usable nominal twin, not one whose randomizer drives a closed world.
-            self.randomizer = Randomizer(self.world, self.robot, RandomizationConfig(name="none"))
+            self.randomizer = Randomizer(self.world, self.robot, RandomizationConfig(name="none"),
+                                         looks=self.looks)
             self._dr_overwritten = frozenset()
             raise
         self._dr_overwritten = self.randomizer.overwritten
@@ -227,6 +232,8 @@ class CellEnv(gym.Env):
             self.task.reset(self.np_random, self.reader.to_base)
             values = self.randomizer.reset(self.np_random) if self.randomizer.active else {}
         self.sensors.reset()
+        if self.render_mode == "human":
+            self.looks.show()  # pybullet's window draws by itself; rgb_array waits for render()
         if self._goal_marker is not None:
             self.world.client.resetBasePositionAndOrientation(
                 self._goal_marker, self.reader.to_world(self.task.goal).tolist(), [0, 0, 0, 1])
@@ -249,6 +256,8 @@ class CellEnv(gym.Env):
         if self.randomizer.active:
             action = self._disturb(action)
         self._actuate(action)
+        if self.render_mode == "human":
+            self.looks.show()  # an interval texture term may have drawn a new texture
         self.world.step()
         state = self.reader.read()
         blowup = not self._physics_sane(state)
@@ -317,6 +326,7 @@ class CellEnv(gym.Env):
             from twin.render import render_view
 
             width, height = self.render_size
+            self.looks.show()  # textures drawn since the last picture; none before the first
             effects = self.randomizer.effects  # light and camera randomization, if any
             return render_view(self.world, view="perspective", width=width, height=height,
                                light_direction=effects.light_direction,

@@ -19,6 +19,7 @@ from robots.kinematics import yawed
 from twin.errors import Problem, did_you_mean, one_of
 from twin.parts import SHAPES
 from twin.render import DEFAULT_LIGHT_DIRECTION
+from twin.textures import NO_TEXTURE, TEXTURES
 from twin.randomization.terms import Choice, RandomizationError, Term
 
 BODY_PARAMETERS = {"mass_kg": (1e-4, None), "lateral_friction": (0.0, None),
@@ -37,6 +38,9 @@ PART_GEOMETRY_PARAMETERS = {"com_x_m": (None, None), "com_y_m": (None, None),
 SENSOR_PARAMETERS = {"noise_std": (0.0, None), "bias": (None, None),
                      "drop_probability": (0.0, 1.0), "delay_steps": (0, 50)}
 VISUAL_PARAMETERS = {"color_scale": (0.0, None)}
+# Parameters whose values are names: what they choose from, and what the names are.
+NAMED_VALUES = {"shape": (SHAPES, "a part's shape is chosen from shape names"),
+                "texture": (TEXTURES, "a texture is chosen from the built-in texture names")}
 LIGHT_PARAMETERS = {"direction_x", "direction_y", "direction_z"}
 CAMERA_PARAMETERS = {"eye_x_m", "eye_y_m", "eye_z_m"}
 
@@ -63,10 +67,10 @@ class Knob:
 
     term: Term
     kind: str            # physics, conveyor, base, part_pose, part_geometry, actuator, sensor,
-                         # visual, light, camera
+                         # visual, texture, light, camera
     key: str             # physics/section key, conveyor/body/sensor term name
     parameter: str
-    nominal: float | str  # a name for ``shape``
+    nominal: float | str  # a name for ``shape`` and ``texture``
     bounds: tuple = (None, None)
     section: str = ""    # for physics knobs: bodies, joints, robots
 
@@ -131,6 +135,9 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
     if parameter in SENSOR_PARAMETERS and target.split("/")[0] == "sensor":
         return [Knob(term, "sensor", target.partition("/")[2] or "*", parameter, 0.0,
                      SENSOR_PARAMETERS[parameter])]
+    if parameter == "texture":  # a whole body (every link), or one link of a robot
+        return [Knob(term, "texture", key, parameter, NO_TEXTURE)
+                for key in _matches(target, params.bodies, term, index, required)]
     if parameter in VISUAL_PARAMETERS:
         return [Knob(term, "visual", key, parameter, 1.0, VISUAL_PARAMETERS[parameter])
                 for key in _matches(target, world.bodies, term, index, required)]
@@ -141,7 +148,8 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
     known = (set(BODY_PARAMETERS) | set(JOINT_PARAMETERS) | set(ROBOT_PARAMETERS)
              | set(ACTUATOR_PARAMETERS) | BASE_PARAMETERS | PART_POSE_PARAMETERS | {"speed_mps"}
              | set(PART_GEOMETRY_PARAMETERS)
-             | set(SENSOR_PARAMETERS) | set(VISUAL_PARAMETERS) | LIGHT_PARAMETERS | CAMERA_PARAMETERS)
+             | set(SENSOR_PARAMETERS) | set(VISUAL_PARAMETERS) | {"texture"} | LIGHT_PARAMETERS
+             | CAMERA_PARAMETERS)
     raise RandomizationError(Problem(
         f"parameter '{parameter}' does not apply to target '{term.target}'"
         + did_you_mean(parameter, known), path=f"terms[{index}].parameter", value=parameter,
@@ -149,17 +157,22 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
 
 
 def _check_values(term: Term, index: int) -> None:
-    """Shape terms choose names and other terms numbers; geometry terms run at startup only."""
+    """Shape and texture terms choose names, other terms numbers; geometry terms run at
+    startup only."""
     problems = []
     names = isinstance(term.distribution, Choice) and term.distribution.names
-    if term.parameter == "shape":
-        if not names or not set(term.distribution.values) <= set(SHAPES):
+    if term.parameter in NAMED_VALUES:
+        allowed, message = NAMED_VALUES[term.parameter]
+        unknown = [v for v in term.distribution.values if v not in allowed] if names else []
+        if not names or unknown:
             problems.append(Problem(
-                "a part's shape is chosen from shape names", path=f"terms[{index}].distribution",
+                message + (did_you_mean(unknown[0], allowed) if unknown else ""),
+                path=f"terms[{index}].distribution",
                 value=getattr(term.distribution, "values", term.distribution.type),
-                expected="{type: choice, values: [...]} with values from " + ", ".join(SHAPES)))
+                expected="{type: choice, values: [...]} with values from " + ", ".join(allowed)))
         if term.operation != "set":
-            problems.append(Problem("a shape can only be set", path=f"terms[{index}].operation",
+            problems.append(Problem(f"a {term.parameter} can only be set",
+                                    path=f"terms[{index}].operation",
                                     value=term.operation, expected="set"))
     elif names:
         problems.append(Problem(f"'{term.parameter}' takes numbers, not names",

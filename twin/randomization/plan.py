@@ -16,7 +16,7 @@ import numpy as np
 from twin.physics_io import EntryWriter
 from twin.randomization.knobs import move_body
 
-_DIRECT = ("physics", "actuator", "sensor", "base", "part_pose")
+_DIRECT = ("physics", "actuator", "sensor", "base", "part_pose", "texture")
 
 
 def _own(term):
@@ -34,10 +34,17 @@ class ResetPlan:
     def __init__(self, randomizer, batch):
         self.randomizer = randomizer
         self.batch = batch
-        order = list(batch.uniform) + list(batch.others)
+        # Terms that draw names (a texture) are never uniform. They are still drawn in term
+        # order, among the others, but their values go last so the numeric pass skips them.
+        self.numeric_others = [(i, g) for i, g in batch.others if not g.names]
+        numeric = list(batch.uniform) + self.numeric_others
+        order = numeric + [(i, g) for i, g in batch.others if g.names]
+        # Per other term: None to sample its distribution, or its names to pick one from.
+        self._others = [(group, tuple(group.term.distribution.values) if group.names else None)
+                        for _, group in batch.others]
         self.labels: list[str] = []
         self.integer: list[int] = []
-        physics, self.actuator, self.sensor, self.pose = [], [], [], []
+        physics, self.actuator, self.sensor, self.pose, self.textures = [], [], [], [], []
         self.generic: list[tuple[int, int, int]] = []  # (group index, start, stop)
         position = 0
         for index, group in order:
@@ -54,13 +61,15 @@ class ResetPlan:
                     self.sensor.append((f"sensor_{knob.parameter}", knob.key, position))
                 elif group.kind in ("base", "part_pose"):
                     self.pose.append(((group.kind, knob.key), knob.parameter, position))
+                elif group.kind == "texture":  # direct: a preset draws it at every reset
+                    self.textures.append((knob.key, position))
                 position += 1
             if group.kind not in _DIRECT:  # rare kinds (visual, light, camera, conveyor)
                 self.generic.append((index, start, position))
         self.size = position
         # Every knob's value is clip(a * raw + b): scale is (nominal, 0), add (1, nominal) and
         # set (1, 0), exactly what Term.combine computes, for all terms in one vector pass.
-        groups = [group for _, group in order]
+        groups = [group for _, group in numeric]
         scale = [np.full(g.size, g.term.operation == "scale") for g in groups]
         add = [np.full(g.size, g.term.operation == "add") for g in groups]
         nominal = [g.nominal for g in groups]
@@ -81,11 +90,18 @@ class ResetPlan:
                                 (lambda values: (values[positions[0]],)) if positions else None)
 
     def draw(self, rng: np.random.Generator) -> list:
-        """This episode's parameter values, in plan order (ints for integer parameters)."""
+        """This episode's parameter values, in plan order (ints for integer parameters, then
+        the names drawn for terms that choose names)."""
         randomizer, batch = self.randomizer, self.batch
         raw = batch.sample(rng, randomizer.adr)
         distribution = randomizer._distribution if randomizer.adr is not None else _own
-        others = [distribution(group.term).sample(rng, group.size) for _, group in batch.others]
+        others, names = [], []
+        for group, choices in self._others:
+            if choices is None:
+                others.append(distribution(group.term).sample(rng, group.size))
+            else:  # Choice.sample's one uniform draw and index, without its object array
+                count = len(choices)
+                names += [choices[int(u * count)] for u in rng.random(group.size).tolist()]
         if randomizer.adr is not None and randomizer.pinned is not None:
             label, side = randomizer.pinned
             bound = randomizer.adr.ranges[label][0 if side == "low" else 1]
@@ -93,13 +109,13 @@ class ResetPlan:
                 if group.term.label == label:
                     raw[part] = bound
             others = [np.full(group.size, bound) if group.term.label == label else sample
-                      for (_, group), sample in zip(batch.others, others)]
+                      for (_, group), sample in zip(self.numeric_others, others)]
         if others:
             raw = np.concatenate([raw, *others])
         values = np.minimum(np.maximum(raw * self._a + self._b, self._low), self._high).tolist()
         for position in self.integer:
             values[position] = round(values[position])
-        return values
+        return values + names if names else values
 
     def apply(self, values: list) -> dict[str, float]:
         """Apply drawn values to the world and the episode's effects; return the report."""
@@ -111,6 +127,8 @@ class ResetPlan:
             setattr(effects, name, values[position])
         for name, key, position in self.sensor:
             getattr(effects, name)[key] = values[position]
+        for key, position in self.textures:
+            randomizer.looks.set_texture(key, values[position])
         for kind, key, x, y, yaw in self.moves:
             move_body(randomizer.world, kind, key, 0.0 if x is None else values[x],
                       0.0 if y is None else values[y], 0.0 if yaw is None else values[yaw])

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.randomization.knobs import EpisodeEffects, Knob, apply_pose_offsets, resolve
+from twin.randomization.knobs import (NAMED_VALUES, EpisodeEffects, Knob, apply_pose_offsets,
+                                      resolve)
+from twin.randomization.looks import Looks
 from twin.randomization.plan import ResetPlan
 from twin.randomization.terms import RandomizationConfig, Term, Uniform
 
@@ -38,7 +40,7 @@ class TermGroup:
     high: np.ndarray
     integer: bool
     names: bool
-    """values are names (``shape``), passed through as drawn"""
+    """values are names (``shape``, ``texture``), passed through as drawn"""
     label: str
     """the term's name in reports, with ``{robot}``/``{object}`` filled in"""
 
@@ -57,7 +59,7 @@ class TermGroup:
             return np.array([fill if k.bounds[index] is None else k.bounds[index] for k in knobs], float)
 
         integer = knobs[0].parameter in ("latency_steps", "delay_steps")
-        names = knobs[0].parameter == "shape"
+        names = knobs[0].parameter in NAMED_VALUES
         nominal = np.zeros(len(knobs)) if names else np.array([k.nominal for k in knobs], float)
         return cls(term, knobs, nominal, bound(0, -np.inf), bound(1, np.inf), integer, names, label)
 
@@ -132,11 +134,14 @@ class Randomizer:
         strict: unmatched targets are errors (user files); presets pass False so a conveyor
             term does not fail on a cell without conveyors.
         adr: automatic domain randomization state that widens/narrows uniform terms.
+        looks: the colours and textures of the world's bodies; an env passes the one it keeps
+            across randomizers, so that switching back to nominal undoes what this one drew.
     """
 
     def __init__(self, world, robot, config: RandomizationConfig, object_name: str | None = None,
-                 strict: bool = True, adr=None):
+                 strict: bool = True, adr=None, looks: Looks | None = None):
         self.world = world
+        self.looks = Looks(world) if looks is None else looks
         self.config = config
         self.adr = adr
         self.groups: list[TermGroup] = []
@@ -146,7 +151,6 @@ class Randomizer:
                 target = term.target.replace("{robot}", robot.name).replace("{object}", object_name or "")
                 self.groups.append(TermGroup.of(term, knobs, term.name or f"{target}.{term.parameter}"))
         self.startup_values: dict[str, float] | None = None
-        self._colours: dict[str, list] = {}
         self._batches: dict[tuple, UniformBatch] = {}
         self.effects = EpisodeEffects()
         self.values: dict[str, float] = {}
@@ -244,7 +248,9 @@ class Randomizer:
                 elif kind == "camera":
                     effects.camera_offset_m["xyz".index(knob.parameter[4])] += value
                 elif kind == "visual":
-                    self._recolour(knob.key, value)
+                    self.looks.recolour(knob.key, value)
+                elif kind == "texture":
+                    self.looks.set_texture(knob.key, value)  # shown when the env renders
                 elif kind == "conveyor":
                     self.world.conveyors[knob.key].speed_mps = value
                 else:  # base or part pose offsets, applied together below
@@ -277,17 +283,6 @@ class Randomizer:
                 # The COM as clamped into the part: what pybullet has, not what was drawn.
                 report[labels[part, parameter]] = built.get(parameter, value)
         return report
-
-    def _recolour(self, body_name: str, scale: float) -> None:
-        # Colours are not part of a physics snapshot: always scale the nominal colour, so
-        # repeated episodes do not compound.
-        client = self.world.client
-        body = self.world.body(body_name)
-        if body_name not in self._colours:
-            self._colours[body_name] = [(shape[1], np.asarray(shape[7], float))
-                                        for shape in client.getVisualShapeData(body)]
-        for link, rgba in self._colours[body_name]:
-            client.changeVisualShape(body, link, rgbaColor=[*np.clip(rgba[:3] * scale, 0, 1), rgba[3]])
 
     def report(self, success: bool) -> None:
         """Tell ADR how the episode that pinned a boundary ended."""

@@ -83,7 +83,7 @@ class Gaussian(BaseModel):
 
 
 class Choice(BaseModel):
-    """One of ``values``, equally likely: numbers, or names (a part's ``shape``)."""
+    """One of ``values``, equally likely: numbers, or names (a part's ``shape``, a ``texture``)."""
 
     model_config = _CONFIG
     type: Literal["choice"] = "choice"
