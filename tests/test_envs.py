@@ -206,3 +206,31 @@ def test_every_registered_id_is_listed_and_typos_get_a_suggestion():
     assert set(ENV_IDS) == {f"celltwin/{t}-v0" for t in TASKS}
     with pytest.raises(gym.error.Error, match="Reach"):
         gym.make("celltwin/Reech-v0")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_experts_that_claim_to_be_reactive_answer_the_observation_alone(task):
+    # What DAgger relies on: the same observation gets the same action, whatever came before.
+    from policies.scripted.experts import expert_is_markov
+
+    env = make(task)
+    expert = make_expert(env)
+    assert expert.markov == expert_is_markov(task)
+    if not expert.markov:
+        env.close()
+        return
+    obs, _ = env.reset(seed=4)
+    expert.reset()
+    record = []
+    for _ in range(50):
+        action = expert(obs)
+        record.append((obs, action))
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    env.reset(seed=4)
+    fresh = make_expert(env)
+    fresh.reset()
+    for obs, action in reversed(record):  # another history: backwards through the episode
+        np.testing.assert_array_equal(fresh(obs), action)
+    env.close()

@@ -282,3 +282,40 @@ def test_evaluate_normalizes_observations_like_training(tmp_path):
         assert np.array_equal(policy(observation), expected)
     finally:
         env.close()
+
+
+def test_dagger_relabels_the_clone_and_standardizes_the_inputs(tmp_path):
+    from training.features import StandardizedCombinedExtractor
+
+    config = resolve_config(task="PickPlace", overrides={
+        **TINY_SAC, "steps": 200, "eval.every_steps": 200, "randomization": "light",
+        "demos.episodes": 2, "demos.bc_epochs": 2, "demos.dagger_rounds": 2,
+        "demos.dagger_episodes": 1, "demos.dagger_epochs": 1})
+    summary = train(config, tmp_path / "run", log=_quiet)
+    rounds = summary["demonstrations"]["dagger"]
+    # Each round adds the clone's own 50-step episode, labelled by the expert; a last set of
+    # episodes measures the final clone, and the best clone measured is kept.
+    assert [r.get("samples") for r in rounds] == [150, 200, None]
+    assert all(0.0 <= r["clone_success"] <= 1.0 for r in rounds)
+    best = max(range(3), key=lambda i: (rounds[i]["clone_success"], -i))
+    assert rounds[-1]["kept_round"] == best
+    # The inputs are standardized with the demonstrations' statistics, and those come back
+    # with the saved model (actor, critic and target critic alike).
+    trained = load_trained(tmp_path / "run")
+    extractors = [m for m in trained.model.policy.modules()
+                  if isinstance(m, StandardizedCombinedExtractor)]
+    assert len(extractors) >= 2
+    std = extractors[0].feature_std
+    assert not bool((std == 1).all()) and all(bool((e.feature_std == std).all()) for e in extractors)
+
+
+def test_dagger_needs_a_reactive_expert_and_demonstrations():
+    from policies.scripted.experts import expert_is_markov
+
+    with pytest.raises(TrainingError) as error:
+        resolve_config(task="Push", overrides={"demos.episodes": 5, "demos.dagger_rounds": 1})
+    assert "demos.dagger_rounds" in str(error.value) and "phase machine" in str(error.value)
+    with pytest.raises(TrainingError) as error:
+        resolve_config(task="PickPlace", overrides={"demos.episodes": 0, "demos.dagger_rounds": 1})
+    assert "demos.episodes > 0" in str(error.value)
+    assert expert_is_markov("PickPlace") and not expert_is_markov("ConveyorPick")

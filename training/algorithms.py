@@ -122,6 +122,11 @@ def make_model(config: TrainConfig, venv, tensorboard_dir: Path | None):
     kwargs = copy.deepcopy(config.hyperparameters)  # SB3 edits policy_kwargs in place
     if config.algo in ("sac", "tqc"):
         policy = "MultiInputPolicy"
+        # Identity until demonstrations set its statistics (training.features).
+        from training.features import StandardizedCombinedExtractor
+
+        kwargs.setdefault("policy_kwargs", {}).setdefault(
+            "features_extractor_class", StandardizedCombinedExtractor)
         if config.her:
             from stable_baselines3 import HerReplayBuffer
 

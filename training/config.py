@@ -45,6 +45,12 @@ class DemoConfig(BaseModel):
     bc_learning_rate: float = Field(1e-3, gt=0)
     anchor_every_steps: int = Field(1, ge=0)   # one cloning minibatch per N env steps of RL (0: off)
     critic_warmup_steps: int = Field(5000, ge=0)   # env steps of RL during which only critics learn
+    # DAgger (Ross et al. 2011), after cloning: run the clone, label the states it visits with
+    # the expert's action, clone again on everything. Needs a reactive (Markov) expert.
+    dagger_rounds: int = Field(0, ge=0)
+    dagger_episodes: int = Field(100, ge=1)   # clone episodes per round
+    dagger_epochs: int = Field(40, ge=0)      # cloning passes over all data after each round
+    dagger_learning_rate: float = Field(3e-4, gt=0)  # fine-tuning the clone: below bc_learning_rate
     randomization: str | None = None      # default: the run's randomization
 
 
@@ -177,6 +183,8 @@ def _absolute_paths(config: TrainConfig) -> TrainConfig:
 
 
 def _check_semantics(config: TrainConfig, file: str) -> None:
+    from policies.scripted.experts import expert_is_markov
+
     problems = []
     if config.her and config.algo == "ppo":
         problems.append(Problem("hindsight experience replay needs an off-policy algorithm",
@@ -198,6 +206,16 @@ def _check_semantics(config: TrainConfig, file: str) -> None:
         problems.append(Problem("scripted demonstrations drive the ee_delta controller",
                                 path="demos.episodes", file=file, value=config.demos.episodes,
                                 expected="env.control: ee_delta, or demos.episodes: 0"))
+    if config.demos.dagger_rounds and not expert_is_markov(config.task):
+        problems.append(Problem(
+            f"DAgger needs an expert that acts on the observation alone; the {config.task} "
+            "expert is a phase machine", path="demos.dagger_rounds", file=file,
+            value=config.demos.dagger_rounds, expected="0 for this task"))
+    if config.demos.dagger_rounds and not config.demos.episodes:
+        problems.append(Problem("DAgger starts from a clone of the demonstrations",
+                                path="demos.dagger_rounds", file=file,
+                                value=config.demos.dagger_rounds,
+                                expected="demos.episodes > 0, or dagger_rounds: 0"))
     if problems:
         raise TrainingError(problems)
 

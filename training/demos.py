@@ -40,16 +40,24 @@ class Demonstrations:
     def success_rate(self) -> float:
         return self.successes / max(self.episodes, 1)
 
+    def plus(self, other: "Demonstrations") -> "Demonstrations":
+        """Both sets of transitions (DAgger aggregates every round's labels)."""
+        return Demonstrations({key: np.concatenate([value, other.observations[key]])
+                               for key, value in self.observations.items()},
+                              np.concatenate([self.actions, other.actions]),
+                              self.episodes + other.episodes, self.successes + other.successes)
+
 
 def collect_into(model, config: TrainConfig, episodes: int, seed: int,
                  into_buffer: bool = True) -> Demonstrations:
     """Run the scripted expert for ``episodes`` episodes; add every transition to the model's
     replay buffer (when it has one) and return the (observation, expert action) pairs.
 
-    Not DAgger: the experts are phase machines whose action depends on history (grasp timers,
-    the grasp point), so their labels for states a learner drove them into contradict the
-    demonstrations (measured: behaviour-clone success fell from 86% to 14% over three rounds).
-    Nor DART: noise on the executed actions (0.3) made the clone worse, not more robust.
+    DAgger (:func:`relabel`) only with a reactive expert: a phase machine's action depends on
+    history (grasp timers, the grasp point), so its labels for states a learner drove it into
+    contradict the demonstrations (measured with the old PickPlace phase machine: clone
+    success fell from 86% to 14% over three rounds). DART, noise on the executed actions
+    (0.3), made the clone worse, not more robust.
 
     Args:
         into_buffer: also add the transitions to the model's replay buffer (not on resume,
@@ -110,6 +118,58 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
     stacked = _stack(keep_obs) if keep_obs else {}
     return Demonstrations(stacked, np.asarray(keep_actions, dtype=np.float32), done_episodes,
                           successes)
+
+
+def relabel(model, config: TrainConfig, episodes: int, seed: int,
+            normalizer=None) -> Demonstrations:
+    """One DAgger round (Ross et al. 2011): the actor drives, the expert labels.
+
+    The current actor acts deterministically in the randomized twin for ``episodes`` episodes;
+    every observation it visits is kept with the action the expert would have taken there.
+    Cloning on these labels teaches the actor to recover from its own mistakes, which expert
+    demonstrations alone never show it. ``successes`` counts the actor's own episodes.
+    """
+    import gymnasium as gym
+
+    import twin.envs  # noqa: F401
+    from policies.scripted.experts import make_expert
+    from twin.envs import MAX_EPISODE_STEPS
+
+    dr = config.demos.randomization or config.randomization
+    env = gym.make(config.env_id(), randomization=None if dr in (None, "none") else dr,
+                   **config.env_kwargs()).unwrapped
+    expert = make_expert(env)
+    act = _actor(model, normalizer)
+    keep_obs: list[dict] = []
+    labels: list[np.ndarray] = []
+    successes = 0
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            expert.reset()
+            for _ in range(MAX_EPISODE_STEPS[config.task]):
+                keep_obs.append(obs)
+                labels.append(expert(obs))
+                obs, _, _, _, info = env.step(act(obs))
+            successes += bool(info["is_success"])
+    finally:
+        env.close()
+    return Demonstrations(_stack(keep_obs), np.asarray(labels, dtype=np.float32), episodes,
+                          successes)
+
+
+def _actor(model, normalizer):
+    """The model's deterministic action for one raw Dict observation, as in training."""
+    flat = model.__class__.__name__ == "PPO"  # PPO trains on the flattened observation
+
+    def act(observation):
+        if flat:
+            observation = np.concatenate([observation[k] for k in sorted(observation)])
+        if normalizer is not None:
+            observation = normalizer.normalize_obs(observation)
+        return model.predict(observation, deterministic=True)[0]
+
+    return act
 
 
 def _stack(observations: list[dict]) -> dict:
