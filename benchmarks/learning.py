@@ -127,6 +127,8 @@ def main() -> None:
     parser.add_argument("--budget-scale", type=float, default=1.0,
                         help="multiply the wall-time budgets (e.g. for a quick smoke run)")
     parser.add_argument("--out", type=Path, default=None, help="keep the run directories here")
+    parser.add_argument("--shifted-episodes", type=int, default=50,
+                        help="episodes of the final PickPlace policy under shifted physics")
     args = parser.parse_args()
     from training.algorithms import resolve_device
 
@@ -145,7 +147,8 @@ def main() -> None:
             config = ours.pop("config")
             result["celltwin"] = ours
             if task == "PickPlace":
-                result["celltwin"]["shifted_physics_success"] = shifted_success(Path(ours["run"]))
+                result["celltwin"]["shifted_physics_success"] = shifted_success(
+                    Path(ours["run"]), args.shifted_episodes)
         if not args.skip_peer:
             from training.config import resolve_config
 

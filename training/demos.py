@@ -139,7 +139,7 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int,
     env = gym.make(config.env_id(), randomization=None if dr in (None, "none") else dr,
                    **config.env_kwargs()).unwrapped
     expert = make_expert(env)
-    act = _actor(model, normalizer)
+    act = _actor(model, normalizer, flat=config.algo == "ppo")
     keep_obs: list[dict] = []
     labels: list[np.ndarray] = []
     successes = 0
@@ -158,18 +158,15 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int,
                           successes)
 
 
-def _actor(model, normalizer):
-    """The model's deterministic action for one raw Dict observation, as in training."""
-    flat = model.__class__.__name__ == "PPO"  # PPO trains on the flattened observation
+def _actor(model, normalizer, flat: bool):
+    """The model's deterministic action for one raw Dict observation, as in training (PPO
+    trains on the observation flattened in sorted key order, as FlattenObservation does)."""
+    from training.evaluation import SB3Policy
 
-    def act(observation):
-        if flat:
-            observation = np.concatenate([observation[k] for k in sorted(observation)])
-        if normalizer is not None:
-            observation = normalizer.normalize_obs(observation)
-        return model.predict(observation, deterministic=True)[0]
-
-    return act
+    policy = SB3Policy(model, normalizer)
+    if not flat:
+        return policy
+    return lambda observation: policy(np.concatenate([observation[k] for k in sorted(observation)]))
 
 
 def _stack(observations: list[dict]) -> dict:

@@ -7,7 +7,7 @@ clone: its running statistics start empty and keep moving during RL, so the inpu
 was fitted on would drift away from it. This extractor standardizes with fixed statistics
 taken from the demonstrations (:func:`standardize_from`); they are buffers, so they are saved
 with the model and baked into an exported ONNX actor. Until set they are the identity, and the
-extractor is SB3's ``CombinedExtractor``.
+extractor is SB3's ``CombinedExtractor`` (clipped to +-10).
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ class StandardizedCombinedExtractor(CombinedExtractor):
         self.register_buffer("feature_mean", torch.zeros(self.features_dim))
         self.register_buffer("feature_std", torch.ones(self.features_dim))
 
+    # An input that never varied in the demonstrations (a part's roll before it ever tipped)
+    # is divided by the small floor of its spread; clipping bounds what it becomes when it
+    # does vary, as VecNormalize's clip_obs does.
+    CLIP = 10.0
+
     def forward(self, observations) -> torch.Tensor:
-        return (super().forward(observations) - self.feature_mean) / self.feature_std
+        standardized = (super().forward(observations) - self.feature_mean) / self.feature_std
+        return standardized.clamp(-self.CLIP, self.CLIP)
 
 
 def standardize_from(policy, observations: dict, floor: float = 1e-3) -> bool:

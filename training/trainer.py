@@ -153,16 +153,17 @@ def _use_demonstrations(model, config: TrainConfig, log, resumed: bool = False):
                          into_buffer=not resumed)
     if not len(demos.actions):
         return {"episodes": demos.episodes, "samples": 0}, None
+    normalizer = model.get_vec_normalize_env()
     if not resumed:  # a resumed model has its statistics back from the checkpoint
-        standardize_from(model.policy, demos.observations)
+        seen = demos.observations if normalizer is None else normalizer.normalize_obs(demos.observations)
+        standardize_from(model.policy, seen)
     cloner = BehaviourCloner(model, demos, config.demos.bc_batch_size,
-                             config.demos.bc_learning_rate, config.seed,
-                             normalizer=model.get_vec_normalize_env())
+                             config.demos.bc_learning_rate, config.seed, normalizer=normalizer)
     loss = float("nan") if resumed else cloner.fit(config.demos.bc_epochs)
     seconds = time.perf_counter() - started
     log(f"demonstrations: {demos.episodes} expert episodes ({demos.success_rate:.0%} successful), "
         f"{len(demos.actions)} samples cloned, loss {loss:.4f}, {seconds:.1f} s")
-    rounds = [] if resumed else _dagger(model, config, demos, log)
+    rounds = _dagger(model, config, demos, log) if config.demos.dagger_rounds and not resumed else []
     if rounds:
         seconds = time.perf_counter() - started
     anchor = None
@@ -180,8 +181,10 @@ def _dagger(model, config: TrainConfig, demos, log) -> list[dict]:
     Each round's episodes measure the clone the previous round left (the first: the plain
     clone), and one last set of episodes measures the final one; the actor ends as the best
     clone measured, since a round's retraining can also lose a few points (seen: 96% then
-    92%). A resumed run restores the actor from its checkpoint and does not redo these
-    rounds; its anchor clones the expert demonstrations only.
+    92%). Each round runs on new seeds, so the kept clone's figure is the best of a few noisy
+    estimates and reads a little high. The RL-time anchor clones the expert demonstrations
+    only, in a fresh and in a resumed run alike; a resumed run restores the actor from its
+    checkpoint and does not redo these rounds.
     """
     import copy
 

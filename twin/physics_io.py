@@ -9,8 +9,6 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from twin.errors import PhysicsParamsError, Problem, did_you_mean
 from twin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
                           RobotActuation)

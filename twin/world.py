@@ -35,7 +35,6 @@ from twin.physics_state import PhysicsRecord
 from twin.spec import CellSpec, load_cell
 
 _ORIGIN = (0.0, 0.0, 0.0)
-_NO_OFFSET = _ORIGIN  # a part's centre of mass at its centre
 _IDENTITY = (0.0, 0.0, 0.0, 1.0)
 
 
@@ -211,18 +210,19 @@ class World:
     def part_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Position of part ``name``'s centre [m] (not its centre of mass) and orientation."""
         position, orientation = self._get_pose(self.bodies[name])
-        com = self.part_geometries[name].com_m
-        if com != _NO_OFFSET:  # pybullet reports the inertial frame, i.e. the centre of mass
+        geometry = self.part_geometries[name]
+        com = geometry.com_m
+        if geometry.com_offset:  # pybullet reports the inertial frame, i.e. the centre of mass
             position, _ = self._multiply(position, orientation, (-com[0], -com[1], -com[2]),
                                          _IDENTITY)
         return np.asarray(position), np.asarray(orientation)
 
     def set_part_pose(self, name: str, position, orientation) -> None:
         """Put part ``name``'s centre at ``position`` [m] with ``orientation`` (xyzw)."""
-        com = self.part_geometries[name].com_m
+        geometry = self.part_geometries[name]
         position, orientation = tuple(position), tuple(orientation)
-        if com != _NO_OFFSET:
-            position, _ = self._multiply(position, orientation, com, _IDENTITY)
+        if geometry.com_offset:
+            position, _ = self._multiply(position, orientation, geometry.com_m, _IDENTITY)
         self._set_pose(self.bodies[name], position, orientation)
 
     def move_part(self, name: str, dx: float, dy: float, yaw_rad: float) -> None:
@@ -230,9 +230,10 @@ class World:
         vertical through its centre (not its centre of mass, when that is randomized)."""
         body = self.bodies[name]
         position, orientation = self._get_pose(body)
-        com = self.part_geometries[name].com_m
+        geometry = self.part_geometries[name]
+        com = geometry.com_m
         turned = yawed(yaw_rad, orientation) if yaw_rad else orientation
-        if com != _NO_OFFSET and yaw_rad:
+        if geometry.com_offset and yaw_rad:
             # The centre of mass sits at d = R(q) com from the centre; turning about the
             # centre turns d by the yaw: one pose read and one write, no frame round trip.
             centre = self._multiply(position, orientation, (-com[0], -com[1], -com[2]),
@@ -362,8 +363,14 @@ class World:
         try:
             yield self
         finally:
-            for robot in robots:
-                robot.release_motors()
+            failure = None
+            for robot in robots:  # every robot is released, even if one fails to send
+                try:
+                    robot.release_motors()
+                except Exception as error:  # noqa: BLE001 - re-raised below
+                    failure = failure or error
+            if failure is not None:
+                raise failure
 
     # ----------------------------------------------------------------------------- snapshots
     def snapshot(self) -> Snapshot:

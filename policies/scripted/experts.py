@@ -169,7 +169,7 @@ def make_expert(env) -> _Expert:
         return PushExpert(env)
     if task == "PickPlace":
         # Reactive, so that clones of it are unambiguous and DAgger can relabel (see
-        # reactive_pick). Measured over 100 episodes: 100% nominal, 98% under the `standard`
+        # reactive_pick). Measured over 100 episodes: 100% nominal, 99% under the `standard`
         # preset, 96% with benchmarks/shifted_physics.yaml on top; the phase machine
         # (PickExpert(place=False, clearance_m=0.05, lift_m=0.02, grip_steps=5,
         # tolerance_m=0.01)) did 100 / 99 / 96%.

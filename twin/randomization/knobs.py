@@ -44,9 +44,6 @@ NAMED_VALUES = {"shape": (SHAPES, "a part's shape is chosen from shape names"),
 LIGHT_PARAMETERS = {"direction_x", "direction_y", "direction_z"}
 CAMERA_PARAMETERS = {"eye_x_m", "eye_y_m", "eye_z_m"}
 
-_ORIGIN = (0.0, 0.0, 0.0)
-
-
 @dataclass
 class EpisodeEffects:
     """Values the env reads each step: actuation and sensing disturbances, render jitter."""

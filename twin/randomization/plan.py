@@ -34,6 +34,7 @@ class ResetPlan:
     def __init__(self, randomizer, batch):
         self.randomizer = randomizer
         self.batch = batch
+        self.revision = randomizer.world.revision  # body ids below belong to this build
         # Terms that draw names (a texture) are never uniform. They are still drawn in term
         # order, among the others, but their values go last so the numeric pass skips them.
         self.numeric_others = [(i, g) for i, g in batch.others if not g.names]

@@ -73,7 +73,8 @@ class TermGroup:
 class UniformBatch:
     """Draws every uniform term of one phase with a single generator call (resets are hot).
 
-    Other distributions are drawn one term at a time, after the batch, in term order.
+    Other distributions are drawn one term at a time, after the batch, in term order; turning
+    draws into parameter values is the reset plan's (twin.randomization.plan).
     """
 
     def __init__(self, groups: list[tuple[int, TermGroup]]):
@@ -82,14 +83,6 @@ class UniformBatch:
         self.sizes = [g.size for _, g in self.uniform]
         ends = np.cumsum(self.sizes).tolist()
         self.slices = [slice(end - size, end) for end, size in zip(ends, self.sizes)]
-        groups_ = [g for _, g in self.uniform]
-        operations = np.repeat([g.term.operation for g in groups_], self.sizes)
-        self.nominal = np.concatenate([g.nominal for g in groups_]) if groups_ else np.zeros(0)
-        self.scale = operations == "scale"
-        self.add = operations == "add"
-        self.bound_low = np.concatenate([g.low for g in groups_]) if groups_ else np.zeros(0)
-        self.bound_high = np.concatenate([g.high for g in groups_]) if groups_ else np.zeros(0)
-        self.integer = np.repeat([g.integer for g in groups_], self.sizes).astype(bool)
         self.low = np.repeat([g.term.distribution.low for _, g in self.uniform], self.sizes)
         self.span = np.repeat([g.term.distribution.high - g.term.distribution.low
                                for _, g in self.uniform], self.sizes)
@@ -104,20 +97,6 @@ class UniformBatch:
             low = np.repeat([r[0] for r in ranges], self.sizes)
             span = np.repeat([r[1] - r[0] for r in ranges], self.sizes)
         return low + span * rng.random(low.size)
-
-    def combine(self, raw: np.ndarray) -> np.ndarray:
-        """Parameter values of every uniform knob from its raw samples, in one vector pass."""
-        combined = np.where(self.scale, self.nominal * raw, np.where(self.add, self.nominal + raw, raw))
-        combined = np.minimum(np.maximum(combined, self.bound_low), self.bound_high)
-        if self.integer.any():
-            combined = np.where(self.integer, np.rint(combined), combined)
-        return combined
-
-    def values(self, raw: np.ndarray) -> dict[int, list]:
-        """Every uniform term's parameter values from its raw samples, per term index."""
-        combined = self.combine(raw)
-        return {i: [int(v) for v in combined[part].tolist()] if g.integer else combined[part].tolist()
-                for (i, g), part in zip(self.uniform, self.slices)}
 
     def split(self, raw: np.ndarray) -> dict[int, np.ndarray]:
         return {i: raw[part] for (i, _), part in zip(self.uniform, self.slices)}
@@ -202,7 +181,9 @@ class Randomizer:
         if not self.groups:
             return {}
         self.pinned = self.adr.pin(rng) if self.adr is not None else None
-        if self._plan is None:
+        if self._plan is None or self._plan.revision != self.world.revision:
+            # Built after the startup terms (a part rebuild changes body ids), and again
+            # whenever the world rebuilt a part since.
             self._plan = ResetPlan(self, self._batch(("reset", "interval")))
         values = self._plan.draw(rng)
         self.effects = EpisodeEffects()
