@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import twin.envs  # noqa: F401
+from twin.assets import asset_path
 from twin.randomization import (ADR, ADRSettings, RandomizationConfig, RandomizationError,
                                 preset_names)
 
@@ -275,6 +276,17 @@ def test_adr_widens_on_success_and_narrows_on_failure():
     assert adr.ranges[label][1] < wider[1]
     assert adr.ranges[label][1] >= adr.ranges[label][0]
     assert [h["side"] for h in adr.history][:2] == ["high", "low"]
+
+
+def test_adr_leaves_startup_terms_alone():
+    # Drawn once per env: pinning their boundaries at a reset would test nothing.
+    config = RandomizationConfig.load(asset_path("randomization/standard.yaml"))
+    adr = ADR.from_config(config)
+    startup = {t.label for t in config.terms if t.when == "startup"}
+    uniform_reset = {t.label for t in config.terms
+                     if t.when != "startup" and t.distribution.type == "uniform"}
+    assert startup and not startup & set(adr.ranges)
+    assert set(adr.ranges) == uniform_reset
 
 
 def test_adr_respects_hard_limits():

@@ -62,11 +62,15 @@ class ADR:
     @classmethod
     def from_config(cls, config: RandomizationConfig, settings: ADRSettings | None = None,
                     limits: dict[str, tuple[float, float]] | None = None) -> "ADR":
-        """ADR over every uniform term of ``config`` (other distributions stay as they are)."""
+        """ADR over every uniform ``reset``/``interval`` term of ``config``.
+
+        Other distributions stay as they are, and so do ``startup`` terms: they are drawn once
+        per env, so a reset that pins one of their boundaries would test nothing.
+        """
         settings = settings or ADRSettings()
         ranges, hard, steps = {}, {}, {}
         for term in config.terms:
-            if type(term.distribution) is not Uniform:
+            if type(term.distribution) is not Uniform or term.when == "startup":
                 continue
             low, high = term.distribution.low, term.distribution.high
             span = max(high - low, abs(high) * 0.1, 1e-3)
