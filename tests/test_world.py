@@ -116,6 +116,13 @@ def test_closed_world_refuses_work():
     world.close()  # closing twice is harmless
     with World("pick_station") as other:  # may well get the closed world's client id
         before = other.robot().joint_positions()
+        part = other.part_pose("part")[0]
         with pytest.raises(WorldError, match="closed"):
             world.step()
+        for call in (lambda: world.place_part("part", (0.5, 0.2, 1.0), 0.0),
+                     lambda: world.move_part("part", 0.1, 0.0, 0.3),
+                     lambda: world.part_pose("part")):
+            with pytest.raises(WorldError, match="closed"):
+                call()
         assert np.array_equal(other.robot().joint_positions(), before)
+        assert np.array_equal(other.part_pose("part")[0], part)  # the other world's part stays

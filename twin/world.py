@@ -34,6 +34,10 @@ from twin.physics_io import apply_entries, apply_physics, as_entries, read_physi
 from twin.physics_state import PhysicsRecord
 from twin.spec import CellSpec, load_cell
 
+_BOUND = {"_step": "stepSimulation", "_set_filter": "setCollisionFilterGroupMask",
+          "_get_pose": "getBasePositionAndOrientation",
+          "_set_pose": "resetBasePositionAndOrientation", "_set_velocity": "resetBaseVelocity",
+          "_multiply": "multiplyTransforms", "_from_euler": "getQuaternionFromEuler"}
 _ORIGIN = (0.0, 0.0, 0.0)
 _IDENTITY = (0.0, 0.0, 0.0, 1.0)
 
@@ -89,15 +93,12 @@ class World:
         except BaseException:
             self.close()
             raise
-        self._step = self.client.stepSimulation
-        self._set_filter = self.client.setCollisionFilterGroupMask
-        self._robot_list = tuple(self.robots.values())
         # BulletClient builds a new partial on every attribute lookup: bind the hot ones once.
-        self._get_pose = self.client.getBasePositionAndOrientation
-        self._set_pose = self.client.resetBasePositionAndOrientation
-        self._set_velocity = self.client.resetBaseVelocity
-        self._multiply = self.client.multiplyTransforms
-        self._from_euler = self.client.getQuaternionFromEuler
+        # Each binding holds this client's id, which pybullet hands to the next client after a
+        # disconnect, so close() replaces every one of them.
+        for attribute, method in _BOUND.items():
+            setattr(self, attribute, getattr(self.client, method))
+        self._robot_list = tuple(self.robots.values())
         self._moving_links = [(self.bodies[name], -1) for name in self.parts]
         self._moving_links += [(robot.body_id, link) for robot in self.robots.values()
                                for link in range(self.client.getNumJoints(robot.body_id))]
@@ -422,7 +423,8 @@ class World:
         """Disconnect the pybullet client; the world is unusable afterwards."""
         if getattr(self, "client", None) is not None and self.client._client >= 0:
             self.client.disconnect()
-            self._step = self._closed  # bound to the old client id, which pybullet reuses
+            for attribute in _BOUND:  # bound to the old client id, which pybullet reuses
+                setattr(self, attribute, self._closed)
 
     @staticmethod
     def _closed(*_args) -> None:
