@@ -159,14 +159,19 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int,
 
 
 def _actor(model, normalizer, flat: bool):
-    """The model's deterministic action for one raw Dict observation, as in training (PPO
-    trains on the observation flattened in sorted key order, as FlattenObservation does)."""
+    """The model's deterministic action for one raw Dict observation, as in training."""
     from training.evaluation import SB3Policy
 
     policy = SB3Policy(model, normalizer)
     if not flat:
         return policy
-    return lambda observation: policy(np.concatenate([observation[k] for k in sorted(observation)]))
+    return lambda observation: policy(flatten(observation))
+
+
+def flatten(observations: dict) -> np.ndarray:
+    """A Dict observation (or a stack of them) as PPO sees it: gymnasium's Dict sorts its
+    keys, and FlattenObservation concatenates them in that order."""
+    return np.concatenate([observations[k] for k in sorted(observations)], axis=-1)
 
 
 def _stack(observations: list[dict]) -> dict:
@@ -193,7 +198,7 @@ class BehaviourCloner:
         self.policy = model.policy
         observations = demos.observations
         if model.__class__.__name__ == "PPO":
-            observations = np.concatenate([observations[k] for k in sorted(observations)], axis=1)
+            observations = flatten(observations)
         if normalizer is not None:
             observations = normalizer.normalize_obs(observations)
         self.observations = observations

@@ -10,48 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from policies.scripted.base import Expert
 from policies.scripted.pick_place import Phase, PickPlaceExpert
+from policies.scripted.reactive_pick import ReactivePickExpert
 
 
-class _Expert:
-    # Whether the action depends on the current observation alone: only such an expert can
-    # label states a learner drove it into (DAgger); phase machines remember their phase.
-    markov = False
-
-    def __init__(self, env):
-        base = env.unwrapped
-        if base.controller.mode != "ee_delta":
-            raise ValueError(f"scripted experts drive the ee_delta controller, not "
-                             f"'{base.controller.mode}'")
-        self.layout = base.layout
-        self.scale_m = base.controller.scale_m
-        self.uses_gripper = base.task.uses_gripper
-
-    def reset(self) -> None:
-        """Forget the current episode (call after ``env.reset``)."""
-
-    def _term(self, observation, name: str) -> np.ndarray:
-        vector = observation["observation"] if isinstance(observation, dict) else observation
-        return np.asarray(self.layout.get(vector, name), dtype=float)
-
-    @staticmethod
-    def _goal(observation) -> np.ndarray:
-        if isinstance(observation, dict):
-            return np.asarray(observation["desired_goal"], dtype=float)
-        return np.asarray(observation[-3:], dtype=float)
-
-    # Share of the remaining distance commanded per step: below 1, so that actuation latency
-    # (a randomized twin, a real controller) does not turn the approach into an oscillation.
-    gain = 0.6
-
-    def _delta(self, ee: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return np.clip(self.gain * (target - ee) / self.scale_m, -1.0, 1.0)
-
-    def _finish(self, action: np.ndarray) -> np.ndarray:
-        return (action if self.uses_gripper else action[:3]).astype(np.float32)
-
-
-class ReachExpert(_Expert):
+class ReachExpert(Expert):
     """Straight to the goal."""
 
     markov = True
@@ -61,7 +25,7 @@ class ReachExpert(_Expert):
         return self._finish(np.append(self._delta(ee, self._goal(observation)), -1.0))
 
 
-class PushExpert(_Expert):
+class PushExpert(Expert):
     """Get behind the object (as seen from the goal), lower, and push it along the line.
 
     Args:
@@ -115,7 +79,7 @@ class PushExpert(_Expert):
         return self._finish(np.append(self._delta(ee, target), -1.0))
 
 
-class PickExpert(_Expert):
+class PickExpert(Expert):
     """Pick the object; hold it at the goal (PickPlace) or drop it into the tray (ConveyorPick).
 
     Args:
@@ -128,7 +92,7 @@ class PickExpert(_Expert):
     """
 
     def __init__(self, env, place: bool = False, reach_radius_m: float | None = None,
-                 lead_s: float = 0.0, gain: float = _Expert.gain, **machine_options):
+                 lead_s: float = 0.0, gain: float = Expert.gain, **machine_options):
         super().__init__(env)
         self.gain = gain
         self.machine = PickPlaceExpert(action_scale_m=self.scale_m, place=place, gain=gain,
@@ -155,27 +119,33 @@ class PickExpert(_Expert):
         return self._finish(self.machine.act(ee, obj, goal, velocity, self.lead_s))
 
 
+# Each task's expert and its settings. PickPlace: reactive, so that clones of it are
+# unambiguous and DAgger can relabel (see reactive_pick); measured over 100 episodes: 100%
+# nominal, 99% under the `standard` preset, 96% with benchmarks/shifted_physics.yaml on top
+# (the phase machine it replaced, PickExpert(place=False, clearance_m=0.05, lift_m=0.02,
+# grip_steps=5, tolerance_m=0.01), did 100 / 99 / 96%).
+_EXPERTS: dict[str, tuple[type[Expert], dict]] = {
+    "Reach": (ReachExpert, {}),
+    "Push": (PushExpert, {}),
+    "PickPlace": (ReactivePickExpert, {}),
+    "ConveyorPick": (PickExpert, {"place": True, "reach_radius_m": 0.68, "lead_s": 0.15,
+                                  "gain": 1.0}),
+}
+
+
+def _entry(task: str) -> tuple[type[Expert], dict]:
+    try:
+        return _EXPERTS[task]
+    except KeyError:
+        raise ValueError(f"no scripted expert for task '{task}'") from None
+
+
 def expert_is_markov(task: str) -> bool:
     """Whether ``task``'s expert acts on the current observation alone (DAgger can use it)."""
-    return task in ("Reach", "PickPlace")
+    return _entry(task)[0].markov
 
 
-def make_expert(env) -> _Expert:
+def make_expert(env) -> Expert:
     """Return the scripted expert for ``env``'s task (an ``ee_delta`` env)."""
-    task = env.unwrapped.task.name
-    if task == "Reach":
-        return ReachExpert(env)
-    if task == "Push":
-        return PushExpert(env)
-    if task == "PickPlace":
-        # Reactive, so that clones of it are unambiguous and DAgger can relabel (see
-        # reactive_pick). Measured over 100 episodes: 100% nominal, 99% under the `standard`
-        # preset, 96% with benchmarks/shifted_physics.yaml on top; the phase machine
-        # (PickExpert(place=False, clearance_m=0.05, lift_m=0.02, grip_steps=5,
-        # tolerance_m=0.01)) did 100 / 99 / 96%.
-        from policies.scripted.reactive_pick import ReactivePickExpert
-
-        return ReactivePickExpert(env)
-    if task == "ConveyorPick":
-        return PickExpert(env, place=True, reach_radius_m=0.68, lead_s=0.15, gain=1.0)
-    raise ValueError(f"no scripted expert for task '{task}'")
+    cls, options = _entry(env.unwrapped.task.name)
+    return cls(env, **options)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.scripted.experts import _Expert
+from policies.scripted.base import Expert
 
 
-class ReactivePickExpert(_Expert):
+class ReactivePickExpert(Expert):
     """Pick the task's part and hold it at the goal (PickPlace), reactively.
 
     Args:
