@@ -123,10 +123,13 @@ def make_model(config: TrainConfig, venv, tensorboard_dir: Path | None):
     if config.algo in ("sac", "tqc"):
         policy = "MultiInputPolicy"
         # Identity until demonstrations set its statistics (training.features).
-        from training.features import StandardizedCombinedExtractor
+        from training.features import StandardizedCombinedExtractor, term_differences
 
-        kwargs.setdefault("policy_kwargs", {}).setdefault(
-            "features_extractor_class", StandardizedCombinedExtractor)
+        policy_kwargs = kwargs.setdefault("policy_kwargs", {})
+        if "features_extractor_class" not in policy_kwargs:
+            policy_kwargs["features_extractor_class"] = StandardizedCombinedExtractor
+            policy_kwargs.setdefault("features_extractor_kwargs", {}).setdefault(
+                "differences", term_differences(venv.get_attr("layout")[0]))
         if config.her:
             from stable_baselines3 import HerReplayBuffer
 
