@@ -120,10 +120,10 @@ class PickExpert(Expert):
 
 
 # Each task's expert and its settings. PickPlace: reactive, so that clones of it are
-# unambiguous and DAgger can relabel (see reactive_pick); measured over 100 episodes: 100%
-# nominal, 99% under the `standard` preset, 96% with benchmarks/shifted_physics.yaml on top
+# unambiguous and DAgger can relabel (see reactive_pick); measured over 200 episodes: 100%
+# nominal, 99% under the `standard` preset, 97.5% with benchmarks/shifted_physics.yaml on top
 # (the phase machine it replaced, PickExpert(place=False, clearance_m=0.05, lift_m=0.02,
-# grip_steps=5, tolerance_m=0.01), did 100 / 99 / 96%).
+# grip_steps=5, tolerance_m=0.01), did 100 / 99 / 96% over 100).
 _EXPERTS: dict[str, tuple[type[Expert], dict]] = {
     "Reach": (ReachExpert, {}),
     "Push": (PushExpert, {}),
