@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
 BUDGET_S = {"Reach": 180.0, "PickPlace": 300.0}
 TARGET = 0.95
