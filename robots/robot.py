@@ -367,6 +367,11 @@ class Robot:
 
     def ee_position_and_velocity(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the TCP position [m] and linear velocity [m/s] in the world, in one query."""
+        position, velocity = self.tcp_state()
+        return np.array(position), np.array(velocity)
+
+    def tcp_state(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """:meth:`ee_position_and_velocity` as plain tuples (the form per-step readers use)."""
         state = self._get_link_state(self.body_id, self.ee_link_index, 1, 1)
         position = self._multiply(state[4], state[5], self._ee_xyz, self._ee_quat)[0]
         # pybullet gives the velocity of the link's centre of mass; the TCP is another point
@@ -374,8 +379,7 @@ class Robot:
         # runs on every env step and numpy's cross product costs more than the arithmetic.
         (vx, vy, vz), (wx, wy, wz), com = state[6], state[7], state[0]
         rx, ry, rz = position[0] - com[0], position[1] - com[1], position[2] - com[2]
-        return np.array(position), np.array((vx + wy * rz - wz * ry, vy + wz * rx - wx * rz,
-                                             vz + wx * ry - wy * rx))
+        return position, (vx + wy * rz - wz * ry, vy + wz * rx - wx * rz, vz + wx * ry - wy * rx)
 
     def gripper_width(self) -> float:
         """Return the opening between the finger pads [m] (each finger joint is half of it)."""

@@ -300,7 +300,7 @@ class CellEnv(gym.Env):
 
     def _physics_sane(self, state: dict) -> bool:
         # A NaN or inf anywhere makes the sum non-finite; comparisons with NaN are False.
-        if not math.isfinite(sum(float(value.sum()) for value in state.values())):
+        if not math.isfinite(np.concatenate(tuple(state.values())).sum()):
             return False
         ee_velocity = state["ee_velocity"]
         if not ee_velocity @ ee_velocity <= MAX_EE_SPEED_MPS ** 2:

@@ -40,8 +40,10 @@ class ResetPlan:
         self.numeric_others = [(i, g) for i, g in batch.others if not g.names]
         numeric = list(batch.uniform) + self.numeric_others
         order = numeric + [(i, g) for i, g in batch.others if g.names]
-        # Per other term: None to sample its distribution, or its names to pick one from.
-        self._others = [(group, tuple(group.term.distribution.values) if group.names else None)
+        # Per other term: None to sample its distribution, or the values of a choice to pick
+        # from (names or numbers; ADR adapts uniform terms only, so a choice is its own).
+        self._others = [(group, tuple(group.term.distribution.values)
+                         if group.term.distribution.type == "choice" else None)
                         for _, group in batch.others]
         self.labels: list[str] = []
         self.integer: list[int] = []
@@ -100,9 +102,13 @@ class ResetPlan:
         for group, choices in self._others:
             if choices is None:
                 others.append(distribution(group.term).sample(rng, group.size))
-            else:  # Choice.sample's one uniform draw and index, without its object array
+            else:  # Choice.sample's one uniform draw and index, without its arrays
                 count = len(choices)
-                names += [choices[int(u * count)] for u in rng.random(group.size).tolist()]
+                picks = [choices[int(u * count)] for u in rng.random(group.size).tolist()]
+                if group.names:
+                    names += picks
+                else:
+                    others.append(picks)
         if randomizer.adr is not None and randomizer.pinned is not None:
             label, side = randomizer.pinned
             bound = randomizer.adr.ranges[label][0 if side == "low" else 1]
