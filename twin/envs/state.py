@@ -54,7 +54,9 @@ class StateReader:
 
     def to_base(self, world_position) -> np.ndarray:
         """Express a world-frame point in the robot base frame [m]."""
-        return self._to_base @ (np.asarray(world_position, dtype=float) - self._base_position)
+        x, y, z = np.asarray(world_position, dtype=float).tolist()
+        ox, oy, oz = self._origin
+        return np.array(self._rotate(x - ox, y - oy, z - oz))
 
     def to_world(self, base_position) -> np.ndarray:
         """Express a base-frame point in the world frame [m]."""

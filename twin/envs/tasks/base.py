@@ -31,12 +31,22 @@ class Region:
         self._position = np.asarray(position, dtype=float)
         self._rotation = np.array(world.client.getMatrixFromQuaternion(orientation)).reshape(3, 3)
         self._frame_yaw = math.atan2(self._rotation[1, 0], self._rotation[0, 0])
+        # The same draw in plain floats: numpy's per-call cost on 3-vectors is most of a
+        # reset's sampling, and every episode samples twice.
+        self._low_list = self.low.tolist()
+        self._span = (self.high - self.low).tolist()
+        self._rows = tuple(tuple(row) for row in self._rotation.tolist())
+        self._origin = tuple(self._position.tolist())
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
         """Draw a world-frame point and a world yaw [rad] uniformly from the region."""
-        local = self.low + (self.high - self.low) * rng.random(3)
+        (lx, ly, lz), (sx, sy, sz) = self._low_list, self._span
+        u, v, w = rng.random(3).tolist()
+        x, y, z = lx + sx * u, ly + sy * v, lz + sz * w
         yaw = self.yaw_rad[0] + (self.yaw_rad[1] - self.yaw_rad[0]) * rng.random()
-        return self._rotation @ local + self._position, yaw + self._frame_yaw
+        (a, b, c), (d, e, f), (g, h, i), (ox, oy, oz) = *self._rows, self._origin
+        return (np.array((a * x + b * y + c * z + ox, d * x + e * y + f * z + oy,
+                          g * x + h * y + i * z + oz)), yaw + self._frame_yaw)
 
     def centre(self) -> np.ndarray:
         """The region's centre in the world frame [m]."""
