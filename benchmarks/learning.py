@@ -101,6 +101,7 @@ def final_success(run: Path, episodes: int, shifted: bool) -> float:
     93%, so the final policy is also measured on many more.
     """
     import twin.envs  # noqa: F401
+    from training.algorithms import load_normalizer
     from training.evaluation import SB3Policy, run_episodes
     from training.run_dir import load_trained
 
@@ -112,7 +113,8 @@ def final_success(run: Path, episodes: int, shifted: bool) -> float:
         kwargs["randomization"] = trained.config.randomization
     env = gym.make(trained.config.env_id(), **kwargs)
     try:
-        return run_episodes(env, SB3Policy(trained.model), episodes,
+        policy = SB3Policy(trained.model, load_normalizer(run / "final" / "vecnormalize.pkl"))
+        return run_episodes(env, policy, episodes,
                             seed=20_000_000 if shifted else 30_000_000).success_rate
     finally:
         env.close()

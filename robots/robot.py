@@ -250,18 +250,22 @@ class Robot:
     @property
     def arm_force_limits(self) -> np.ndarray:
         """Maximum torque of each arm motor [N m]; read-only array, assign a new one to change."""
+        if self._arm_force_limits is None:  # made when asked for: a randomized reset only sets
+            limits = np.array(self._arm_forces)
+            # Read-only so that an in-place edit fails loudly instead of missing the list.
+            limits.setflags(write=False)
+            self._arm_force_limits = limits
         return self._arm_force_limits
 
     @arm_force_limits.setter
     def arm_force_limits(self, value: Sequence[float]) -> None:
-        limits = np.array(value, dtype=float).ravel()
-        forces = limits.tolist()  # checked as floats: numpy's reductions cost more for 7 values
+        # Checked as floats: numpy's conversions and reductions cost more for 7 values.
+        forces = ([float(force) for force in value] if isinstance(value, (list, tuple))
+                  else np.asarray(value, dtype=float).ravel().tolist())
         if len(forces) != self.dof or not all(force >= 0 for force in forces):  # NaN fails too
             raise RobotError(Problem(f"arm force limits of robot '{self.name}' are invalid",
                                      value=forces, expected=f"{self.dof} non-negative torques [N m]"))
-        # Read-only so that an in-place edit fails loudly instead of missing the cached list.
-        limits.setflags(write=False)
-        self._arm_force_limits = limits
+        self._arm_force_limits = None
         self._arm_forces = forces
         self._resend()
 
@@ -284,7 +288,7 @@ class Robot:
 
     def _non_negative(self, what: str, value: float) -> float:
         number = float(value)
-        if not (math.isfinite(number) and number >= 0):
+        if not 0.0 <= number < math.inf:  # NaN fails both comparisons
             raise RobotError(Problem(f"{what} of robot '{self.name}' is invalid", value=value,
                                      expected="a finite number >= 0"))
         return number

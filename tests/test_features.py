@@ -78,3 +78,42 @@ def test_a_difference_outside_the_observation_is_refused_by_name(entry, named):
         assert named in str(error.value)
     finally:
         env.close()
+
+
+def test_models_get_the_differences_keep_them_when_saved_and_export_them(tmp_path):
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from policies.export import ExportOptions, export_trained
+    from training.algorithms import make_model
+    from training.config import resolve_config
+    from training.run_dir import Trained
+
+    config = resolve_config(task="PickPlace", overrides={
+        "randomization": "none", "hyperparameters": {"buffer_size": 100, "policy_kwargs": {
+            "net_arch": [16]}}})
+    venv = DummyVecEnv([lambda: gym.make("celltwin/PickPlace-v0")])
+    model = make_model(config, venv, None)
+    layout = venv.envs[0].unwrapped.layout
+    assert model.policy.actor.features_extractor.differences == [
+        tuple(entry) for entry in term_differences(layout)]
+    normalized = make_model(config.model_copy(update={"normalize": True}), venv, None)
+    assert normalized.policy.actor.features_extractor.differences == []
+
+    env = venv.envs[0].unwrapped
+    observations = [env.reset(seed=seed)[0] for seed in range(8)]
+    stacked = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    assert standardize_from(model.policy, stacked)
+    model.save(tmp_path / "model.zip")
+    loaded = SAC.load(tmp_path / "model.zip", env=venv, device="cpu")
+    batch = _batch(observations)
+    for before, after in ((model.policy.actor, loaded.policy.actor),
+                          (model.policy.critic, loaded.policy.critic)):
+        assert after.features_extractor.differences == before.features_extractor.differences
+        np.testing.assert_array_equal(after.features_extractor(batch).numpy(),
+                                      before.features_extractor(batch).numpy())
+    result = export_trained(Trained(model=loaded, config=config,
+                                    summary={"success_nominal": 0.0}),
+                            tmp_path / "bundle", options=ExportOptions(samples=200))
+    assert result.parity_max_abs_diff <= 1e-5
+    venv.close()

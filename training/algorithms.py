@@ -128,8 +128,11 @@ def make_model(config: TrainConfig, venv, tensorboard_dir: Path | None):
         policy_kwargs = kwargs.setdefault("policy_kwargs", {})
         if "features_extractor_class" not in policy_kwargs:
             policy_kwargs["features_extractor_class"] = StandardizedCombinedExtractor
+            # VecNormalize scales every input on its own, after which a difference of two
+            # inputs is no longer the offset between two points: no differences then.
+            differences = [] if config.normalize else term_differences(venv.get_attr("layout")[0])
             policy_kwargs.setdefault("features_extractor_kwargs", {}).setdefault(
-                "differences", term_differences(venv.get_attr("layout")[0]))
+                "differences", differences)
         if config.her:
             from stable_baselines3 import HerReplayBuffer
 

@@ -228,14 +228,30 @@ class BehaviourCloner:
         return float(loss.detach())
 
     def fit(self, epochs: int) -> float:
-        """``epochs`` passes over the demonstrations; the last minibatch's loss."""
+        """``epochs`` passes over the demonstrations; the last minibatch's loss.
+
+        The learning rate falls linearly to a tenth over the passes: at a constant rate the
+        final weights are wherever Adam's last noisy steps left them, and clones of the same
+        data measured 92-98% from one DAgger round to the next.
+        """
         count, loss = len(self.targets), float("nan")
+        groups = self.optimizer.param_groups
+        initial = [group["lr"] for group in groups]
+        batches = -(-count // self.batch_size)
+        total, done = max(epochs * batches, 1), 0
         self.policy.set_training_mode(True)
-        for _ in range(epochs):
-            order = self.generator.permutation(count)
-            for start in range(0, count, self.batch_size):
-                loss = self._update(order[start:start + self.batch_size])
-        self.policy.set_training_mode(False)
+        try:
+            for _ in range(epochs):
+                order = self.generator.permutation(count)
+                for start in range(0, count, self.batch_size):
+                    for group, lr in zip(groups, initial):
+                        group["lr"] = lr * (1.0 - 0.9 * done / total)
+                    loss = self._update(order[start:start + self.batch_size])
+                    done += 1
+        finally:
+            for group, lr in zip(groups, initial):
+                group["lr"] = lr  # step() (the RL-time anchor) uses the full rate
+            self.policy.set_training_mode(False)
         return loss
 
     def step(self) -> float:

@@ -37,7 +37,8 @@ class StandardizedCombinedExtractor(CombinedExtractor):
         super().__init__(observation_space, **kwargs)
         for key_a, start_a, key_b, start_b, size in differences:
             for key, start in ((key_a, start_a), (key_b, start_b)):
-                if key not in observation_space.spaces or start + size > observation_space[key].shape[0]:
+                if (key not in observation_space.spaces or start < 0 or size < 1
+                        or start + size > observation_space[key].shape[0]):
                     raise ValueError(f"difference {key}[{start}:{start + size}] is not in the "
                                      f"observation space {observation_space}")
         self.differences = [tuple(entry) for entry in differences]

@@ -25,14 +25,17 @@ class ReactivePickExpert(Expert):
     Args:
         env: a ``celltwin`` PickPlace env (``ee_delta`` control).
         clearance_m: height above the part the approach funnels down from [m].
-        align_m: horizontal TCP-to-part distance at which the TCP goes down / closes [m].
-        grasp_height_m: vertical TCP-to-part distance at which it closes [m].
+        align_m: horizontal TCP-to-part distance within which it closes [m] (twice that
+            while the fingers are already closing); the approach aims at the part itself
+            from half of it on.
+        grasp_height_m: vertical TCP-to-part distance within which it closes [m] (2.5 times
+            that while the fingers are already closing).
         lift_speed: fraction of the full action while the part is still near the table:
             a fast first lift tears a heavy, slippery part out of a grip that is still
             building up (measured: 94% instead of 96% on the shifted-physics twin).
         carry_speed: fraction of the full action while carrying [-].
-        funnel_m: horizontal offset from which on the approach aims the full clearance
-            above the part [m].
+        funnel_m: how much further than ``align_m / 2`` off horizontally the approach aims the
+            full clearance above the part [m].
     """
 
     markov = True
@@ -75,7 +78,9 @@ class ReactivePickExpert(Expert):
             return self._act(ee, part + [0.0, 0.0, self.clearance_m], 1.0)
         # Fingers already on their way shut near the grasp point keep closing: with actuation
         # latency the TCP is seen a step late, and reopening on that stale view made the
-        # gripper chatter open-shut until the episode ran out.
+        # gripper chatter open-shut until the episode ran out. (The width alone cannot tell
+        # closing from reopening after a miss; a reopening gripper that is this close to the
+        # part closes again in place, which is rare: see the figures in experts.py.)
         closing = width < self.open_m - 0.002
         if ((horizontal < self.align_m and vertical < self.grasp_height_m)
                 or (closing and horizontal < 2 * self.align_m

@@ -85,9 +85,11 @@ class StateReader:
                 (wx, wy, wz), (vx, vy, vz) = angular, linear
                 rx, ry, rz = position[0] - com[0], position[1] - com[1], position[2] - com[2]
                 linear = (vx + wy * rz - wz * ry, vy + wz * rx - wx * rz, vz + wx * ry - wy * rx)
-            # One transform gives the part's position and orientation in the base frame.
-            relative_position, relative = self._multiply(*self._inverse_base, position, orientation)
-            state["object_position"] = np.array(relative_position)
+            # pybullet's transforms round to single precision: the orientation may (it goes
+            # through Euler angles into a float32 vector), the position is rotated exactly.
+            _, relative = self._multiply(*self._inverse_base, position, orientation)
+            x, y, z = position
+            state["object_position"] = np.array(rotate(x - ox, y - oy, z - oz))
             state["object_orientation"] = np.array(self._euler(relative))
             state["object_velocity"] = np.array(rotate(*linear))
             state["object_angular_velocity"] = np.array(rotate(*angular))
