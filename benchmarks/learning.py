@@ -95,14 +95,15 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
 
 def final_success(run: Path, episodes: int, shifted: bool) -> float:
     """Success of a run's final policy over ``episodes`` fresh seeds: on the randomized twin
-    it trained on, or (``shifted``) under ``shifted_physics.yaml``.
+    it trained on (envs in turn, each with its own draw of the startup terms), or
+    (``shifted``) under ``shifted_physics.yaml``.
 
     The training evaluations use 20 episodes, in steps of 5%: too coarse to tell 97% from
     93%, so the final policy is also measured on many more.
     """
     import twin.envs  # noqa: F401
     from training.algorithms import load_normalizer
-    from training.evaluation import SB3Policy, run_episodes
+    from training.evaluation import STARTUP_DRAWS, SB3Policy, run_episodes
     from training.run_dir import load_trained
 
     trained = load_trained(run)
@@ -111,13 +112,16 @@ def final_success(run: Path, episodes: int, shifted: bool) -> float:
         kwargs["physics"] = str(HERE / "shifted_physics.yaml")
     else:
         kwargs["randomization"] = trained.config.randomization
-    env = gym.make(trained.config.env_id(), **kwargs)
+    # Several envs, taken in turn: each draws its own startup terms (part size, masses).
+    envs = [gym.make(trained.config.env_id(), **kwargs)
+            for _ in range(1 if shifted else STARTUP_DRAWS)]
     try:
         policy = SB3Policy(trained.model, load_normalizer(run / "final" / "vecnormalize.pkl"))
-        return run_episodes(env, policy, episodes,
+        return run_episodes(envs, policy, episodes,
                             seed=20_000_000 if shifted else 30_000_000).success_rate
     finally:
-        env.close()
+        for env in envs:
+            env.close()
 
 
 def _first(rows: list[dict], key: str) -> float | None:

@@ -59,3 +59,34 @@ def test_evaluate_cli_bad_input_exits_2(tmp_path):
                                  str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+def test_episodes_rotate_over_a_list_of_envs():
+    # The randomized twin of an evaluation is several envs, each with its own startup draw.
+    import gymnasium as gym
+    import numpy as np
+
+    from training.evaluation import run_episodes
+
+    seen = []
+
+    class Recording(gym.Wrapper):
+        def reset(self, **kwargs):
+            seen.append((self, kwargs["seed"]))
+            return super().reset(**kwargs)
+
+    class Still:
+        def reset(self):
+            pass
+
+        def __call__(self, observation):
+            return np.zeros(3, dtype=np.float32)
+
+    envs = [Recording(gym.make("celltwin/Reach-v0", max_episode_steps=2)) for _ in range(3)]
+    try:
+        outcome = run_episodes(envs, Still(), 5, seed=7)
+        assert outcome.episodes == 5
+        assert seen == [(envs[0], 7), (envs[1], 8), (envs[2], 9), (envs[0], 10), (envs[1], 11)]
+    finally:
+        for env in envs:
+            env.close()

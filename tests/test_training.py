@@ -319,3 +319,24 @@ def test_dagger_needs_a_reactive_expert_and_demonstrations():
         resolve_config(task="PickPlace", overrides={"demos.episodes": 0, "demos.dagger_rounds": 1})
     assert "demos.episodes > 0" in str(error.value)
     assert expert_is_markov("PickPlace") and not expert_is_markov("ConveyorPick")
+
+
+def test_demonstrations_rotate_over_envs_with_their_own_startup_draws():
+    # Startup terms (part size, centre of mass) are drawn once per env: a single env would
+    # show the clone one part only.
+    from training.demos import EnvPool
+
+    config = resolve_config(task="PickPlace", overrides={"randomization": "standard"})
+    pool = EnvPool(config, 3)
+    try:
+        handed = [pool.next() for _ in range(4)]
+        assert [env for env, _ in handed] == [*pool.envs, pool.envs[0]]
+        sizes = set()
+        for seed, (env, expert) in enumerate(handed[:3]):
+            env.reset(seed=seed)
+            assert expert._env is env  # each env has its own expert
+            sizes.add(env.randomizer.startup_values["part.size_scale"])
+        assert len(sizes) == 3
+    finally:
+        pool.close()
+    assert all(env.world.closed for env in pool.envs)

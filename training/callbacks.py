@@ -13,7 +13,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from training.config import TrainConfig
-from training.evaluation import SB3Policy, run_episodes
+from training.evaluation import STARTUP_DRAWS, SB3Policy, run_episodes
 from training.metrics import MetricsLog, plot_curve
 from training.run_dir import RunDir
 
@@ -33,7 +33,9 @@ def make_eval_env(config: TrainConfig, randomization: str | None):
 class Evaluator:
     """Deterministic evaluation on the nominal twin and, if the run randomizes, the randomized one.
 
-    The same seeds every time, so successive rows differ only by the policy.
+    The same seeds every time, so successive rows differ only by the policy. The randomized
+    twin is ``STARTUP_DRAWS`` envs taken in turn, each with its own startup draw
+    (:data:`training.evaluation.STARTUP_DRAWS`).
     """
 
     def __init__(self, config: TrainConfig, episodes: int, seed: int = 10_000_000):
@@ -42,7 +44,8 @@ class Evaluator:
         self.seed = seed
         self.nominal = make_eval_env(config, None)
         randomized = config.randomization not in (None, "none")
-        self.randomized = make_eval_env(config, config.randomization) if randomized else None
+        self.randomized = ([make_eval_env(config, config.randomization)
+                            for _ in range(STARTUP_DRAWS)] if randomized else None)
 
     def __call__(self, model, normalizer=None) -> dict:
         actor = SB3Policy(model, normalizer)
@@ -62,8 +65,8 @@ class Evaluator:
 
     def close(self) -> None:
         self.nominal.close()
-        if self.randomized is not None:
-            self.randomized.close()
+        for env in self.randomized or ():
+            env.close()
 
 
 class RunCallback(BaseCallback):

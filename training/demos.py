@@ -63,18 +63,12 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
         into_buffer: also add the transitions to the model's replay buffer (not on resume,
             where the buffer comes back from the checkpoint).
     """
-    import gymnasium as gym
-
-    import twin.envs  # noqa: F401
-    from policies.scripted.experts import make_expert
     from twin.envs import MAX_EPISODE_STEPS
 
-    dr = config.demos.randomization or config.randomization
-    dr = None if dr in (None, "none") else dr
+    from training.evaluation import STARTUP_DRAWS
+
     slots = getattr(model, "n_envs", 1) or 1
-    envs = [gym.make(config.env_id(), randomization=dr, **config.env_kwargs()).unwrapped
-            for _ in range(slots)]
-    experts = [make_expert(env) for env in envs]
+    pools = [EnvPool(config, -(-STARTUP_DRAWS // slots)) for _ in range(slots)]
     horizon = MAX_EPISODE_STEPS[config.task]
     buffer = getattr(model, "replay_buffer", None) if into_buffer else None
     keep_obs: list[dict] = []
@@ -84,6 +78,7 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
     try:
         for round_index in range(rounds):
             observations = []
+            envs, experts = zip(*(pool.next() for pool in pools))
             for slot, (env, expert) in enumerate(zip(envs, experts)):
                 obs, _ = env.reset(seed=seed + round_index * slots + slot)
                 expert.reset()
@@ -113,38 +108,36 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
                 keep_obs.extend(trajectories[slot][0])
                 keep_actions.extend(trajectories[slot][1])
     finally:
-        for env in envs:
-            env.close()
+        for pool in pools:
+            pool.close()
     stacked = _stack(keep_obs) if keep_obs else {}
     return Demonstrations(stacked, np.asarray(keep_actions, dtype=np.float32), done_episodes,
                           successes)
 
 
 def relabel(model, config: TrainConfig, episodes: int, seed: int,
-            normalizer=None) -> Demonstrations:
+            normalizer=None, pool: "EnvPool | None" = None) -> Demonstrations:
     """One DAgger round (Ross et al. 2011): the actor drives, the expert labels.
 
     The current actor acts deterministically in the randomized twin for ``episodes`` episodes;
     every observation it visits is kept with the action the expert would have taken there.
     Cloning on these labels teaches the actor to recover from its own mistakes, which expert
     demonstrations alone never show it. ``successes`` counts the actor's own episodes.
-    """
-    import gymnasium as gym
 
-    import twin.envs  # noqa: F401
-    from policies.scripted.experts import make_expert
+    Args:
+        pool: the envs to drive (kept across rounds by the caller); a fresh one when None.
+    """
     from twin.envs import MAX_EPISODE_STEPS
 
-    dr = config.demos.randomization or config.randomization
-    env = gym.make(config.env_id(), randomization=None if dr in (None, "none") else dr,
-                   **config.env_kwargs()).unwrapped
-    expert = make_expert(env)
+    own = pool is None
+    pool = EnvPool(config) if own else pool
     act = _actor(model, normalizer, flat=config.algo == "ppo")
     keep_obs: list[dict] = []
     labels: list[np.ndarray] = []
     successes = 0
     try:
         for episode in range(episodes):
+            env, expert = pool.next()
             obs, _ = env.reset(seed=seed + episode)
             expert.reset()
             for _ in range(MAX_EPISODE_STEPS[config.task]):
@@ -153,9 +146,53 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int,
                 obs, _, _, _, info = env.step(act(obs))
             successes += bool(info["is_success"])
     finally:
-        env.close()
+        if own:
+            pool.close()
     return Demonstrations(_stack(keep_obs), np.asarray(labels, dtype=np.float32), episodes,
                           successes)
+
+
+class EnvPool:
+    """Envs of the run's task under its demonstration randomization, each with its expert,
+    handed out in turn: each env draws its own startup terms at its first reset, so the
+    demonstrations and DAgger rounds show the clone several parts (see
+    :data:`training.evaluation.STARTUP_DRAWS`).
+
+    Args:
+        config: the run's config.
+        count: how many envs (each its own pybullet world).
+    """
+
+    def __init__(self, config: TrainConfig, count: int | None = None):
+        import gymnasium as gym
+
+        from training.evaluation import STARTUP_DRAWS
+
+        import twin.envs  # noqa: F401
+        from policies.scripted.experts import make_expert
+
+        dr = config.demos.randomization or config.randomization
+        dr = None if dr in (None, "none") else dr
+        self.envs = []
+        try:
+            for _ in range(STARTUP_DRAWS if count is None else count):
+                self.envs.append(gym.make(config.env_id(), randomization=dr,
+                                          **config.env_kwargs()).unwrapped)
+        except BaseException:
+            self.close()
+            raise
+        self.experts = [make_expert(env) for env in self.envs]
+        self._turn = 0
+
+    def next(self):
+        """The next env and its expert."""
+        index = self._turn % len(self.envs)
+        self._turn += 1
+        return self.envs[index], self.experts[index]
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 def _actor(model, normalizer, flat: bool):

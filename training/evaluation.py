@@ -151,10 +151,23 @@ def load_policy(spec: str, env):
                                 file=str(path), expected=f"a model saved by one of {SB3_ALGORITHMS}"))
 
 
+# How many envs stand for "the randomized twin" when data is collected or a policy is judged.
+# Startup terms (part size and centre of mass, link masses) are drawn once per env, so one
+# env shows a policy one part: the same PickPlace clone measured 90% on one draw and 98% over
+# 200 episodes of another, and clones from one env's demonstrations fit its part.
+STARTUP_DRAWS = 8
+
+
 def run_episodes(env, policy, episodes: int, seed: int) -> Outcome:
-    """Run ``episodes`` seeded episodes; count successes at the episode's end."""
+    """Run ``episodes`` seeded episodes; count successes at the episode's end.
+
+    ``env`` may be a list of envs, taken in turn (see :data:`STARTUP_DRAWS`); then ``policy``
+    must not be bound to one env, as a scripted expert is.
+    """
+    envs = env if isinstance(env, (list, tuple)) else [env]
     successes, returns = 0, []
     for episode in range(episodes):
+        env = envs[episode % len(envs)]
         observation, _ = env.reset(seed=seed + episode)
         policy.reset()
         total, done, info = 0.0, False, {}

@@ -186,6 +186,16 @@ def _dagger(model, config: TrainConfig, demos, log) -> list[dict]:
     only, in a fresh and in a resumed run alike; a resumed run restores the actor from its
     checkpoint and does not redo these rounds.
     """
+    from training.demos import EnvPool
+
+    pool = EnvPool(config)  # the same envs (startup draws) every round
+    try:
+        return _dagger_rounds(model, config, demos, log, pool)
+    finally:
+        pool.close()
+
+
+def _dagger_rounds(model, config: TrainConfig, demos, log, pool) -> list[dict]:
     import copy
 
     from training.demos import BehaviourCloner, relabel
@@ -198,7 +208,7 @@ def _dagger(model, config: TrainConfig, demos, log) -> list[dict]:
     for index in range(config.demos.dagger_rounds + 1):
         started = time.perf_counter()
         labelled = relabel(model, config, episodes, seed=2_000_000 + config.seed + index * episodes,
-                           normalizer=normalizer)
+                           normalizer=normalizer, pool=pool)
         if labelled.success_rate > best[0]:
             best = (labelled.success_rate, copy.deepcopy(actor.state_dict()), index)
         if index == config.demos.dagger_rounds:  # the final clone, measured only
