@@ -340,3 +340,27 @@ def test_demonstrations_rotate_over_envs_with_their_own_startup_draws():
     finally:
         pool.close()
     assert all(env.world.closed for env in pool.envs)
+
+
+def test_cloning_decays_its_learning_rate_and_restores_it_for_the_anchor():
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    import twin.envs  # noqa: F401  (registers the envs)
+    from training.demos import BehaviourCloner, Demonstrations
+
+    env = gym.make("celltwin/Reach-v0")
+    model = SAC("MultiInputPolicy", env, buffer_size=10, policy_kwargs={"net_arch": [8]}, seed=0)
+    observations = [env.reset(seed=seed)[0] for seed in range(10)]
+    demos = Demonstrations({k: np.stack([o[k] for o in observations]) for k in observations[0]},
+                           np.full((10, 3), 0.5, dtype=np.float32), 10, 10)
+    cloner = BehaviourCloner(model, demos, batch_size=4, learning_rate=1e-2, seed=0)
+    rates = []
+    original = cloner._update
+    cloner._update = lambda index: (rates.append(cloner.optimizer.param_groups[0]["lr"]),
+                                    original(index))[1]
+    cloner.fit(2)  # 2 passes of 3 minibatches
+    assert rates[0] == pytest.approx(1e-2) and rates[-1] == pytest.approx(1e-2 * (1 - 0.9 * 5 / 6))
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert cloner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2)  # the anchor's rate
+    env.close()
