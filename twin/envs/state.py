@@ -85,8 +85,9 @@ class StateReader:
                 (wx, wy, wz), (vx, vy, vz) = angular, linear
                 rx, ry, rz = position[0] - com[0], position[1] - com[1], position[2] - com[2]
                 linear = (vx + wy * rz - wz * ry, vy + wz * rx - wx * rz, vz + wx * ry - wy * rx)
-            # pybullet's transforms round to single precision: the orientation may (it goes
-            # through Euler angles into a float32 vector), the position is rotated exactly.
+            # pybullet's transforms round to single precision (~1e-7 m): good enough for the
+            # orientation, which ends as Euler angles in a float32 vector; the position is
+            # rotated here in double precision.
             _, relative = self._multiply(*self._inverse_base, position, orientation)
             x, y, z = position
             state["object_position"] = np.array(rotate(x - ox, y - oy, z - oz))
