@@ -115,8 +115,8 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
                           successes)
 
 
-def relabel(model, config: TrainConfig, episodes: int, seed: int,
-            normalizer=None, pool: "EnvPool | None" = None) -> Demonstrations:
+def relabel(model, config: TrainConfig, episodes: int, seed: int, pool: "EnvPool",
+            normalizer=None) -> Demonstrations:
     """One DAgger round (Ross et al. 2011): the actor drives, the expert labels.
 
     The current actor acts deterministically in the randomized twin for ``episodes`` episodes;
@@ -125,29 +125,23 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int,
     demonstrations alone never show it. ``successes`` counts the actor's own episodes.
 
     Args:
-        pool: the envs to drive (kept across rounds by the caller); a fresh one when None.
+        pool: the envs to drive, kept across rounds by the caller (the same startup draws).
     """
     from twin.envs import MAX_EPISODE_STEPS
 
-    own = pool is None
-    pool = EnvPool(config) if own else pool
     act = _actor(model, normalizer, flat=config.algo == "ppo")
     keep_obs: list[dict] = []
     labels: list[np.ndarray] = []
     successes = 0
-    try:
-        for episode in range(episodes):
-            env, expert = pool.next()
-            obs, _ = env.reset(seed=seed + episode)
-            expert.reset()
-            for _ in range(MAX_EPISODE_STEPS[config.task]):
-                keep_obs.append(obs)
-                labels.append(expert(obs))
-                obs, _, _, _, info = env.step(act(obs))
-            successes += bool(info["is_success"])
-    finally:
-        if own:
-            pool.close()
+    for episode in range(episodes):
+        env, expert = pool.next()
+        obs, _ = env.reset(seed=seed + episode)
+        expert.reset()
+        for _ in range(MAX_EPISODE_STEPS[config.task]):
+            keep_obs.append(obs)
+            labels.append(expert(obs))
+            obs, _, _, _, info = env.step(act(obs))
+        successes += bool(info["is_success"])
     return Demonstrations(_stack(keep_obs), np.asarray(labels, dtype=np.float32), episodes,
                           successes)
 

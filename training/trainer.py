@@ -207,8 +207,8 @@ def _dagger_rounds(model, config: TrainConfig, demos, log, pool) -> list[dict]:
     episodes = config.demos.dagger_episodes
     for index in range(config.demos.dagger_rounds + 1):
         started = time.perf_counter()
-        labelled = relabel(model, config, episodes, seed=2_000_000 + config.seed + index * episodes,
-                           normalizer=normalizer, pool=pool)
+        labelled = relabel(model, config, episodes, 2_000_000 + config.seed + index * episodes,
+                           pool, normalizer=normalizer)
         if labelled.success_rate > best[0]:
             best = (labelled.success_rate, copy.deepcopy(actor.state_dict()), index)
         if index == config.demos.dagger_rounds:  # the final clone, measured only

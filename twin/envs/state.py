@@ -45,7 +45,7 @@ class StateReader:
         self._velocity = client.getBaseVelocity
         self._body = robot.body_id
         self._tcp_state = robot.tcp_state
-        # The same rotation as plain floats: a 3x3 product of tuples costs a fifth of numpy's
+        # The same rotation as plain floats: a 3x3 product of tuples costs a quarter of numpy's
         # on arrays this small, and read() runs on every env step.
         self._rows = tuple(tuple(row) for row in self._to_base.tolist())
         self._origin = tuple(self._base_position.tolist())
