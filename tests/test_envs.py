@@ -136,6 +136,22 @@ def test_compute_reward_is_vectorized_for_her():
     dense.close()
 
 
+def test_reset_judges_success_on_the_observation_as_step_and_her_do():
+    env = make("PickPlace").unwrapped
+    place = env.task.reset
+    for offset, expected in ((0.049, True), (0.051, False)):
+        def goal_beside_the_part(rng, to_base, offset=offset):
+            place(rng, to_base)
+            env.task.goal = env.reader.read()["object_position"] + np.array([offset, 0.0, 0.0])
+
+        env.task.reset = goal_beside_the_part
+        observation, info = env.reset(seed=0)
+        assert info["is_success"] is expected
+        reward = env.compute_reward(observation["achieved_goal"], observation["desired_goal"], {})
+        assert bool(reward == 0.0) is expected
+    env.close()
+
+
 def test_sac_her_trains_on_the_env():
     from stable_baselines3 import SAC, HerReplayBuffer
 

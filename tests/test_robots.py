@@ -306,3 +306,22 @@ def test_one_motor_grips_with_the_force_of_each_finger(client, name):
     squeeze = sum(point[9] for point in client.getContactPoints(robot.body_id, box))
     # Both fingers press on the box, each with the per-finger force.
     assert squeeze == pytest.approx(2.0 * model.gripper_force_n, rel=0.1)
+
+
+def test_gear_force_follows_the_grip_and_skips_unchanged_sends(client):
+    model = get_robot_model("panda")
+    robot = Robot(client, model, "robot")
+    changes = []
+    inner = robot._change_constraint
+    robot._change_constraint = lambda *args, **kwargs: (changes.append(kwargs), inner(*args, **kwargs))
+
+    def gear_force():
+        return client.getConstraintInfo(robot._gear)[10]
+
+    margin = 4.0 * model.gripper_force_n
+    robot.gripper_force_n = 0.5 * model.gripper_force_n  # weaker: the gear keeps its margin
+    assert gear_force() == pytest.approx(margin) and changes == []
+    robot.gripper_force_n = 2.0 * model.gripper_force_n  # stronger: the gear follows
+    assert gear_force() == pytest.approx(2.0 * margin) and len(changes) == 1
+    robot.gripper_force_n = 0.8 * model.gripper_force_n  # weaker again: back to the margin
+    assert gear_force() == pytest.approx(margin) and len(changes) == 2

@@ -13,7 +13,6 @@ original by a step now and then; measured, it saves nothing noticeable either.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 from dataclasses import dataclass
@@ -355,23 +354,9 @@ class World:
             for _ in substeps:
                 step()
 
-    @contextlib.contextmanager
-    def motor_batch(self):
+    def motor_batch(self) -> "MotorBatch":
         """Every robot sends its motor commands once, when the block ends (see Robot)."""
-        robots = self._robot_list
-        for robot in robots:
-            robot.hold_motors()
-        try:
-            yield self
-        finally:
-            failure = None
-            for robot in robots:  # every robot is released, even if one fails to send
-                try:
-                    robot.release_motors()
-                except Exception as error:  # noqa: BLE001 - re-raised below
-                    failure = failure or error
-            if failure is not None:
-                raise failure
+        return MotorBatch(self._robot_list)
 
     # ----------------------------------------------------------------------------- snapshots
     def snapshot(self) -> Snapshot:
@@ -439,3 +424,31 @@ class World:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class MotorBatch:
+    """The context of :meth:`World.motor_batch`: holds every robot's motors, then releases them.
+
+    A class rather than a generator-based context manager: every env reset opens one, and
+    contextlib's machinery cost more than the block's own bookkeeping.
+    """
+
+    __slots__ = ("_robots",)
+
+    def __init__(self, robots):
+        self._robots = robots
+
+    def __enter__(self) -> "MotorBatch":
+        for robot in self._robots:
+            robot.hold_motors()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        failure = None
+        for robot in self._robots:  # every robot is released, even if one fails to send
+            try:
+                robot.release_motors()
+            except Exception as error:  # noqa: BLE001 - re-raised below
+                failure = failure or error
+        if failure is not None:
+            raise failure

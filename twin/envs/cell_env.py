@@ -240,8 +240,8 @@ class CellEnv(gym.Env):
         state = self.reader.read()
         observation = self._observation(state)
         self._last_obs = observation
-        achieved = self.task.achieved_goal(state)
-        return observation, {"is_success": bool(self.task.is_success(achieved, self.task.goal)),
+        success = self._goal_distance(observation) < self.task.distance_threshold_m
+        return observation, {"is_success": success,
                              "randomization": values}
 
     def step(self, action):
@@ -267,14 +267,19 @@ class CellEnv(gym.Env):
         else:
             observation = self._observation(state)
             self._last_obs = observation
-        # The same float32 goals and distance as compute_reward sees when HER relabels.
-        distance = float(goal_distance(observation["achieved_goal"], observation["desired_goal"]))
+        distance = self._goal_distance(observation)
         success = bool(not blowup and distance < self.task.distance_threshold_m)
         self._last_success = success
         reward = self.task.reward_from_distance(distance)
         info = {"is_success": success, "physics_blowup": blowup,
                 "reward_terms": {"distance_m": distance, "success": float(success)}}
         return observation, reward, success, blowup, info
+
+    @staticmethod
+    def _goal_distance(observation: dict) -> float:
+        # On the observation's float32 goals: the distance compute_reward sees when HER
+        # relabels, so reset, step and relabelling judge success alike.
+        return float(goal_distance(observation["achieved_goal"], observation["desired_goal"]))
 
     def _disturb(self, action: np.ndarray) -> np.ndarray:
         """Actuation randomization: interval terms, action scale error and action noise."""

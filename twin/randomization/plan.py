@@ -119,7 +119,8 @@ class ResetPlan:
                       for (_, group), sample in zip(self.numeric_others, others)]
         if others:
             raw = np.concatenate([raw, *others])
-        values = np.minimum(np.maximum(raw * self._a + self._b, self._low), self._high).tolist()
+        # ndarray.clip is min(max()) in one call; np.clip's dispatch costs more than both.
+        values = (raw * self._a + self._b).clip(self._low, self._high).tolist()
         for position in self.integer:
             values[position] = round(values[position])
         return values + names if names else values

@@ -187,7 +187,8 @@ class Randomizer:
             self._plan = ResetPlan(self, self._batch(("reset", "interval")))
         values = self._plan.draw(rng)
         self.effects = EpisodeEffects()
-        self.values = {**(self.startup_values or {}), **self._plan.apply(values)}
+        report = self._plan.apply(values)  # a new dict each reset, free to extend
+        self.values = {**self.startup_values, **report} if self.startup_values else report
         return self.values
 
     def step(self, step_index: int, rng: np.random.Generator) -> None:
