@@ -1,8 +1,9 @@
 """Time to success: celltwin against panda-gym 3.0.7, same algorithm, same budget, one run.
 
-For each task, both sides train SB3 SAC + HER with the celltwin preset's hyperparameters for at
-most the same wall time, evaluating deterministic success every ``--eval-every`` env steps
-(20 episodes; celltwin on its randomized twin when the preset randomizes). Printed: the
+For each task, both sides train SB3 with HER, the celltwin preset's algorithm (SAC, or TQC for
+ConveyorPick) and hyperparameters, for at most the same wall time, evaluating deterministic
+success every ``--eval-every`` env steps (20 episodes; celltwin on its randomized twin when the
+preset randomizes). Printed: the
 wall time at which each first reached the target success (or "not reached" and the best seen).
 
 * Reach: ``celltwin/Reach-v0`` vs ``PandaReach-v3``; target >= 95% within 3 minutes.
@@ -13,11 +14,16 @@ wall time at which each first reached the target success (or "not reached" and t
   centre of the training ranges). The final policy (trained within the budget) is measured
   again on the randomized twin over ``--final-episodes`` (200) fresh seeds, since a 20-episode
   evaluation moves in steps of 5 points.
+* ConveyorPick: ``celltwin/ConveyorPick-v0`` under the ``standard`` preset, with demonstrations
+  and DAgger from the reactive interception expert, vs ``PandaPickAndPlace-v3`` with TQC + HER
+  alone; target >= 90% within 8 minutes (the issue sets it for a 16-core GPU machine; this
+  measures it wherever it runs), and the final policy over ``--final-episodes`` as above.
 
 Run::
 
     pip install panda-gym==3.0.7   # or: bash scripts/setup.sh bench
-    python benchmarks/learning.py [--tasks Reach PickPlace] [--skip-peer] [--device auto] [--seed S]
+    python benchmarks/learning.py [--tasks Reach PickPlace ConveyorPick] [--skip-peer]
+                                  [--device auto] [--seed S]
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from pathlib import Path
 
 import gymnasium as gym
 
-BUDGET_S = {"Reach": 180.0, "PickPlace": 300.0}
-TARGET = 0.95
+BUDGET_S = {"Reach": 180.0, "PickPlace": 300.0, "ConveyorPick": 480.0}
+TARGET = {"Reach": 0.95, "PickPlace": 0.95, "ConveyorPick": 0.90}
 SHIFTED_TARGET = 0.90
-PEER_IDS = {"Reach": "PandaReach-v3", "PickPlace": "PandaPickAndPlace-v3"}
+PEER_IDS = {"Reach": "PandaReach-v3", "PickPlace": "PandaPickAndPlace-v3",
+            "ConveyorPick": "PandaPickAndPlace-v3"}
+EVAL_EVERY = {"Reach": 2000, "PickPlace": 2500, "ConveyorPick": 3000}
 HERE = Path(__file__).resolve().parent
 
 
@@ -45,12 +53,12 @@ def run_celltwin(task: str, budget_s: float, eval_every: int, device: str, out: 
 
     config = resolve_config(task=task, overrides={
         "max_wall_s": budget_s, "device": device, "eval.every_steps": eval_every,
-        "eval.episodes": 20, "eval.target_success": TARGET, "steps": 1_000_000,
+        "eval.episodes": 20, "eval.target_success": TARGET[task], "steps": 1_000_000,
         "checkpoint_every_steps": 1_000_000, **({} if seed is None else {"seed": seed})})
     summary = train(config, out, log=lambda text: print(f"  [celltwin] {text}", flush=True))
     rows = MetricsLog(out / "metrics.csv").rows()
     key = "success_randomized" if config.randomization != "none" else "success_nominal"
-    return {"time_to_target_s": _first(rows, key), "best": max(float(r[key]) for r in rows),
+    return {"time_to_target_s": _first(rows, key, TARGET[task]), "best": max(float(r[key]) for r in rows),
             "final_nominal": summary["success_nominal"],
             "final_randomized": summary.get("success_randomized"),
             "steps": summary["steps"], "run": str(out), "config": config}
@@ -58,9 +66,10 @@ def run_celltwin(task: str, budget_s: float, eval_every: int, device: str, out: 
 
 def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -> dict:
     import panda_gym  # noqa: F401
-    from stable_baselines3 import SAC, HerReplayBuffer
+    from stable_baselines3 import HerReplayBuffer
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from training.algorithms import algorithm_class
     from training.evaluation import SB3Policy, run_episodes
 
     env = gym.make(PEER_IDS[task])
@@ -68,7 +77,7 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
     kwargs = dict(config.hyperparameters)
     # Without demonstrations HER cannot sample before the first episode has ended.
     kwargs["learning_starts"] = max(kwargs.get("learning_starts", 0), 1000)
-    model = SAC("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, seed=config.seed,
+    model = algorithm_class(config.algo)("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, seed=config.seed,
                 device=device, verbose=0, **kwargs)
     rows: list[tuple[float, int, float]] = []
     started = time.perf_counter()
@@ -82,12 +91,12 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
             rows.append((wall, self.num_timesteps, outcome.success_rate))
             print(f"  [panda-gym] step {self.num_timesteps:>7}  {wall:6.1f} s  success "
                   f"{outcome.success_rate:.0%}", flush=True)
-            return outcome.success_rate < TARGET and wall < budget_s
+            return outcome.success_rate < TARGET[task] and wall < budget_s
 
     model.learn(10_000_000, callback=Clock())
     env.close()
     eval_env.close()
-    reached = [wall for wall, _, success in rows if success >= TARGET]
+    reached = [wall for wall, _, success in rows if success >= TARGET[task]]
     return {"time_to_target_s": reached[0] if reached else None,
             "best": max((s for _, _, s in rows), default=0.0),
             "steps": model.num_timesteps}
@@ -124,9 +133,9 @@ def final_success(run: Path, episodes: int, shifted: bool) -> float:
             env.close()
 
 
-def _first(rows: list[dict], key: str) -> float | None:
+def _first(rows: list[dict], key: str, target: float) -> float | None:
     for row in rows:
-        if row.get(key) and float(row[key]) >= TARGET:
+        if row.get(key) and float(row[key]) >= target:
             return float(row["wall_s"])
     return None
 
@@ -142,7 +151,8 @@ def main() -> None:
     parser.add_argument("--skip-celltwin", action="store_true", help="the peer only")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--eval-every", type=int, default=None,
-                        help="env steps between evaluations (default: 2000 Reach, 2500 PickPlace)")
+                        help="env steps between evaluations (default: 2000 Reach, 2500 "
+                             "PickPlace, 3000 ConveyorPick)")
     parser.add_argument("--budget-scale", type=float, default=1.0,
                         help="multiply the wall-time budgets (e.g. for a quick smoke run)")
     parser.add_argument("--out", type=Path, default=None, help="keep the run directories here")
@@ -150,7 +160,8 @@ def main() -> None:
                         help="training seed of both sides (default: the preset's); a run is "
                              "repeatable by seed, so spread is judged over seeds")
     parser.add_argument("--final-episodes", type=int, default=200,
-                        help="episodes of the final PickPlace policy on the randomized twin")
+                        help="episodes of the final PickPlace and ConveyorPick policies on "
+                             "the randomized twin")
     parser.add_argument("--shifted-episodes", type=int, default=50,
                         help="episodes of the final PickPlace policy under shifted physics")
     args = parser.parse_args()
@@ -161,7 +172,7 @@ def main() -> None:
     results = {}
     for task in args.tasks:
         budget = BUDGET_S[task] * args.budget_scale
-        every = args.eval_every or (2000 if task == "Reach" else 2500)
+        every = args.eval_every or EVAL_EVERY[task]
         print(f"{task}: budget {budget:.0f} s, device {device}", flush=True)
         result = {}
         config = None
@@ -170,9 +181,10 @@ def main() -> None:
                                 root / f"{task.lower()}-{int(time.time())}", args.seed)
             config = ours.pop("config")
             result["celltwin"] = ours
-            if task == "PickPlace":
+            if task != "Reach":
                 result["celltwin"]["final_randomized_success"] = final_success(
                     Path(ours["run"]), args.final_episodes, shifted=False)
+            if task == "PickPlace":
                 result["celltwin"]["shifted_physics_success"] = final_success(
                     Path(ours["run"]), args.shifted_episodes, shifted=True)
         if not args.skip_peer:
@@ -182,7 +194,7 @@ def main() -> None:
                 task=task, overrides={} if args.seed is None else {"seed": args.seed})
             result["panda-gym"] = run_peer(task, config, budget, every, device)
         results[task] = result
-    print("\n| task | celltwin: time to >= 95% | best | peer (panda-gym 3.0.7) | best |")
+    print("\n| task | celltwin: time to target | best | peer (panda-gym 3.0.7) | best |")
     print("| --- | --- | --- | --- | --- |")
     for task, result in results.items():
         budget = BUDGET_S[task] * args.budget_scale
@@ -196,7 +208,7 @@ def main() -> None:
         if ours and "final_randomized_success" in ours:
             print(f"  {task} final policy on the randomized twin: "
                   f"{ours['final_randomized_success']:.1%} over {args.final_episodes} episodes "
-                  f"(target >= {TARGET:.0%})")
+                  f"(target >= {TARGET[task]:.0%})")
         if ours and "shifted_physics_success" in ours:
             print(f"  {task} under shifted physics: {ours['shifted_physics_success']:.0%} "
                   f"(target >= {SHIFTED_TARGET:.0%})")

@@ -318,7 +318,8 @@ def test_dagger_needs_a_reactive_expert_and_demonstrations():
     with pytest.raises(TrainingError) as error:
         resolve_config(task="PickPlace", overrides={"demos.episodes": 0, "demos.dagger_rounds": 1})
     assert "demos.episodes > 0" in str(error.value)
-    assert expert_is_markov("PickPlace") and not expert_is_markov("ConveyorPick")
+    assert expert_is_markov("PickPlace") and expert_is_markov("ConveyorPick")
+    assert not expert_is_markov("Push")
 
 
 def test_demonstrations_rotate_over_envs_with_their_own_startup_draws():

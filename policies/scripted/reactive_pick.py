@@ -90,10 +90,14 @@ class ReactivePickExpert(Expert):
         # above the part it aims. Continuous on purpose: a clone blurs every switch in its
         # expert, and a switch between "stay above" and "go down" blurred is a hover that
         # never reaches the grasp point (seen: 5 of 100 cloned episodes stalled 1-3 cm off).
+        return self._act(ee, part + [0.0, 0.0, self._funnel_height(horizontal, width)], 1.0)
+
+    def _funnel_height(self, horizontal: float, width: float) -> float:
+        """How high above the part the approach aims [m], at ``horizontal`` TCP-to-part
+        distance [m] with the fingers ``width`` [m] open."""
         offset = min(1.0, max(0.0, (horizontal - 0.5 * self.align_m) / self.funnel_m))
         closed = min(1.0, max(0.0, (self.open_m - 0.004 - width) / 0.01))
-        height = self.clearance_m * max(offset, closed)
-        return self._act(ee, part + [0.0, 0.0, height], 1.0)
+        return self.clearance_m * max(offset, closed)
 
     def _act(self, ee: np.ndarray, target: np.ndarray, grip: float,
              speed: float = 1.0) -> np.ndarray:
