@@ -77,8 +77,9 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
     kwargs = dict(config.hyperparameters)
     # Without demonstrations HER cannot sample before the first episode has ended.
     kwargs["learning_starts"] = max(kwargs.get("learning_starts", 0), 1000)
-    model = algorithm_class(config.algo)("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, seed=config.seed,
-                device=device, verbose=0, **kwargs)
+    model = algorithm_class(config.algo)("MultiInputPolicy", env,
+                                         replay_buffer_class=HerReplayBuffer, seed=config.seed,
+                                         device=device, verbose=0, **kwargs)
     rows: list[tuple[float, int, float]] = []
     started = time.perf_counter()
 

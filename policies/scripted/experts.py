@@ -84,7 +84,7 @@ class PushExpert(Expert):
 # nominal, 99% under the `standard` preset, 97.5% with benchmarks/shifted_physics.yaml on top
 # (the phase machine it replaced, pick_place.PickPlaceExpert(place=False, clearance_m=0.05,
 # lift_m=0.02, grip_steps=5, tolerance_m=0.01), did 100 / 99 / 96% over 100). ConveyorPick:
-# reactive too (see reactive_conveyor), 200 episodes: 100% nominal, 95.5% under `standard`
+# reactive too (see reactive_conveyor), 200 episodes: 100% nominal, 95% under `standard`
 # (the phase machine it replaced: 38% under `standard` over 50).
 _EXPERTS: dict[str, tuple[type[Expert], dict]] = {
     "Reach": (ReachExpert, {}),

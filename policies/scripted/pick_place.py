@@ -64,8 +64,7 @@ class PickPlaceExpert:
         self._waited = 0
         self._part_at_grasp: np.ndarray | None = None
 
-    def act(self, ee_position, part_position, goal_position, part_velocity=None,
-            lead_s: float = 0.0) -> np.ndarray:
+    def act(self, ee_position, part_position, goal_position) -> np.ndarray:
         """Return the action for this control step and advance the phase when it is done.
 
         All positions in one frame, the frame the controller's deltas are in (the robot base
@@ -75,14 +74,9 @@ class PickPlaceExpert:
             ee_position: TCP position [m].
             part_position: part centre [m].
             goal_position: where the part's centre should end up [m].
-            part_velocity: part velocity [m/s]; with ``lead_s`` the approach and grasp aim
-                where a moving part will be (conveyor interception).
-            lead_s: how far ahead to aim [s].
         """
         ee = np.asarray(ee_position, float)
         part = np.asarray(part_position, float)
-        if part_velocity is not None and self.phase in (Phase.APPROACH, Phase.DESCEND, Phase.GRASP):
-            part = part + lead_s * np.asarray(part_velocity, float)
         goal = np.asarray(goal_position, float)
         up = np.array([0.0, 0.0, self.clearance_m])
         grip_open, grip_closed = 1.0, -1.0

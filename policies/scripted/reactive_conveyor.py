@@ -12,8 +12,10 @@ and DAgger can relabel), and it follows the part's observed velocity: it command
 own motion on top of the correction, so the TCP keeps pace with the part instead of trailing
 it.
 
-Per episode it keeps the constants of :class:`ReactivePickExpert` (the part's width and the
-height it rests at, on the belt here), read at reset.
+Per episode it keeps constants read at reset, not history: those of
+:class:`ReactivePickExpert` (the part's width and the height it rests at, on the belt here)
+and the part's half height (how far a held part may slide between the fingers); the control
+period comes from the world.
 """
 
 from __future__ import annotations
@@ -114,9 +116,12 @@ class ReactiveConveyorExpert(ReactivePickExpert):
             # Off the belt first, straight up and gently: sideways at belt height drags the
             # part along the belt and out of a grip that is still building up.
             return self._act(ee, ee + [0.0, 0.0, 0.05], -1.0, self.lift_speed)
-        # Over the goal, coming down as it gets close: aim the part, not the TCP, at it.
+        # Over the goal, coming down as it gets close: aim the part, not the TCP, at it, and
+        # a centimetre below the release height, so that it gets there instead of creeping up
+        # on it (a hover at the threshold labels the same state "hold" and "let go").
         descent = min(1.0, max(0.0, (to_goal - self.release_align_m) / 0.05))
-        target = goal + [0.0, 0.0, self.release_height_m + self.carry_height_m * descent]
+        height = self.release_height_m - 0.01 + (self.carry_height_m + 0.01) * descent
+        target = goal + [0.0, 0.0, height]
         return self._act(ee, ee + (target - part), -1.0, self.carry_speed)
 
     def _follow(self, ee: np.ndarray, target: np.ndarray, belt: np.ndarray,
