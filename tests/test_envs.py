@@ -108,12 +108,11 @@ def test_physics_blowup_truncates_with_a_flag_and_reset_recovers():
     env.close()
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_scripted_expert_succeeds_95_percent(task):
-    env = make(task)
+def _expert_successes(env, episodes: int = 50) -> int:
+    """Episodes the task's scripted expert succeeds in, over seeds 0 to ``episodes - 1``."""
     expert = make_expert(env)
     successes = 0
-    for seed in range(50):
+    for seed in range(episodes):
         obs, _ = env.reset(seed=seed)
         expert.reset()
         for _ in itertools.count():
@@ -122,24 +121,19 @@ def test_scripted_expert_succeeds_95_percent(task):
                 break
         successes += info["is_success"]
     env.close()
+    return successes
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_scripted_expert_succeeds_95_percent(task):
+    successes = _expert_successes(make(task))
     assert successes >= 48, f"{task}: expert succeeded in {successes}/50"
 
 
 def test_conveyor_expert_keeps_up_with_the_randomized_twin():
     # The demonstrations and DAgger labels of the ConveyorPick preset come from the
     # `standard`-randomized twin: latency, sensor bias and noise, belt speed, part size.
-    env = make("ConveyorPick", randomization="standard")
-    expert = make_expert(env)
-    successes = 0
-    for seed in range(50):
-        obs, _ = env.reset(seed=seed)
-        expert.reset()
-        for _ in itertools.count():
-            obs, reward, terminated, truncated, info = env.step(expert(obs))
-            if terminated or truncated:
-                break
-        successes += info["is_success"]
-    env.close()
+    successes = _expert_successes(make("ConveyorPick", randomization="standard"))
     assert successes >= 45, f"ConveyorPick expert under `standard`: {successes}/50"
 
 
