@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,10 @@ from training.metrics import MetricsLog
 from training.run_dir import RunDir, load_trained
 from training.trainer import resume, train
 
-TINY_SAC = {"steps": 400, "n_envs": 1, "eval.every_steps": 200, "eval.episodes": 2,
+# rollout_workers 1: a few episodes per evaluation do not pay for worker processes; the
+# DAgger test and tests/test_rollouts.py run them.
+TINY_SAC = {"steps": 400, "n_envs": 1, "rollout_workers": 1, "eval.every_steps": 200,
+            "eval.episodes": 2,
             "checkpoint_every_steps": 200, "hyperparameters": {
                 "learning_starts": 100, "batch_size": 32, "buffer_size": 5000,
                 "policy_kwargs": {"net_arch": [32, 32]},
@@ -175,11 +177,10 @@ def test_existing_run_is_never_overwritten(tmp_path):
 
 
 def test_demonstrations_fill_the_buffer_and_clone_the_expert(tmp_path):
-    import gymnasium as gym
-
     import twin.envs  # noqa: F401
     from training.algorithms import make_model, make_vec_env
     from training.demos import behaviour_clone, collect_into
+    from training.rollouts import Rollouts
 
     config = resolve_config(task="PickPlace", overrides={
         "n_envs": 2, "vec_env": "dummy", "randomization": "light",
@@ -190,10 +191,17 @@ def test_demonstrations_fill_the_buffer_and_clone_the_expert(tmp_path):
     venv = make_vec_env(config)
     try:
         model = make_model(config, venv, None)
-        demos = collect_into(model, config, episodes=4, seed=3)
+        with Rollouts(config, workers=2) as rollouts:
+            demos = collect_into(model, config, episodes=3, seed=3, rollouts=rollouts)
+        # 3 episodes asked, 2 env slots: rounded up to two whole lock-step rounds of 50 steps.
         assert demos.episodes == 4 and demos.successes >= 3
-        assert model.replay_buffer.size() == 2 * 50   # two lock-step rounds of 50 steps, 2 slots
-        assert model.replay_buffer.ep_length[:50].max() == 50
+        assert len(demos.actions) == 4 * 50
+        assert model.replay_buffer.size() == 2 * 50
+        assert (model.replay_buffer.ep_length[:100] == 50).all()
+        # Slot 1 of the second round holds the fourth episode, step for step.
+        assert np.array_equal(model.replay_buffer.actions[50:100, 1], demos.actions[150:200])
+        assert np.array_equal(model.replay_buffer.observations["observation"][60, 1],
+                              demos.observations["observation"][160])
         batch = demos.observations
         before = _clone_error(model, batch, demos.actions)
         behaviour_clone(model, demos, epochs=60, batch_size=64, learning_rate=1e-3, seed=0)
@@ -289,7 +297,7 @@ def test_dagger_relabels_the_clone_and_standardizes_the_inputs(tmp_path):
 
     config = resolve_config(task="PickPlace", overrides={
         **TINY_SAC, "steps": 200, "eval.every_steps": 200, "randomization": "light",
-        "demos.episodes": 2, "demos.bc_epochs": 2, "demos.dagger_rounds": 2,
+        "rollout_workers": 0, "demos.episodes": 2, "demos.bc_epochs": 2, "demos.dagger_rounds": 2,
         "demos.dagger_episodes": 1, "demos.dagger_epochs": 1})
     summary = train(config, tmp_path / "run", log=_quiet)
     rounds = summary["demonstrations"]["dagger"]
@@ -307,6 +315,37 @@ def test_dagger_relabels_the_clone_and_standardizes_the_inputs(tmp_path):
     assert len(extractors) >= 2
     std = extractors[0].feature_std
     assert not bool((std == 1).all()) and all(bool((e.feature_std == std).all()) for e in extractors)
+    # The clone is evaluated before RL (step 0), then RL goes on to the next evaluation.
+    rows = MetricsLog(tmp_path / "run" / "metrics.csv").rows()
+    assert [int(row["step"]) for row in rows] == [0, 200] and summary["steps"] == 200
+
+
+def test_a_clone_that_meets_the_target_stops_the_run_before_rl(tmp_path, monkeypatch):
+    import training.trainer
+
+    written = []
+    original = training.trainer._write_checkpoint
+    monkeypatch.setattr(training.trainer, "_write_checkpoint",
+                        lambda run, model, step, *args: (written.append(step),
+                                                         original(run, model, step, *args)))
+    config = resolve_config(task="Reach", overrides={
+        **TINY_SAC, "demos.episodes": 2, "demos.bc_epochs": 1, "eval.target_success": 0.0})
+    summary = train(config, tmp_path / "run", log=_quiet)
+    rows = MetricsLog(tmp_path / "run" / "metrics.csv").rows()
+    assert [int(row["step"]) for row in rows] == [0]
+    assert summary["stopped_early"] and summary["steps"] == 1   # SB3 stops after one env step
+    # A checkpoint at step 0 (a resume point after the demonstrations), then the final one.
+    assert written == [0, 1] and RunDir(tmp_path / "run").latest_checkpoint().step == 1
+
+
+def test_the_wall_time_budget_is_checked_between_evaluations(tmp_path):
+    config = resolve_config(task="Reach", overrides={
+        **TINY_SAC, "steps": 100_000, "eval.every_steps": 100_000, "max_wall_s": 2.0})
+    summary = train(config, tmp_path / "run", log=_quiet)
+    rows = MetricsLog(tmp_path / "run" / "metrics.csv").rows()
+    # One evaluation, when the budget ran out, long before the first periodic one.
+    assert len(rows) == 1 and float(rows[0]["wall_s"]) >= 2.0
+    assert 0 < summary["steps"] < 100_000 and not summary["stopped_early"]
 
 
 def test_dagger_needs_a_reactive_expert_and_demonstrations():
@@ -320,27 +359,6 @@ def test_dagger_needs_a_reactive_expert_and_demonstrations():
     assert "demos.episodes > 0" in str(error.value)
     assert expert_is_markov("PickPlace") and expert_is_markov("ConveyorPick")
     assert not expert_is_markov("Push")
-
-
-def test_demonstrations_rotate_over_envs_with_their_own_startup_draws():
-    # Startup terms (part size, centre of mass) are drawn once per env: a single env would
-    # show the clone one part only.
-    from training.demos import EnvPool
-
-    config = resolve_config(task="PickPlace", overrides={"randomization": "standard"})
-    pool = EnvPool(config, 3)
-    try:
-        handed = [pool.next() for _ in range(4)]
-        assert [env for env, _ in handed] == [*pool.envs, pool.envs[0]]
-        sizes = set()
-        for seed, (env, expert) in enumerate(handed[:3]):
-            env.reset(seed=seed)
-            assert expert._env is env  # each env has its own expert
-            sizes.add(env.randomizer.startup_values["part.size_scale"])
-        assert len(sizes) == 3
-    finally:
-        pool.close()
-    assert all(env.world.closed for env in pool.envs)
 
 
 def test_cloning_decays_its_learning_rate_and_restores_it_for_the_anchor():

@@ -52,8 +52,16 @@ def probe_env(config: TrainConfig) -> None:
     _env_factory(config, dr, config.seed, config.adr and dr is not None)().close()
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and ``taskset``
+    narrow), not every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def env_count(config: TrainConfig) -> int:
-    return config.n_envs or os.cpu_count() or 1
+    return config.n_envs or usable_cores()
 
 
 def _env_factory(config: TrainConfig, randomization: str | None, seed: int, adr: bool = False):

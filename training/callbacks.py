@@ -13,21 +13,9 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from training.config import TrainConfig
-from training.evaluation import STARTUP_DRAWS, SB3Policy, run_episodes
+from training.evaluation import STARTUP_DRAWS
 from training.metrics import MetricsLog, plot_curve
 from training.run_dir import RunDir
-
-
-def make_eval_env(config: TrainConfig, randomization: str | None):
-    import gymnasium as gym
-
-    import twin.envs  # noqa: F401
-
-    dr = None if randomization in (None, "none") else randomization
-    env = gym.make(config.env_id(), randomization=dr, **config.env_kwargs())
-    if config.algo == "ppo":
-        env = gym.wrappers.FlattenObservation(env)
-    return env
 
 
 class Evaluator:
@@ -35,26 +23,31 @@ class Evaluator:
 
     The same seeds every time, so successive rows differ only by the policy. The randomized
     twin is ``STARTUP_DRAWS`` envs taken in turn, each with its own startup draw
-    (:data:`training.evaluation.STARTUP_DRAWS`).
+    (:data:`training.evaluation.STARTUP_DRAWS`). Episodes run in the run's rollout workers.
     """
 
-    def __init__(self, config: TrainConfig, episodes: int, seed: int = 10_000_000):
+    def __init__(self, config: TrainConfig, episodes: int, rollouts, seed: int = 10_000_000):
+        from training.rollouts import EnvSet
+
         self.config = config
         self.episodes = episodes
         self.seed = seed
-        self.nominal = make_eval_env(config, None)
+        self.rollouts = rollouts
+        self.nominal = EnvSet(None, 1, seed)
         randomized = config.randomization not in (None, "none")
-        self.randomized = ([make_eval_env(config, config.randomization)
-                            for _ in range(STARTUP_DRAWS)] if randomized else None)
+        self.randomized = EnvSet(config.randomization, STARTUP_DRAWS, seed) if randomized else None
 
     def __call__(self, model, normalizer=None) -> dict:
-        actor = SB3Policy(model, normalizer)
-        nominal = run_episodes(self.nominal, actor, self.episodes, self.seed)
-        row = {"success_nominal": nominal.success_rate, "return_nominal": nominal.mean_return}
-        if self.randomized is not None:
-            randomized = run_episodes(self.randomized, actor, self.episodes, self.seed)
-            row.update(success_randomized=randomized.success_rate,
-                       return_randomized=randomized.mean_return)
+        from training.rollouts import PolicySnapshot
+
+        actor = PolicySnapshot(model, normalizer, flat=self.config.algo == "ppo")
+        seeds = [self.seed + episode for episode in range(self.episodes)]
+        row = {}
+        for name, env_set in (("nominal", self.nominal), ("randomized", self.randomized)):
+            if env_set is not None:
+                episodes = self.rollouts.run(env_set, "evaluate", seeds, actor)
+                row[f"success_{name}"] = float(np.mean([e.success for e in episodes]))
+                row[f"return_{name}"] = float(np.mean([e.total_reward for e in episodes]))
         return row
 
     @staticmethod
@@ -62,11 +55,6 @@ class Evaluator:
         """The success rate that counts: on the randomized twin when the run randomizes."""
         value = row.get("success_randomized")
         return row["success_nominal"] if value is None else value
-
-    def close(self) -> None:
-        self.nominal.close()
-        for env in self.randomized or ():
-            env.close()
 
 
 class RunCallback(BaseCallback):
@@ -79,11 +67,15 @@ class RunCallback(BaseCallback):
         clock: ``() -> seconds`` of training wall time so far (survives resumes).
         save_checkpoint: ``(step) -> None`` writes a checkpoint.
         log: ``(text) -> None`` for one-line progress reports.
+        evaluate_first: evaluate before the first RL step too (the policy demonstrations
+            left), and stop there if it already meets the target.
     """
 
     def __init__(self, run: RunDir, config: TrainConfig, evaluator: Evaluator, clock,
-                 save_checkpoint, log=print):
+                 save_checkpoint, log=print, evaluate_first: bool = False):
         super().__init__()
+        self.evaluate_first = evaluate_first
+        self._stop_at_first_step = False
         self.run = run
         self.config = config
         self.evaluator = evaluator
@@ -104,16 +96,27 @@ class RunCallback(BaseCallback):
         every = self.config.checkpoint_every_steps
         self._next_checkpoint = (step // every + 1) * every
         self._fps_mark = (step, time.perf_counter())
+        if self.evaluate_first:
+            self.evaluate_first = False
+            self._stop_at_first_step = not self.evaluate(step)
+            # A resume point after the demonstrations, DAgger rounds and this evaluation:
+            # minutes of work that the first periodic checkpoint would come too late for.
+            self.save_checkpoint(step)
 
     def _on_step(self) -> bool:
+        if self._stop_at_first_step:   # SB3 asks first after one env step (not stored)
+            return False
         for done, info in zip(self.locals["dones"], self.locals["infos"]):
             if done:
                 self.train_episodes += 1
                 self.recent_success.append(bool(info.get("is_success", False)))
         step = self.model.num_timesteps
         keep_going = True
-        if step >= self._next_eval:
-            self._next_eval += self.config.eval.every_steps
+        budget = self.config.max_wall_s
+        # The budget is checked every step: an evaluation interval can take far longer than
+        # the budget when gradient steps are slow (large batches on a CPU).
+        if step >= self._next_eval or (budget is not None and self.clock() >= budget):
+            self._next_eval = (step // self.config.eval.every_steps + 1) * self.config.eval.every_steps
             keep_going = self.evaluate(step)
         if step >= self._next_checkpoint or not keep_going:
             self._next_checkpoint = (step // self.config.checkpoint_every_steps + 1) \

@@ -44,7 +44,7 @@ def _register_train(subparsers) -> None:
     parser.add_argument("--target-success", type=float, default=None,
                         help="stop early at this evaluated success rate (0-1)")
     parser.add_argument("--max-wall-s", type=float, default=None, metavar="S",
-                        help="wall-time budget: stop at the first evaluation past it")
+                        help="wall-time budget: once spent, evaluate once more and stop")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default: runs/train/<task>-<time>)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",

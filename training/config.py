@@ -73,6 +73,8 @@ class TrainConfig(BaseModel):
         steps: environment steps, summed over all envs.
         n_envs: parallel envs (``0``: one per CPU core).
         vec_env: ``subproc`` (one process per env) or ``dummy`` (in this process).
+        rollout_workers: processes for demonstrations, DAgger rounds and evaluations
+            (``0``: one per CPU core; ``1``: in this process). Results do not depend on it.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         randomization: preset name or YAML file; ``none`` for the nominal twin.
         normalize: observation normalization (VecNormalize), baked into exported bundles.
@@ -81,7 +83,7 @@ class TrainConfig(BaseModel):
         adr_settings: fields of :class:`twin.randomization.adr.ADRSettings` (e.g. ``queue_size``).
         hyperparameters: keyword arguments of the SB3 algorithm (``policy_kwargs`` included).
         checkpoint_every_steps: env steps between checkpoints (at most this much is lost on a crash).
-        max_wall_s: wall-time budget [s]; training stops at the first evaluation past it.
+        max_wall_s: wall-time budget [s]; once spent, training evaluates once more and stops.
     """
 
     model_config = _CONFIG
@@ -92,6 +94,7 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, ge=0)
     n_envs: int = Field(0, ge=0)
     vec_env: Literal["subproc", "dummy"] = "subproc"
+    rollout_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     env: EnvConfig = EnvConfig()
     randomization: str = "none"
@@ -102,7 +105,7 @@ class TrainConfig(BaseModel):
     demos: DemoConfig = DemoConfig()
     eval: EvalConfig = EvalConfig()
     checkpoint_every_steps: int = Field(10_000, ge=1)
-    max_wall_s: float | None = Field(None, gt=0)  # stop at the first evaluation past this budget
+    max_wall_s: float | None = Field(None, gt=0)  # once spent: a last evaluation, then stop
     source: str | None = None   # where the config came from (preset or file), for the record
 
     def env_kwargs(self) -> dict:

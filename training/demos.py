@@ -6,10 +6,11 @@ exploration problem (Nair et al. 2018, arXiv 1709.10089): the actor starts as a 
 of the scripted expert and the replay buffer starts with the expert's episodes, so RL begins
 from a policy that already succeeds and improves it under randomization.
 
-Demonstration episodes are collected in lock-step, one per env slot of the training vec env,
-and always run the full time limit (the expert holds the goal after success, at reward 0). All
-slots therefore end together, which is what SB3's per-env episode bookkeeping in
-``HerReplayBuffer`` needs to take them as ordinary episodes.
+Demonstration episodes run in the rollout workers (:mod:`training.rollouts`), always for the
+full time limit (the expert holds the goal after success, at reward 0), and enter the replay
+buffer in lock-step, one per env slot of the training vec env: all slots end together, which is
+what SB3's per-env episode bookkeeping in ``HerReplayBuffer`` needs to take them as ordinary
+episodes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.config import TrainConfig
+from training.rollouts import stack_observations
 
 
 @dataclass
@@ -48,10 +50,21 @@ class Demonstrations:
                               self.episodes + other.episodes, self.successes + other.successes)
 
 
-def collect_into(model, config: TrainConfig, episodes: int, seed: int,
+def demo_env_set(config: TrainConfig, seed: int):
+    """The randomized twin demonstrations and DAgger rounds run on: ``STARTUP_DRAWS`` envs
+    (:data:`training.evaluation.STARTUP_DRAWS`), so the clone sees several parts."""
+    from training.evaluation import STARTUP_DRAWS
+    from training.rollouts import EnvSet
+
+    dr = config.demos.randomization or config.randomization
+    return EnvSet(None if dr in (None, "none") else dr, STARTUP_DRAWS, seed)
+
+
+def collect_into(model, config: TrainConfig, episodes: int, seed: int, rollouts,
                  into_buffer: bool = True) -> Demonstrations:
-    """Run the scripted expert for ``episodes`` episodes; add every transition to the model's
-    replay buffer (when it has one) and return the (observation, expert action) pairs.
+    """Run the scripted expert for ``episodes`` episodes (rounded up to whole rounds of the
+    model's env slots); add every transition to the model's replay buffer (when it has one)
+    and return the (observation, expert action) pairs.
 
     DAgger (:func:`relabel`) only with a reactive expert: a phase machine's action depends on
     history (grasp timers, the grasp point), so its labels for states a learner drove it into
@@ -60,62 +73,45 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int,
     (0.3), made the clone worse, not more robust.
 
     Args:
+        seed: episode ``i`` resets at ``seed + i`` on the env set :func:`demo_env_set` gives.
+        rollouts: the :class:`training.rollouts.Rollouts` that runs the episodes.
         into_buffer: also add the transitions to the model's replay buffer (not on resume,
             where the buffer comes back from the checkpoint).
     """
-    from twin.envs import MAX_EPISODE_STEPS
-
-    from training.evaluation import STARTUP_DRAWS
-
     slots = getattr(model, "n_envs", 1) or 1
-    pools = [EnvPool(config, -(-STARTUP_DRAWS // slots)) for _ in range(slots)]
-    horizon = MAX_EPISODE_STEPS[config.task]
+    total = -(-episodes // slots) * slots
+    env_set = demo_env_set(config, seed)
+    recorded = rollouts.run(env_set, "expert", [seed + i for i in range(total)])
+    rollouts.forget(env_set)   # on an error the run closes the workers, envs and all
+    if not recorded:
+        return Demonstrations({}, np.zeros((0,), dtype=np.float32), 0, 0)
     buffer = getattr(model, "replay_buffer", None) if into_buffer else None
-    keep_obs: list[dict] = []
-    keep_actions: list[np.ndarray] = []
-    done_episodes = successes = 0
-    rounds = -(-episodes // slots)
-    try:
-        for round_index in range(rounds):
-            observations = []
-            envs, experts = zip(*(pool.next() for pool in pools))
-            for slot, (env, expert) in enumerate(zip(envs, experts)):
-                obs, _ = env.reset(seed=seed + round_index * slots + slot)
-                expert.reset()
-                observations.append(obs)
-            trajectories = [([], []) for _ in range(slots)]
-            succeeded = [False] * slots
-            for step in range(horizon):
-                actions = np.stack([expert(obs) for expert, obs in zip(experts, observations)])
-                results = [env.step(action) for env, action in zip(envs, actions)]
-                last = step == horizon - 1
-                for slot, (obs, action) in enumerate(zip(observations, actions)):
-                    trajectories[slot][0].append(obs)
-                    trajectories[slot][1].append(action)
-                    succeeded[slot] = bool(results[slot][4]["is_success"])
-                next_obs = [r[0] for r in results]
-                if buffer is not None:
-                    infos = [{"is_success": r[4]["is_success"], "TimeLimit.truncated": last,
-                              **({"terminal_observation": r[0]} if last else {})}
-                             for r in results]
-                    buffer.add(_stack(observations), _stack(next_obs), actions,
-                               np.array([r[1] for r in results], dtype=np.float32),
-                               np.array([last] * slots), infos)
-                observations = next_obs
-            for slot in range(slots):
-                done_episodes += 1
-                successes += succeeded[slot]
-                keep_obs.extend(trajectories[slot][0])
-                keep_actions.extend(trajectories[slot][1])
-    finally:
-        for pool in pools:
-            pool.close()
-    stacked = _stack(keep_obs) if keep_obs else {}
-    return Demonstrations(stacked, np.asarray(keep_actions, dtype=np.float32), done_episodes,
-                          successes)
+    if buffer is not None:
+        for start in range(0, total, slots):
+            _add_round(buffer, recorded[start:start + slots])
+    return Demonstrations(_concatenate([e.observations for e in recorded]),
+                          np.concatenate([e.actions for e in recorded]).astype(np.float32),
+                          total, sum(e.success for e in recorded))
 
 
-def relabel(model, config: TrainConfig, episodes: int, seed: int, pool: "EnvPool",
+def _add_round(buffer, group: list) -> None:
+    """One episode per env slot, added step by step in lock-step: SB3's per-env episode
+    bookkeeping in ``HerReplayBuffer`` takes them as ordinary episodes."""
+    horizon = len(group[0].actions)
+    for step in range(horizon):
+        last = step == horizon - 1
+        now = {k: np.stack([e.observations[k][step] for e in group]) for k in group[0].observations}
+        after = [e.final_observation if last else {k: v[step + 1] for k, v in e.observations.items()}
+                 for e in group]
+        infos = [{"is_success": bool(e.successes[step]), "TimeLimit.truncated": last,
+                  **({"terminal_observation": next_obs} if last else {})}
+                 for e, next_obs in zip(group, after)]
+        buffer.add(now, stack_observations(after), np.stack([e.actions[step] for e in group]),
+                   np.array([e.rewards[step] for e in group], dtype=np.float32),
+                   np.array([last] * len(group)), infos)
+
+
+def relabel(model, config: TrainConfig, episodes: int, seed: int, rollouts, env_set,
             normalizer=None) -> Demonstrations:
     """One DAgger round (Ross et al. 2011): the actor drives, the expert labels.
 
@@ -125,88 +121,25 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int, pool: "EnvPool
     demonstrations alone never show it. ``successes`` counts the actor's own episodes.
 
     Args:
-        pool: the envs to drive, kept across rounds by the caller (the same startup draws).
+        env_set: the envs to drive, the same across rounds (the same startup draws).
     """
-    from twin.envs import MAX_EPISODE_STEPS
+    from training.rollouts import PolicySnapshot
 
-    act = _actor(model, normalizer, flat=config.algo == "ppo")
-    keep_obs: list[dict] = []
-    labels: list[np.ndarray] = []
-    successes = 0
-    for episode in range(episodes):
-        env, expert = pool.next()
-        obs, _ = env.reset(seed=seed + episode)
-        expert.reset()
-        for _ in range(MAX_EPISODE_STEPS[config.task]):
-            keep_obs.append(obs)
-            labels.append(expert(obs))
-            obs, _, _, _, info = env.step(act(obs))
-        successes += bool(info["is_success"])
-    return Demonstrations(_stack(keep_obs), np.asarray(labels, dtype=np.float32), episodes,
-                          successes)
+    actor = PolicySnapshot(model, normalizer, flat=config.algo == "ppo")
+    recorded = rollouts.run(env_set, "dagger", [seed + i for i in range(episodes)], actor)
+    return Demonstrations(_concatenate([e.observations for e in recorded]),
+                          np.concatenate([e.labels for e in recorded]).astype(np.float32),
+                          episodes, sum(e.success for e in recorded))
 
 
-class EnvPool:
-    """Envs of the run's task under its demonstration randomization, each with its expert,
-    handed out in turn: each env draws its own startup terms at its first reset, so the
-    demonstrations and DAgger rounds show the clone several parts (see
-    :data:`training.evaluation.STARTUP_DRAWS`).
-
-    Args:
-        config: the run's config.
-        count: how many envs (each its own pybullet world).
-    """
-
-    def __init__(self, config: TrainConfig, count: int | None = None):
-        import gymnasium as gym
-
-        from training.evaluation import STARTUP_DRAWS
-
-        import twin.envs  # noqa: F401
-        from policies.scripted.experts import make_expert
-
-        dr = config.demos.randomization or config.randomization
-        dr = None if dr in (None, "none") else dr
-        self.envs = []
-        try:
-            for _ in range(STARTUP_DRAWS if count is None else count):
-                self.envs.append(gym.make(config.env_id(), randomization=dr,
-                                          **config.env_kwargs()).unwrapped)
-        except BaseException:
-            self.close()
-            raise
-        self.experts = [make_expert(env) for env in self.envs]
-        self._turn = 0
-
-    def next(self):
-        """The next env and its expert."""
-        index = self._turn % len(self.envs)
-        self._turn += 1
-        return self.envs[index], self.experts[index]
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
-
-
-def _actor(model, normalizer, flat: bool):
-    """The model's deterministic action for one raw Dict observation, as in training."""
-    from training.evaluation import SB3Policy
-
-    policy = SB3Policy(model, normalizer)
-    if not flat:
-        return policy
-    return lambda observation: policy(flatten(observation))
+def _concatenate(parts: list[dict]) -> dict:
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def flatten(observations: dict) -> np.ndarray:
     """A Dict observation (or a stack of them) as PPO sees it: gymnasium's Dict sorts its
     keys, and FlattenObservation concatenates them in that order."""
     return np.concatenate([observations[k] for k in sorted(observations)], axis=-1)
-
-
-def _stack(observations: list[dict]) -> dict:
-    return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
 
 
 # The expert's gripper command is binary (open/close): a squared error that treats it like a

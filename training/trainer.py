@@ -75,8 +75,11 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
         torch.set_num_threads(1)
     n_envs = env_count(config)
     venv = make_vec_env(config, n_envs)
-    evaluator = None
+    rollouts = None
     try:
+        from training.rollouts import Rollouts
+
+        rollouts = Rollouts(config)
         stats = checkpoint.file("vecnormalize.pkl") if checkpoint else None
         venv = wrap_normalization(config, venv, stats)
         if checkpoint is None:
@@ -100,9 +103,9 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
             f" on {n_envs} env(s), device {model.device}, randomization {config.randomization}")
         demo_record, anchor = {}, None
         if config.demos.episodes:
-            demo_record, anchor = _use_demonstrations(model, config, log,
+            demo_record, anchor = _use_demonstrations(model, config, log, rollouts,
                                                       resumed=checkpoint is not None)
-        evaluator = Evaluator(config, config.eval.episodes)
+        evaluator = Evaluator(config, config.eval.episodes, rollouts)
 
         if checkpoint is not None and checkpoint.file("adr.json") is not None:
             states = json.loads(checkpoint.file("adr.json").read_text())["envs"]
@@ -112,7 +115,9 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
         def save_checkpoint(step: int) -> None:
             _write_checkpoint(run, model, step, clock(), config.adr)
 
-        callback = run_callback = RunCallback(run, config, evaluator, clock, save_checkpoint, log)
+        callback = run_callback = RunCallback(run, config, evaluator, clock, save_checkpoint, log,
+                                              evaluate_first=bool(demo_record.get("samples"))
+                                              and checkpoint is None)
         if anchor is not None:
             from stable_baselines3.common.callbacks import CallbackList
 
@@ -130,7 +135,7 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
             + f" after {summary['steps']} steps, {summary['train_wall_s']:.0f} s")
         return summary
     finally:
-        for closer in ((evaluator.close if evaluator is not None else None), venv.close):
+        for closer in ((rollouts.close if rollouts is not None else None), venv.close):
             try:
                 if closer is not None:
                     closer()
@@ -138,7 +143,7 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
                 pass
 
 
-def _use_demonstrations(model, config: TrainConfig, log, resumed: bool = False):
+def _use_demonstrations(model, config: TrainConfig, log, rollouts, resumed: bool = False):
     """Collect, clone; return the record for summary.json and the RL-time anchor (or None).
 
     On resume the same demonstrations are collected again (same seed), but neither added to
@@ -149,8 +154,8 @@ def _use_demonstrations(model, config: TrainConfig, log, resumed: bool = False):
     from training.features import standardize_from
 
     started = time.perf_counter()
-    demos = collect_into(model, config, config.demos.episodes, seed=1_000_000 + config.seed,
-                         into_buffer=not resumed)
+    demos = collect_into(model, config, config.demos.episodes, 1_000_000 + config.seed,
+                         rollouts, into_buffer=not resumed)
     if not len(demos.actions):
         return {"episodes": demos.episodes, "samples": 0}, None
     normalizer = model.get_vec_normalize_env()
@@ -163,7 +168,8 @@ def _use_demonstrations(model, config: TrainConfig, log, resumed: bool = False):
     seconds = time.perf_counter() - started
     log(f"demonstrations: {demos.episodes} expert episodes ({demos.success_rate:.0%} successful), "
         f"{len(demos.actions)} samples cloned, loss {loss:.4f}, {seconds:.1f} s")
-    rounds = _dagger(model, config, demos, log) if config.demos.dagger_rounds and not resumed else []
+    rounds = (_dagger(model, config, demos, log, rollouts)
+              if config.demos.dagger_rounds and not resumed else [])
     if rounds:
         seconds = time.perf_counter() - started
     anchor = None
@@ -175,7 +181,7 @@ def _use_demonstrations(model, config: TrainConfig, log, resumed: bool = False):
              "seconds": round(seconds, 2)}, anchor)
 
 
-def _dagger(model, config: TrainConfig, demos, log) -> list[dict]:
+def _dagger(model, config: TrainConfig, demos, log, rollouts) -> list[dict]:
     """DAgger rounds after cloning; return one record per round.
 
     Each round's episodes measure the clone the previous round left (the first: the plain
@@ -186,16 +192,15 @@ def _dagger(model, config: TrainConfig, demos, log) -> list[dict]:
     only, in a fresh and in a resumed run alike; a resumed run restores the actor from its
     checkpoint and does not redo these rounds.
     """
-    from training.demos import EnvPool
+    from training.demos import demo_env_set
 
-    pool = EnvPool(config)  # the same envs (startup draws) every round
-    try:
-        return _dagger_rounds(model, config, demos, log, pool)
-    finally:
-        pool.close()
+    env_set = demo_env_set(config, 2_000_000 + config.seed)  # the same startup draws every round
+    rounds = _dagger_rounds(model, config, demos, log, rollouts, env_set)
+    rollouts.forget(env_set)
+    return rounds
 
 
-def _dagger_rounds(model, config: TrainConfig, demos, log, pool) -> list[dict]:
+def _dagger_rounds(model, config: TrainConfig, demos, log, rollouts, env_set) -> list[dict]:
     import copy
 
     from training.demos import BehaviourCloner, relabel
@@ -208,7 +213,7 @@ def _dagger_rounds(model, config: TrainConfig, demos, log, pool) -> list[dict]:
     for index in range(config.demos.dagger_rounds + 1):
         started = time.perf_counter()
         labelled = relabel(model, config, episodes, 2_000_000 + config.seed + index * episodes,
-                           pool, normalizer=normalizer)
+                           rollouts, env_set, normalizer=normalizer)
         if labelled.success_rate > best[0]:
             best = (labelled.success_rate, copy.deepcopy(actor.state_dict()), index)
         if index == config.demos.dagger_rounds:  # the final clone, measured only
