@@ -90,3 +90,25 @@ def test_episodes_rotate_over_a_list_of_envs():
     finally:
         for env in envs:
             env.close()
+
+
+def test_the_randomized_twin_of_an_evaluation_is_several_startup_draws():
+    # As in training's evaluations: one env would judge the policy on one part only.
+    import gymnasium as gym
+
+    from policies.scripted.experts import make_expert
+    from training.evaluation import STARTUP_DRAWS, run_episodes
+
+    report = evaluate("expert", "celltwin/PickPlace-v0", {}, episodes=STARTUP_DRAWS + 2,
+                      grid_episodes=1, randomization="standard", seed=5, sweeps=[])
+    envs = [gym.make("celltwin/PickPlace-v0", randomization="standard")
+            for _ in range(STARTUP_DRAWS)]
+    try:
+        expected = run_episodes(envs, [make_expert(env) for env in envs], STARTUP_DRAWS + 2, seed=5)
+        sizes = {env.unwrapped.randomizer.startup_values["part.size_scale"] for env in envs}
+    finally:
+        for env in envs:
+            env.close()
+    assert report["randomized_draws"] == STARTUP_DRAWS and len(sizes) == STARTUP_DRAWS
+    assert report["randomized"]["success_rate"] == expected.success_rate
+    assert report["randomized"]["mean_return"] == expected.mean_return

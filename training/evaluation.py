@@ -162,12 +162,13 @@ def run_episodes(env, policy, episodes: int, seed: int) -> Outcome:
     """Run ``episodes`` seeded episodes; count successes at the episode's end.
 
     ``env`` may be a list of envs, taken in turn (see :data:`STARTUP_DRAWS`); then ``policy``
-    must not be bound to one env, as a scripted expert is.
+    is either not bound to one env or a list of policies, one per env (scripted experts).
     """
     envs = env if isinstance(env, (list, tuple)) else [env]
+    policies = policy if isinstance(policy, (list, tuple)) else [policy] * len(envs)
     successes, returns = 0, []
     for episode in range(episodes):
-        env = envs[episode % len(envs)]
+        env, policy = envs[episode % len(envs)], policies[episode % len(envs)]
         observation, _ = env.reset(seed=seed + episode)
         policy.reset()
         total, done, info = 0.0, False, {}
@@ -183,8 +184,13 @@ def run_episodes(env, policy, episodes: int, seed: int) -> Outcome:
 def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
              grid_episodes: int, randomization: str | None, sweeps: list[Sweep], seed: int,
              progress=None) -> dict:
-    """Evaluate on the nominal twin, the randomized twin and every grid point of ``sweeps``."""
+    """Evaluate on the nominal twin, the randomized twin and every grid point of ``sweeps``.
+
+    The randomized twin is :data:`STARTUP_DRAWS` envs taken in turn, as in training's
+    evaluations: one env would judge the policy on a single draw of the startup terms.
+    """
     env = gym.make(env_id, **env_kwargs)
+    draws = []
     try:
         policy = load_policy(policy_spec, env)
         base = env.unwrapped
@@ -193,9 +199,16 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
         base.set_randomization(None)
         results["nominal"] = asdict(run_episodes(env, policy, episodes, seed))
         if randomization and randomization != "none":
-            base.set_randomization(randomization)
-            results["randomized"] = asdict(run_episodes(env, policy, episodes, seed))
+            draws = [gym.make(env_id, **env_kwargs) for _ in range(STARTUP_DRAWS - 1)]
+            envs = [env, *draws]
+            for each in envs:
+                each.unwrapped.set_randomization(randomization)
+            # A scripted expert is bound to its env; a checkpoint or a bundle is not.
+            policies = [policy, *(load_policy(policy_spec, each) for each in draws)] \
+                if policy_spec == "expert" else policy
+            results["randomized"] = asdict(run_episodes(envs, policies, episodes, seed))
             results["randomization"] = randomization
+            results["randomized_draws"] = len(envs)
         grid = []
         points = list(itertools.product(*(s.values for s in sweeps))) if sweeps else []
         for index, point in enumerate(points):
@@ -214,7 +227,8 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
         results["grid"] = grid
         return results
     finally:
-        env.close()
+        for each in (env, *draws):
+            each.close()
 
 
 def write_report(results: dict, out: Path) -> list[Path]:
@@ -226,7 +240,8 @@ def write_report(results: dict, out: Path) -> list[Path]:
     for key in ("nominal", "randomized"):
         if key in results:
             r = results[key]
-            name = key if key == "nominal" else f"randomized ({results['randomization']})"
+            name = key if key == "nominal" else (f"randomized ({results['randomization']}, "
+                                                  f"{results['randomized_draws']} startup draws)")
             lines.append(f"| {name} | {r['episodes']} | {r['success_rate']:.0%} | {r['mean_return']:.2f} |")
     if results["grid"]:
         labels = [s["label"] for s in results["sweeps"]]
