@@ -74,7 +74,7 @@ class TrainConfig(BaseModel):
         n_envs: parallel envs (``0``: one per CPU core).
         vec_env: ``subproc`` (one process per env) or ``dummy`` (in this process).
         rollout_workers: processes for demonstrations, DAgger rounds and evaluations
-            (``0``: one per CPU core; ``1``: in this process). Results do not depend on it.
+            (``0``: one per usable core; ``1``: in this process). Results do not depend on it.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         randomization: preset name or YAML file; ``none`` for the nominal twin.
         normalize: observation normalization (VecNormalize), baked into exported bundles.

@@ -252,7 +252,7 @@ class Rollouts:
 
     Args:
         config: the run's config (task, env keyword arguments, ``rollout_workers``).
-        workers: processes; default ``config.rollout_workers`` (``0``: one per CPU core).
+        workers: processes; default ``config.rollout_workers`` (``0``: one per usable core).
             At most 1 runs everything in this process.
     """
 
