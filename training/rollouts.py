@@ -264,7 +264,10 @@ class Rollouts:
         self._local = EnvHost(config) if self.workers <= 1 else None
         self._processes, self._connections = [], []
         if self._local is None:
-            context = multiprocessing.get_context("forkserver")
+            # As SB3's SubprocVecEnv: forkserver where the platform has it (not Windows).
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() \
+                else "spawn"
+            context = multiprocessing.get_context(method)
             try:
                 for _ in range(self.workers):
                     parent, child = context.Pipe()
