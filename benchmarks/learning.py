@@ -89,8 +89,7 @@ def run_celltwin(task: str, budget_s: float, eval_every: int, device: str, out: 
     return {"time_to_target_s": _first(rows, key, TARGET[task]), "best": max(float(r[key]) for r in rows),
             "final_nominal": summary["success_nominal"],
             "final_randomized": summary.get("success_randomized"),
-            "steps": summary["steps"], "wall_s": summary["train_wall_s"], "run": str(out),
-            "config": config}
+            "steps": summary["steps"], "wall_s": summary["train_wall_s"], "run": str(out)}
 
 
 def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -> dict:
@@ -234,7 +233,6 @@ def main() -> None:
             print(f"{task}: budget {budget:.0f} s, celltwin on {device}", flush=True)
             ours = run_celltwin(task, budget, every, device,
                                 root / f"{task.lower()}-{device}-{int(time.time())}", args.seed)
-            ours.pop("config")
             if task in ("PickPlace", "ConveyorPick"):
                 ours["final_randomized_success"] = final_success(
                     Path(ours["run"]), args.final_episodes, shifted=False)

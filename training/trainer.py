@@ -192,19 +192,11 @@ def _dagger(model, config: TrainConfig, demos, log, rollouts) -> list[dict]:
     only, in a fresh and in a resumed run alike; a resumed run restores the actor from its
     checkpoint and does not redo these rounds.
     """
-    from training.demos import demo_env_set
-
-    env_set = demo_env_set(config, 2_000_000 + config.seed)  # the same startup draws every round
-    rounds = _dagger_rounds(model, config, demos, log, rollouts, env_set)
-    rollouts.forget(env_set)
-    return rounds
-
-
-def _dagger_rounds(model, config: TrainConfig, demos, log, rollouts, env_set) -> list[dict]:
     import copy
 
-    from training.demos import BehaviourCloner, relabel
+    from training.demos import BehaviourCloner, demo_env_set, relabel
 
+    env_set = demo_env_set(config, 2_000_000 + config.seed)  # the same startup draws every round
     normalizer = model.get_vec_normalize_env()
     actor = model.policy.actor if hasattr(model.policy, "actor") else model.policy
     rounds: list[dict] = []
@@ -231,6 +223,7 @@ def _dagger_rounds(model, config: TrainConfig, demos, log, rollouts, env_set) ->
         log(f"DAgger round {index + 1}: the clone succeeded in {labelled.success_rate:.0%} of "
             f"{labelled.episodes} episodes; {len(demos.actions)} samples cloned, loss {loss:.4f}, "
             f"{rounds[-1]['seconds']:.1f} s")
+    rollouts.forget(env_set)
     actor.load_state_dict(best[1])
     return rounds
 
