@@ -5,7 +5,9 @@ Pairs: ``celltwin/Reach-v0`` vs ``PandaReach-v3`` and ``celltwin/PickPlace-v0`` 
 substeps, pybullet's default solver (50 iterations), ``env.unwrapped`` (no wrappers; panda-gym
 fails Gymnasium's checker, so its wrapper stack is skipped for both). The same pre-drawn random
 actions drive both, in 50-step episodes (the reset between them is not timed as stepping).
-Rounds alternate between the two so drift on a shared machine hits both.
+Rounds alternate between the two so drift on a shared machine hits both. Reach never opens
+the gripper: panda-gym holds its fingers closed with their motors, celltwin welds them shut
+(``robots/held_gripper.py``); PickPlace simulates working fingers on both sides.
 
 Time inside bullet's own stepping is measured by timing every ``stepSimulation`` call of the
 env's client (the timer's own cost counts against the env, not for it).

@@ -28,14 +28,12 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robots.errors import RobotError
 from robots.urdf import absolutize_meshes, parse_urdf, read_urdf
 from twin.assets import cache_dir
 from twin.atomic import atomic_write_text
-from twin.errors import Problem
 
 # Bump when the merged file's content changes for the same inputs.
-_MERGER_VERSION = "1"
+_MERGER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -99,8 +97,7 @@ def merge_fixed_links(name: str, urdf: Path,
         salt: anything else the result depends on (the pybullet version), for the cache key.
 
     Raises:
-        RobotError: the description cannot be read, or a merged link carries its own contact
-            parameters (a merged link has one set for all its shapes).
+        RobotError: the description cannot be read.
     """
     text = read_urdf(urdf)
     robot = parse_urdf(text, urdf)
@@ -126,8 +123,14 @@ def merge_fixed_links(name: str, urdf: Path,
 
 
 def _plan(robot: ET.Element, urdf: Path) -> dict[str, tuple[str, np.ndarray]]:
-    """Map every link to be merged to (surviving link, 4x4 pose of its frame in that link)."""
+    """Map every link to be merged to (surviving link, 4x4 pose of its frame in that link).
+
+    A link merges into the link carrying it only if both have the same contact parameters:
+    pybullet keeps one set per link, so a rubber-padded finger welded to a bare hand stays a
+    link of its own (and a second finger welded to it merges into it).
+    """
     parent_joint = {joint.find("child").get("link"): joint for joint in robot.findall("joint")}
+    links = {element.get("name"): element for element in robot.findall("link")}
     plan: dict[str, tuple[str, np.ndarray]] = {}
 
     def resolve(link: str) -> tuple[str, np.ndarray]:
@@ -137,20 +140,20 @@ def _plan(robot: ET.Element, urdf: Path) -> dict[str, tuple[str, np.ndarray]]:
         if joint is None or joint.get("type") != "fixed":
             return link, np.eye(4)
         survivor, transform = resolve(joint.find("parent").get("link"))
-        return survivor, transform @ _origin(joint)
+        if _contact(links[link]) != _contact(links[survivor]):
+            return link, np.eye(4)
+        return survivor, transform @ origin_matrix(joint)
 
-    for link in (element.get("name") for element in robot.findall("link")):
+    for link in links:
         survivor, transform = resolve(link)
         if survivor != link:
             plan[link] = (survivor, transform)
-    links = {element.get("name"): element for element in robot.findall("link")}
-    for link, (survivor, _) in plan.items():
-        own, carrier = links[link].find("contact"), links[survivor].find("contact")
-        if own is not None and (carrier is None or ET.tostring(own) != ET.tostring(carrier)):
-            raise RobotError(Problem(f"link '{link}' has its own contact parameters and cannot "
-                                     f"be merged into '{survivor}'", file=str(urdf),
-                                     expected="no <contact> on a link held by a fixed joint"))
     return plan
+
+
+def _contact(link: ET.Element) -> bytes | None:
+    contact = link.find("contact")
+    return None if contact is None else ET.tostring(contact)
 
 
 def _merge(robot: ET.Element, plan: Mapping[str, tuple[str, np.ndarray]],
@@ -166,7 +169,7 @@ def _merge(robot: ET.Element, plan: Mapping[str, tuple[str, np.ndarray]],
     for link, (survivor, transform) in plan.items():
         for tag in ("visual", "collision"):
             for element in links[link].findall(tag):
-                _set_origin(element, transform @ _origin(element))
+                set_origin(element, transform @ origin_matrix(element))
                 links[survivor].append(element)
     for joint in list(robot.findall("joint")):
         child, parent = joint.find("child").get("link"), joint.find("parent")
@@ -175,7 +178,7 @@ def _merge(robot: ET.Element, plan: Mapping[str, tuple[str, np.ndarray]],
         elif parent.get("link") in plan:
             survivor, transform = plan[parent.get("link")]
             parent.set("link", survivor)
-            _set_origin(joint, transform @ _origin(joint))
+            set_origin(joint, transform @ origin_matrix(joint))
     for link in plan:
         robot.remove(links[link])
     for link, parts in pieces.items():
@@ -221,7 +224,7 @@ def _combine(parts: list[tuple[LinkInertial, np.ndarray]]) -> LinkInertial:
                         tuple(np.maximum(moments, 0.0).tolist()))
 
 
-def _origin(element: ET.Element) -> np.ndarray:
+def origin_matrix(element: ET.Element) -> np.ndarray:
     """Return the 4x4 pose of an element's ``<origin>`` (identity when it has none)."""
     transform = np.eye(4)
     origin = element.find("origin")
@@ -233,7 +236,7 @@ def _origin(element: ET.Element) -> np.ndarray:
     return transform
 
 
-def _set_origin(element: ET.Element, transform: np.ndarray) -> None:
+def set_origin(element: ET.Element, transform: np.ndarray) -> None:
     origin = element.find("origin")
     if origin is None:
         origin = ET.Element("origin")

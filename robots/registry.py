@@ -6,7 +6,7 @@ it inside a running world. Cell files name models by the keys of this registry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +15,7 @@ import pybullet_data
 
 from robots.errors import RobotError
 from robots.fixed_links import LinkInertial, MergedUrdf, merge_fixed_links
+from robots.held_gripper import hold_gripper_closed
 from robots.urdf import GripperMount, compose_urdf
 from twin.assets import asset_path
 from twin.client import direct_client, quiet_c_output
@@ -39,6 +40,8 @@ class RobotModel:
         gripper_width_range_m: (closed, open) distance between the finger pads [m].
         gripper_force_n: default grip force per finger [N].
         gripper_mount: the gripper to attach to the arm, or ``None`` if the URDF has its own.
+        gripper_held_closed: the fingers are welded shut (:meth:`held_closed`); the robot
+            then simulates no finger joints.
     """
 
     name: str
@@ -51,11 +54,20 @@ class RobotModel:
     gripper_width_range_m: tuple[float, float]
     gripper_force_n: float
     gripper_mount: GripperMount | None = None
+    gripper_held_closed: bool = False
 
     @property
     def dof(self) -> int:
         """Number of actuated arm joints (the gripper not counted)."""
         return len(self.arm_joint_names)
+
+    def held_closed(self) -> "RobotModel":
+        """Return this model with its gripper held closed, for tasks that never open it.
+
+        See :mod:`robots.held_gripper`: the same robot, with the fingers one rigid piece at
+        the closed opening, and cheaper to simulate.
+        """
+        return replace(self, gripper_held_closed=True)
 
     def urdf_path(self) -> Path:
         """Return the full robot description (arm + gripper), composing it on first use."""
@@ -74,9 +86,12 @@ def _urdf_path(model: RobotModel) -> Path:
     # Cached per process: the file is built once per machine, but hashing its inputs still
     # reads two files, which a world that loads many robots should not repeat.
     arm = Path(pybullet_data.getDataPath()) / model.arm_urdf
-    if model.gripper_mount is None:
-        return arm
-    return compose_urdf(model.name, arm, model.gripper_mount)
+    full = arm if model.gripper_mount is None else compose_urdf(model.name, arm,
+                                                               model.gripper_mount)
+    if model.gripper_held_closed:
+        return hold_gripper_closed(model.name, full, model.gripper_joint_names,
+                                   model.gripper_width_range_m[0])
+    return full
 
 
 @cache

@@ -38,7 +38,8 @@ class Robot:
         name: the robot's name in the cell (``robot`` in ``robots[0].name``).
         body_id: pybullet body unique id.
         arm_joint_indices: pybullet indices of the arm joints, in ``model.arm_joint_names`` order.
-        gripper_joint_indices: pybullet indices of the finger joints.
+        gripper_joint_indices: pybullet indices of the finger joints; none when the model's
+            gripper is held closed (``RobotModel.held_closed``: the fingers are welded shut).
         ee_link_index: pybullet index of the link that carries the TCP (``model.ee_link``
             was merged into it).
         ee_offset_xyz: TCP position in the frame of link ``ee_link_index`` [m] (read-only).
@@ -98,7 +99,8 @@ class Robot:
             self._link_by_name[link] = self._link_by_name[frame.link]
 
         arm = [self.joint_index(joint) for joint in model.arm_joint_names]
-        fingers = [self.joint_index(joint) for joint in model.gripper_joint_names]
+        fingers = ([] if model.gripper_held_closed
+                   else [self.joint_index(joint) for joint in model.gripper_joint_names])
         for joint in arm + fingers:
             if infos[joint][2] == _FIXED:
                 raise RobotError(Problem(f"joint '{infos[joint][1].decode()}' of {model.name} "
@@ -393,6 +395,8 @@ class Robot:
 
     def gripper_width(self) -> float:
         """Return the opening between the finger pads [m] (each finger joint is half of it)."""
+        if not self._finger_list:
+            return self._width_closed  # held closed: welded at that opening
         states = self._get_joint_states(self.body_id, self._finger_list)
         return float(sum(s[0] for s in states))
 
@@ -421,7 +425,10 @@ class Robot:
         self._send_arm()
 
     def command_gripper_width(self, width_m: float) -> None:
-        """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range."""
+        """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range.
+
+        A gripper held closed (``RobotModel.held_closed``) checks the width and ignores it.
+        """
         target = self._finger_position(width_m)[:len(self._driven_fingers)]
         if target == self._finger_target:
             return  # the motor already has this target (a gripper held open or closed)
@@ -443,6 +450,8 @@ class Robot:
                          positionGains=self._arm_kp, velocityGains=self._arm_kd)
 
     def _send_fingers(self) -> None:
+        if not self._driven_fingers:
+            return  # a gripper held closed has no finger motors; width commands do nothing
         self._set_motors(self.body_id, self._driven_fingers, pybullet.POSITION_CONTROL,
                          targetPositions=self._finger_target, forces=self._finger_forces,
                          positionGains=self._finger_kp, velocityGains=self._finger_kd)

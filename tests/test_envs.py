@@ -193,6 +193,19 @@ def test_info_carries_success_and_reward_terms():
     env.close()
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_tasks_that_never_open_the_gripper_hold_it_closed(task):
+    env = make(task)
+    unwrapped = env.unwrapped
+    assert unwrapped.task.uses_gripper == (task in ("PickPlace", "ConveyorPick"))
+    assert len(unwrapped.robot.gripper_joint_indices) == (2 if unwrapped.task.uses_gripper else 0)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    if not unwrapped.task.uses_gripper:
+        assert unwrapped.robot.gripper_width() == unwrapped.robot.model.gripper_width_range_m[0]
+    env.close()
+
+
 def test_cell_lacking_what_the_task_needs_is_a_clear_error():
     with pytest.raises(EnvError, match="needs a conveyor"):
         make("ConveyorPick", cell="table_top")

@@ -325,3 +325,63 @@ def test_gear_force_follows_the_grip_and_skips_unchanged_sends(client):
     assert gear_force() == pytest.approx(2.0 * margin) and len(changes) == 1
     robot.gripper_force_n = 0.8 * model.gripper_force_n  # weaker again: back to the margin
     assert gear_force() == pytest.approx(margin) and len(changes) == 2
+
+
+# --- a gripper held closed -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_held_gripper_is_the_closed_hand_made_rigid(client, name):
+    model = get_robot_model(name)
+    robot = Robot(client, model.held_closed(), "robot")
+    full = _load_full(client, model)
+    infos = [client.getJointInfo(full, j) for j in range(client.getNumJoints(full))]
+    index = {info[1].decode(): info[0] for info in infos}
+    movable = [info[1].decode() for info in infos if info[2] != pybullet.JOINT_FIXED]
+    closed = model.gripper_width_range_m[0]
+    assert len(robot.gripper_joint_indices) == 0
+    assert client.getNumJoints(robot.body_id) == robot.dof + 1  # the fingers: one link
+    fingers = robot.dof  # the last link, hung from the hand by the first finger joint
+    assert client.getJointInfo(robot.body_id, fingers)[1].decode() == model.gripper_joint_names[0]
+    # Both finger shapes on that link, with the fingers' own pads (friction 1.0), not the hand's.
+    assert len(client.getCollisionShapeData(robot.body_id, fingers)) == 2
+    assert client.getDynamicsInfo(robot.body_id, fingers)[1] == pytest.approx(1.0)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        q = rng.uniform(robot.arm_lower, robot.arm_upper)
+        qd = rng.normal(0.0, 1.0, robot.dof)
+        arm_q = dict(zip(model.arm_joint_names, q))
+        arm_qd = dict(zip(model.arm_joint_names, qd))
+        full_q = [arm_q.get(joint, 0.5 * closed) for joint in movable]
+        full_qd = [arm_qd.get(joint, 0.0) for joint in movable]
+        arm = [movable.index(joint) for joint in model.arm_joint_names]
+        # The arm carries the same masses in the same places as the full hand with its
+        # fingers standing still at the closed opening.
+        np.testing.assert_allclose(
+            client.calculateMassMatrix(robot.body_id, q.tolist()),
+            np.asarray(client.calculateMassMatrix(full, full_q))[np.ix_(arm, arm)], atol=1e-9)
+        np.testing.assert_allclose(
+            client.calculateInverseDynamics(robot.body_id, q.tolist(), qd.tolist(),
+                                            [0.0] * robot.dof),
+            np.asarray(client.calculateInverseDynamics(full, full_q, full_qd,
+                                                       [0.0] * len(movable)))[arm], atol=1e-9)
+        for joint, position in zip(movable, full_q):
+            client.resetJointState(full, index[joint], position)
+        for joint, position in arm_q.items():
+            client.resetJointState(robot.body_id, robot.joint_index(joint), position)
+        tcp = client.getLinkState(full, {i[12].decode(): i[0] for i in infos}[model.ee_link], 1)
+        np.testing.assert_allclose(robot.ee_pose()[0], tcp[4], atol=1e-6)
+
+
+def test_held_gripper_reads_closed_and_ignores_width_commands(client):
+    model = get_robot_model("panda")
+    robot = Robot(client, model.held_closed(), "robot")
+    position, _ = robot.ee_pose()
+    robot.command_gripper_width(0.08)  # what a task's closed-gripper action never asks
+    robot.gripper_force_n = 5.0
+    _step(client, 200)
+    assert robot.gripper_width() == model.gripper_width_range_m[0]
+    assert robot.motor_targets()[1] == ()
+    np.testing.assert_allclose(robot.ee_pose()[0], position, atol=2e-3)  # holds its pose
+    with pytest.raises(RobotError, match="not finite"):
+        robot.command_gripper_width(float("nan"))

@@ -126,3 +126,13 @@ def test_closed_world_refuses_work():
                 call()
         assert np.array_equal(other.robot().joint_positions(), before)
         assert np.array_equal(other.part_pose("part")[0], part)  # the other world's part stays
+
+
+def test_held_grippers_are_checked_and_weld_only_the_named_robot():
+    with pytest.raises(WorldError, match="no robot named 'arm2'.*did you mean 'arm'"):
+        World("pick_station", held_grippers=["arm2"])
+    with World("two_arm_line", held_grippers=["arm_a"]) as world:
+        assert len(world.robots["arm_a"].gripper_joint_indices) == 0
+        assert len(world.robots["arm_b"].gripper_joint_indices) == 2
+        world.step(25)
+        assert np.all(np.isfinite(full_state(world)))

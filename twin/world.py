@@ -17,6 +17,7 @@ import math
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 
@@ -58,13 +59,22 @@ class World:
         cell: a CellSpec, a path to a cell file, or the name of a shipped example cell.
         physics: overrides applied after building (e.g. loaded from ``--physics FILE``).
         gui: open pybullet's window instead of running headless (needs a display).
+        held_grippers: robots whose grippers are held closed, welded shut
+            (:meth:`robots.RobotModel.held_closed`): for tasks that never open them.
 
     Use as a context manager, or call :meth:`close`, to free the pybullet client.
     """
 
     def __init__(self, cell: CellSpec | str | Path, physics: PhysicsParams | None = None,
-                 gui: bool = False):
+                 gui: bool = False, held_grippers: Collection[str] = ()):
         self.spec = cell if isinstance(cell, CellSpec) else load_cell(cell)
+        names = [robot.name for robot in self.spec.robots]
+        for name in held_grippers:
+            if name not in names:
+                raise WorldError(Problem(f"no robot named '{name}' to hold the gripper of"
+                                         + did_you_mean(name, names), path="held_grippers",
+                                         value=name, expected=one_of(names)))
+        self._held_grippers = frozenset(held_grippers)
         self.client = gui_client() if gui else direct_client()
         self._client_id = self.client._client
         self.bodies: dict[str, int] = {}
@@ -136,6 +146,8 @@ class World:
                                                      conveyor.speed_mps, part_ids)
         for robot_spec in self.spec.robots:
             model = get_robot_model(robot_spec.model)
+            if robot_spec.name in self._held_grippers:
+                model = model.held_closed()
             robot = Robot(client, model, robot_spec.name, robot_spec.base.xyz,
                           robot_spec.base.quaternion_xyzw())
             home = (np.radians(robot_spec.home_deg) if robot_spec.home_deg is not None

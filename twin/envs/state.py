@@ -50,6 +50,7 @@ class StateReader:
         self._rows = tuple(tuple(row) for row in self._to_base.tolist())
         self._origin = tuple(self._base_position.tolist())
         self._fingers = list(robot.gripper_joint_indices)
+        self._held_width = robot.gripper_width()  # what a gripper held closed always reads
         self._gripper = terms is None or "gripper_width" in terms
 
     def to_base(self, world_position) -> np.ndarray:
@@ -73,7 +74,8 @@ class StateReader:
         }
         if self._gripper:
             state["gripper_width"] = np.array(
-                [sum(s[0] for s in self._joint_states(self._body, self._fingers))])
+                [sum(s[0] for s in self._joint_states(self._body, self._fingers))
+                 if self._fingers else self._held_width])
         if self.object_body is not None:
             position, orientation = self._pose(self.object_body)
             linear, angular = self._velocity(self.object_body)
