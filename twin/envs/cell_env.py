@@ -118,8 +118,9 @@ class CellEnv(gym.Env):
         name = options["robot_name"] or spec.robots[0].name
         # A task that never opens the gripper holds it closed, welded shut: the same robot,
         # about 40% less physics time per step (robots/held_gripper.py).
-        held = () if TASKS[options["task"]].uses_gripper or name not in \
-            [robot.name for robot in spec.robots] else (name,)
+        # (A robot name the cell lacks is left to world.robot() below to report.)
+        held = (name,) if not TASKS[options["task"]].uses_gripper and \
+            name in {robot.name for robot in spec.robots} else ()
         self.world = World(spec, physics=options["physics"], gui=self.render_mode == "human",
                            held_grippers=held)
         try:

@@ -50,7 +50,8 @@ class StateReader:
         self._rows = tuple(tuple(row) for row in self._to_base.tolist())
         self._origin = tuple(self._base_position.tolist())
         self._fingers = list(robot.gripper_joint_indices)
-        self._held_width = robot.gripper_width()  # what a gripper held closed always reads
+        # A gripper held closed has no finger joints to read; its opening never changes.
+        self._held_width = None if self._fingers else robot.gripper_width()
         self._gripper = terms is None or "gripper_width" in terms
 
     def to_base(self, world_position) -> np.ndarray:
