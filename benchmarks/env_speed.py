@@ -14,6 +14,7 @@ env's client (the timer's own cost counts against the env, not for it).
 
     pip install panda-gym==3.0.7   # or: bash scripts/setup.sh bench
     python benchmarks/env_speed.py [--steps 2000] [--resets 2000] [--rounds 3]
+                                   [--tasks Reach PickPlace Push]
 
 Targets (issue 3): step rate >= 1.25x the peer's, reset rate >= 2x, >= 85% of step time inside
 stepSimulation.
@@ -28,7 +29,10 @@ import time
 import gymnasium as gym
 import numpy as np
 
-PAIRS = (("celltwin/Reach-v0", "PandaReach-v3"), ("celltwin/PickPlace-v0", "PandaPickAndPlace-v3"))
+# The issue's two pairs are the default; Push (gripper held closed on both sides) on request.
+PAIRS = {"Reach": ("celltwin/Reach-v0", "PandaReach-v3"),
+         "PickPlace": ("celltwin/PickPlace-v0", "PandaPickAndPlace-v3"),
+         "Push": ("celltwin/Push-v0", "PandaPush-v3")}
 
 
 class SteppingTimer:
@@ -91,9 +95,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--resets", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tasks", nargs="+", choices=sorted(PAIRS), default=["Reach", "PickPlace"])
     args = parser.parse_args()
 
-    for ours_id, peer_id in PAIRS:
+    for ours_id, peer_id in (PAIRS[task] for task in args.tasks):
         ours, ours_timer = make(ours_id)
         peer, peer_timer = make(peer_id)
         assert ours.action_space.shape == peer.action_space.shape, (ours.action_space, peer.action_space)

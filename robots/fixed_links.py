@@ -151,9 +151,13 @@ def _plan(robot: ET.Element, urdf: Path) -> dict[str, tuple[str, np.ndarray]]:
     return plan
 
 
-def _contact(link: ET.Element) -> bytes | None:
+def _contact(link: ET.Element) -> tuple | None:
+    """A link's contact parameters as comparable values: layout and attribute order aside."""
+    def canonical(element: ET.Element) -> tuple:
+        return (element.tag, tuple(sorted(element.attrib.items())),
+                tuple(canonical(child) for child in element))
     contact = link.find("contact")
-    return None if contact is None else ET.tostring(contact)
+    return None if contact is None else canonical(contact)
 
 
 def _merge(robot: ET.Element, plan: Mapping[str, tuple[str, np.ndarray]],

@@ -3,8 +3,9 @@
 Tasks that never open the gripper (Reach, Push) hold it closed, as panda-gym does with its
 ``block_gripper``. A real Franka hand at rest is held by a self-locking spindle, i.e. rigidly,
 whereas two position-controlled finger joints in pybullet are two more degrees of freedom,
-two more motor rows and two joint-limit rows for the solver on every substep: about 40% of
-the Panda's physics time in ``celltwin/Reach-v0`` (measured: 806 vs 481 us per 25 Hz step).
+two more motor rows and two joint-limit rows for the solver on every substep: about 30% of
+the Panda's physics time in ``celltwin/Reach-v0`` (``benchmarks/env_speed.py``: 806 vs
+553-562 us of ``stepSimulation`` per 25 Hz step).
 
 So the finger joints are welded at the closed opening (fixed joints at that joint position)
 and every finger after the first is hung from the first one. The fingers keep their own
@@ -30,8 +31,9 @@ from twin.assets import cache_dir
 from twin.atomic import atomic_write_text
 from twin.errors import Problem
 
-# Bump when the written file's content changes for the same inputs.
-_HOLDER_VERSION = "1"
+# Bump when the written file's content changes for the same inputs (this module's welding or
+# fixed_links.set_origin's formatting).
+_HOLDER_VERSION = "2"
 _MOVING = ("prismatic", "revolute", "continuous")
 
 
@@ -39,7 +41,7 @@ def hold_gripper_closed(name: str, urdf: Path, finger_joints: Sequence[str],
                         width_m: float) -> Path:
     """Return ``urdf`` with its finger joints welded at an opening of ``width_m``, cached.
 
-    Each finger joint is set to half the width, clipped to its limits, as
+    Each finger joint is set to half the width, clipped to its URDF limits, as
     :meth:`robots.robot.Robot.command_gripper_width` would command it.
 
     Args:
@@ -80,17 +82,18 @@ def _weld(joint: ET.Element, position: float) -> np.ndarray:
     """Make ``joint`` fixed at ``position`` (clipped to its limits); return its new origin."""
     limit = joint.find("limit")
     if limit is not None and joint.get("type") != "continuous":
-        position = min(max(position, float(limit.get("lower", "-inf"))),
-                       float(limit.get("upper", "inf")))
+        # URDF's defaults; pybullet reads lower > upper as "no limits" and so does this.
+        lower, upper = float(limit.get("lower", "0")), float(limit.get("upper", "0"))
+        if lower <= upper:
+            position = min(max(position, lower), upper)
     axis_element = joint.find("axis")
     axis = np.array([float(v) for v in (axis_element.get("xyz", "1 0 0")
                                          if axis_element is not None else "1 0 0").split()])
-    axis = axis / np.linalg.norm(axis)
     motion = np.eye(4)
     if joint.get("type") == "prismatic":
-        motion[:3, 3] = axis * position
+        motion[:3, 3] = axis * position  # pybullet moves along the axis as written, unscaled
     else:
-        motion[:3, :3] = Rotation.from_rotvec(axis * position).as_matrix()
+        motion[:3, :3] = Rotation.from_rotvec(axis / np.linalg.norm(axis) * position).as_matrix()
     origin = origin_matrix(joint) @ motion
     joint.set("type", "fixed")
     for tag in ("axis", "limit", "mimic", "dynamics", "calibration", "safety_controller"):

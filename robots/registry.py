@@ -70,7 +70,10 @@ class RobotModel:
         return replace(self, gripper_held_closed=True)
 
     def urdf_path(self) -> Path:
-        """Return the full robot description (arm + gripper), composing it on first use."""
+        """Return the full robot description (arm + gripper), composing it on first use.
+
+        With :attr:`gripper_held_closed`, the fingers in it are welded shut.
+        """
         return _urdf_path(self)
 
     def merged_urdf(self) -> MergedUrdf:

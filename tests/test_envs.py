@@ -199,10 +199,15 @@ def test_tasks_that_never_open_the_gripper_hold_it_closed(task):
     unwrapped = env.unwrapped
     assert unwrapped.task.uses_gripper == (task in ("PickPlace", "ConveyorPick"))
     assert len(unwrapped.robot.gripper_joint_indices) == (2 if unwrapped.task.uses_gripper else 0)
-    env.reset(seed=0)
-    env.step(env.action_space.sample())
-    if not unwrapped.task.uses_gripper:
-        assert unwrapped.robot.gripper_width() == unwrapped.robot.model.gripper_width_range_m[0]
+    client, body = unwrapped.world.client, unwrapped.robot.body_id
+    moving = [info[2] for info in map(client.getJointInfo, [body] * client.getNumJoints(body),
+                                       range(client.getNumJoints(body)))
+              if info[2] != client.JOINT_FIXED]
+    assert len(moving) == unwrapped.robot.dof + (2 if unwrapped.task.uses_gripper else 0)
+    # A held gripper's opening says nothing: Push observes the object but not the fingers.
+    assert ("gripper_width" in unwrapped.task.observation_terms) == unwrapped.task.uses_gripper
+    obs, _ = env.reset(seed=0)
+    assert obs["observation"].shape == {"Reach": (6,), "Push": (18,)}.get(task, (19,))
     env.close()
 
 

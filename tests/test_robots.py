@@ -343,9 +343,15 @@ def test_held_gripper_is_the_closed_hand_made_rigid(client, name):
     assert client.getNumJoints(robot.body_id) == robot.dof + 1  # the fingers: one link
     fingers = robot.dof  # the last link, hung from the hand by the first finger joint
     assert client.getJointInfo(robot.body_id, fingers)[1].decode() == model.gripper_joint_names[0]
-    # Both finger shapes on that link, with the fingers' own pads (friction 1.0), not the hand's.
     assert len(client.getCollisionShapeData(robot.body_id, fingers)) == 2
-    assert client.getDynamicsInfo(robot.body_id, fingers)[1] == pytest.approx(1.0)
+    # The fingers' own pads (friction 1.0; the Panda's soft contact too), not the hand's.
+    first_finger = next(info[0] for info in infos
+                        if info[1].decode() == model.gripper_joint_names[0])
+    pads = client.getDynamicsInfo(full, first_finger)
+    assert pads[1] == pytest.approx(1.0)
+    # lateral, rolling, spinning friction, contact damping and stiffness
+    for field in (1, 6, 7, 8, 9):
+        assert client.getDynamicsInfo(robot.body_id, fingers)[field] == pytest.approx(pads[field])
     rng = np.random.default_rng(5)
     for _ in range(5):
         q = rng.uniform(robot.arm_lower, robot.arm_upper)
@@ -385,3 +391,114 @@ def test_held_gripper_reads_closed_and_ignores_width_commands(client):
     np.testing.assert_allclose(robot.ee_pose()[0], position, atol=2e-3)  # holds its pose
     with pytest.raises(RobotError, match="not finite"):
         robot.command_gripper_width(float("nan"))
+
+
+_TOY_HAND = """<?xml version="1.0"?>
+<robot name="toy">
+  <link name="base"><inertial><mass value="0"/><inertia ixx="0" ixy="0" ixz="0" iyy="0" iyz="0" izz="0"/></inertial></link>
+  <link name="hand">
+    <inertial><mass value="1"/><inertia ixx="0.01" ixy="0" ixz="0" iyy="0.01" iyz="0" izz="0.01"/></inertial>
+    <collision><geometry><box size="0.1 0.1 0.04"/></geometry></collision>
+  </link>
+  <link name="slider">
+    <contact><lateral_friction value="1.0"/></contact>
+    <inertial><origin xyz="0.01 0 0.02"/><mass value="0.1"/><inertia ixx="1e-4" ixy="0" ixz="0" iyy="1e-4" iyz="0" izz="1e-4"/></inertial>
+    <collision><origin xyz="0 0.01 0.03" rpy="0.2 0 0"/><geometry><box size="0.02 0.01 0.05"/></geometry></collision>
+  </link>
+  <link name="swing">
+    <contact>
+      <lateral_friction   value="1.0" />
+    </contact>
+    <inertial><origin xyz="0 0.02 0"/><mass value="0.2"/><inertia ixx="2e-4" ixy="0" ixz="0" iyy="2e-4" iyz="0" izz="2e-4"/></inertial>
+    <collision><origin xyz="0.03 0 0.01"/><geometry><box size="0.01 0.04 0.02"/></geometry></collision>
+  </link>
+  <link name="pad">
+    <contact><lateral_friction value="0.3"/></contact>
+    <inertial><mass value="0.05"/><inertia ixx="1e-5" ixy="0" ixz="0" iyy="1e-5" iyz="0" izz="1e-5"/></inertial>
+    <collision><geometry><box size="0.01 0.01 0.01"/></geometry></collision>
+  </link>
+  <joint name="wrist" type="revolute">
+    <parent link="base"/><child link="hand"/><origin xyz="0 0 0.3" rpy="0.1 0.2 0.3"/>
+    <axis xyz="0 0 1"/><limit lower="-3" upper="3" effort="10" velocity="1"/>
+  </joint>
+  <joint name="slide" type="prismatic">
+    <parent link="hand"/><child link="slider"/><origin xyz="0.02 0.01 0.05" rpy="0.3 -0.2 0.5"/>
+    <axis xyz="0 1 0"/><limit lower="0.005" upper="0.04" effort="10" velocity="1"/>
+  </joint>
+  <joint name="hinge" type="revolute">
+    <parent link="hand"/><child link="swing"/><origin xyz="-0.02 0 0.05" rpy="-0.4 0.1 0.2"/>
+    <axis xyz="1 0 0"/><limit lower="-1" upper="1" effort="10" velocity="1"/>
+  </joint>
+  <link name="cap">
+    <contact>
+        <lateral_friction value="1.0"/>
+    </contact>
+    <inertial><mass value="0.01"/><inertia ixx="1e-6" ixy="0" ixz="0" iyy="1e-6" iyz="0" izz="1e-6"/></inertial>
+  </link>
+  <joint name="pad_mount" type="fixed">
+    <parent link="swing"/><child link="pad"/><origin xyz="0 0 0.02"/>
+  </joint>
+  <joint name="cap_mount" type="fixed">
+    <parent link="slider"/><child link="cap"/><origin xyz="0 0 0.05"/>
+  </joint>
+</robot>
+"""
+
+
+def _link_poses(client, body) -> dict:
+    poses = {}
+    for joint in range(client.getNumJoints(body)):
+        state = client.getLinkState(body, joint, computeForwardKinematics=1)
+        poses[client.getJointInfo(body, joint)[12].decode()] = (state[4], state[5])
+    return poses
+
+
+def test_welding_keeps_every_link_where_the_joints_held_it(client, tmp_path, monkeypatch):
+    """Rotated joint origins, a prismatic and a revolute finger, a weld away from zero."""
+    monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path / "cache"))
+    from robots.held_gripper import hold_gripper_closed
+
+    source = tmp_path / "toy.urdf"
+    source.write_text(_TOY_HAND)
+    width = 0.06  # each finger joint at 0.03: the slide in its limits, the hinge 0.03 rad
+    held = hold_gripper_closed("toy", source, ("slide", "hinge"), width)
+    assert hold_gripper_closed("toy", source, ("slide", "hinge"), width) == held  # cached
+    full = client.loadURDF(str(source), useFixedBase=True)
+    welded = client.loadURDF(str(held), useFixedBase=True)
+    joints = {client.getJointInfo(full, j)[1].decode(): j for j in range(client.getNumJoints(full))}
+    client.resetJointState(full, joints["slide"], 0.03)
+    client.resetJointState(full, joints["hinge"], 0.03)
+    before = _link_poses(client, full)
+    after = _link_poses(client, welded)
+    for link in ("hand", "slider", "swing", "pad"):
+        np.testing.assert_allclose(after[link][0], before[link][0], atol=1e-9)
+        assert quaternion_angle(after[link][1], before[link][1]) < 1e-6
+    # Clipped to the joint's limits as a command would be: 0.001 m is below the slide's 5 mm.
+    tight = hold_gripper_closed("toy", source, ("slide",), 0.002)
+    shut = client.loadURDF(str(tight), useFixedBase=True)
+    client.resetJointState(full, joints["slide"], 0.005)
+    np.testing.assert_allclose(_link_poses(client, shut)["slider"][0],
+                               _link_poses(client, full)["slider"][0], atol=1e-9)
+    with pytest.raises(RobotError, match="finger joint 'pad_mount' is missing or does not move"):
+        hold_gripper_closed("toy", source, ("pad_mount",), width)
+
+
+def test_fixed_links_merge_only_into_links_with_the_same_contact(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path / "cache"))
+    from robots.fixed_links import merge_fixed_links
+    from robots.held_gripper import hold_gripper_closed
+
+    source = tmp_path / "toy.urdf"
+    source.write_text(_TOY_HAND)
+    registry_inertials = __import__("robots.registry", fromlist=["_simulated_inertials"])
+    inertials = registry_inertials._simulated_inertials
+    # As written: the pad (friction 0.3) is fixed to the swing (1.0) and stays a link; the
+    # cap has the slider's contact, laid out differently, and merges into it.
+    merged = merge_fixed_links("toy", source, inertials)
+    assert {link: frame.link for link, frame in merged.merged.items()} == {"cap": "slider"}
+    # Welded: the swing hangs from the slider with the same contact and merges too; the
+    # slider (1.0) stays off the hand (none).
+    held = hold_gripper_closed("toy", source, ("slide", "hinge"), 0.06)
+    merged = merge_fixed_links("toy", held, inertials)
+    assert {link: frame.link for link, frame in merged.merged.items()} == \
+        {"cap": "slider", "swing": "slider"}

@@ -69,6 +69,8 @@ class World:
                  gui: bool = False, held_grippers: Collection[str] = ()):
         self.spec = cell if isinstance(cell, CellSpec) else load_cell(cell)
         names = [robot.name for robot in self.spec.robots]
+        if isinstance(held_grippers, str):  # one name, not its letters
+            held_grippers = (held_grippers,)
         for name in held_grippers:
             if name not in names:
                 raise WorldError(Problem(f"no robot named '{name}' to hold the gripper of"

@@ -8,6 +8,9 @@ from twin.envs.tasks.base import Task, find_part, find_region, part_spec
 
 OBJECT_TERMS = ("ee_position", "ee_velocity", "gripper_width", "object_position",
                 "object_orientation", "object_velocity", "object_angular_velocity")
+# Push holds the gripper closed (welded shut): its opening says nothing, and panda-gym's Push
+# leaves the fingers out of the observation too.
+PUSH_TERMS = tuple(term for term in OBJECT_TERMS if term != "gripper_width")
 
 
 class _ObjectTask(Task):
@@ -35,6 +38,7 @@ class PushTask(_ObjectTask):
 
     name = "Push"
     env_id = "celltwin/Push-v0"
+    observation_terms = PUSH_TERMS
     uses_gripper = False
 
     def reset(self, rng: np.random.Generator, to_base) -> None:
