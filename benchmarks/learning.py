@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -220,8 +221,14 @@ def main() -> None:
                         help="episodes of the final PickPlace policy under shifted physics")
     args = parser.parse_args()
     from training.algorithms import resolve_device
+    from twin.errors import CelltwinError
 
-    devices = [resolve_device(device) for device in args.devices]
+    try:
+        devices = [resolve_device(device) for device in args.devices]
+    except CelltwinError as error:  # e.g. --devices cuda on a machine without a GPU
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
     root = args.out or Path(tempfile.mkdtemp(prefix="celltwin-learning-"))
     seed = {} if args.seed is None else {"seed": args.seed}
     results = {}
