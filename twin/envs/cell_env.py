@@ -117,7 +117,7 @@ class CellEnv(gym.Env):
         spec = options["spec"]
         name = options["robot_name"] or spec.robots[0].name
         # A task that never opens the gripper holds it closed, welded shut: the same robot,
-        # about 40% less physics time per step (robots/held_gripper.py).
+        # about 30% less physics time per step (robots/held_gripper.py).
         # (A robot name the cell lacks is left to world.robot() below to report.)
         held = (name,) if not TASKS[options["task"]].uses_gripper and \
             name in {robot.name for robot in spec.robots} else ()
