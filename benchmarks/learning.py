@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -226,9 +225,7 @@ def main() -> None:
     try:
         devices = [resolve_device(device) for device in args.devices]
     except CelltwinError as error:  # e.g. --devices cuda on a machine without a GPU
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+        parser.error(f"--devices: {'; '.join(str(problem) for problem in error.problems)}")
     root = args.out or Path(tempfile.mkdtemp(prefix="celltwin-learning-"))
     seed = {} if args.seed is None else {"seed": args.seed}
     results = {}
