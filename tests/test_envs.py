@@ -200,9 +200,8 @@ def test_tasks_that_never_open_the_gripper_hold_it_closed(task):
     assert unwrapped.task.uses_gripper == (task in ("PickPlace", "ConveyorPick"))
     assert len(unwrapped.robot.gripper_joint_indices) == (2 if unwrapped.task.uses_gripper else 0)
     client, body = unwrapped.world.client, unwrapped.robot.body_id
-    moving = [info[2] for info in map(client.getJointInfo, [body] * client.getNumJoints(body),
-                                       range(client.getNumJoints(body)))
-              if info[2] != client.JOINT_FIXED]
+    moving = [joint for joint in range(client.getNumJoints(body))
+              if client.getJointInfo(body, joint)[2] != client.JOINT_FIXED]
     assert len(moving) == unwrapped.robot.dof + (2 if unwrapped.task.uses_gripper else 0)
     # A held gripper's opening says nothing: Push observes the object but not the fingers.
     assert ("gripper_width" in unwrapped.task.observation_terms) == unwrapped.task.uses_gripper

@@ -339,6 +339,8 @@ def test_held_gripper_is_the_closed_hand_made_rigid(client, name):
     index = {info[1].decode(): info[0] for info in infos}
     movable = [info[1].decode() for info in infos if info[2] != pybullet.JOINT_FIXED]
     closed = model.gripper_width_range_m[0]
+    arm = [movable.index(joint) for joint in model.arm_joint_names]
+    tcp_link = {info[12].decode(): info[0] for info in infos}[model.ee_link]
     assert len(robot.gripper_joint_indices) == 0
     assert client.getNumJoints(robot.body_id) == robot.dof + 1  # the fingers: one link
     fingers = robot.dof  # the last link, hung from the hand by the first finger joint
@@ -360,7 +362,6 @@ def test_held_gripper_is_the_closed_hand_made_rigid(client, name):
         arm_qd = dict(zip(model.arm_joint_names, qd))
         full_q = [arm_q.get(joint, 0.5 * closed) for joint in movable]
         full_qd = [arm_qd.get(joint, 0.0) for joint in movable]
-        arm = [movable.index(joint) for joint in model.arm_joint_names]
         # The arm carries the same masses in the same places as the full hand with its
         # fingers standing still at the closed opening.
         np.testing.assert_allclose(
@@ -375,7 +376,7 @@ def test_held_gripper_is_the_closed_hand_made_rigid(client, name):
             client.resetJointState(full, index[joint], position)
         for joint, position in arm_q.items():
             client.resetJointState(robot.body_id, robot.joint_index(joint), position)
-        tcp = client.getLinkState(full, {i[12].decode(): i[0] for i in infos}[model.ee_link], 1)
+        tcp = client.getLinkState(full, tcp_link, 1)
         np.testing.assert_allclose(robot.ee_pose()[0], tcp[4], atol=1e-6)
 
 
@@ -487,11 +488,10 @@ def test_fixed_links_merge_only_into_links_with_the_same_contact(tmp_path, monke
     monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path / "cache"))
     from robots.fixed_links import merge_fixed_links
     from robots.held_gripper import hold_gripper_closed
+    from robots.registry import _simulated_inertials as inertials
 
     source = tmp_path / "toy.urdf"
     source.write_text(_TOY_HAND)
-    registry_inertials = __import__("robots.registry", fromlist=["_simulated_inertials"])
-    inertials = registry_inertials._simulated_inertials
     # As written: the pad (friction 0.3) is fixed to the swing (1.0) and stays a link; the
     # cap has the slider's contact, laid out differently, and merges into it.
     merged = merge_fixed_links("toy", source, inertials)

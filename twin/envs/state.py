@@ -40,18 +40,14 @@ class StateReader:
         self._inverse_base = inverse
         self._multiply = client.multiplyTransforms
         self._euler = client.getEulerFromQuaternion
-        self._joint_states = client.getJointStates
         self._pose = client.getBasePositionAndOrientation
         self._velocity = client.getBaseVelocity
-        self._body = robot.body_id
         self._tcp_state = robot.tcp_state
         # The same rotation as plain floats: a 3x3 product of tuples costs a quarter of numpy's
         # on arrays this small, and read() runs on every env step.
         self._rows = tuple(tuple(row) for row in self._to_base.tolist())
         self._origin = tuple(self._base_position.tolist())
-        self._fingers = list(robot.gripper_joint_indices)
-        # A gripper held closed has no finger joints to read; its opening never changes.
-        self._held_width = None if self._fingers else robot.gripper_width()
+        self._gripper_width = robot.gripper_width  # also knows a gripper held closed
         self._gripper = terms is None or "gripper_width" in terms
 
     def to_base(self, world_position) -> np.ndarray:
@@ -74,9 +70,7 @@ class StateReader:
             "ee_velocity": np.array(rotate(*ee_velocity)),
         }
         if self._gripper:
-            state["gripper_width"] = np.array(
-                [sum(s[0] for s in self._joint_states(self._body, self._fingers))
-                 if self._fingers else self._held_width])
+            state["gripper_width"] = np.array([self._gripper_width()])
         if self.object_body is not None:
             position, orientation = self._pose(self.object_body)
             linear, angular = self._velocity(self.object_body)
