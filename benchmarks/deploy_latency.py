@@ -10,7 +10,7 @@ Three figures a controller integrator asks for:
    policy is a proportional reacher whose goal alternates every second, so the arm moves and
    the safety layer and IK do real work.
 3. OPC UA read-state + write-set-point round trip on loopback against a served twin
-   (``twin.serve.bench.opcua_round_trip``), p50/p99.
+   (``celltwin.policies.deploy.latency.opcua_round_trip``), p50/p99.
 
     python benchmarks/deploy_latency.py [--actions 2000] [--seconds 8] [--opcua 500] [--json FILE]
 """
@@ -38,10 +38,10 @@ def _bundle(folder: Path, net_arch, reacher: bool) -> Path:
     import torch
     from stable_baselines3 import SAC
 
-    import twin.envs  # noqa: F401
-    from policies.export import ExportOptions, export_trained
-    from training.config import TrainConfig
-    from training.run_dir import Trained
+    import celltwin.envs  # noqa: F401
+    from celltwin.policies.export import ExportOptions, export_trained
+    from celltwin.training.config import TrainConfig
+    from celltwin.training.run_dir import Trained
 
     torch.set_num_threads(1)
     env = gym.make("celltwin/Reach-v0")
@@ -62,8 +62,8 @@ def _bundle(folder: Path, net_arch, reacher: bool) -> Path:
 
 
 def inference_latency(bundle: Path, actions: int) -> dict:
-    from policies.bundle import load_bundle
-    from policies.deploy.runtime import OnnxPolicy
+    from celltwin.policies.bundle import load_bundle
+    from celltwin.policies.deploy.runtime import OnnxPolicy
 
     loaded = load_bundle(bundle)
     policy = OnnxPolicy(loaded.onnx_bytes, loaded.manifest)
@@ -81,10 +81,10 @@ def inference_latency(bundle: Path, actions: int) -> dict:
 def loop_jitter(bundle: Path, rate_hz: float, seconds: float) -> dict:
     import gymnasium as gym
 
-    from policies.deploy.adapter import Adapter
-    from policies.deploy.runtime import Pacer
-    from twin.serve.in_process import InProcessController
-    from twin.serve.virtual_controller import VirtualController
+    from celltwin.policies.deploy.adapter import Adapter
+    from celltwin.policies.deploy.runtime import Pacer
+    from celltwin.serve.in_process import InProcessController
+    from celltwin.serve.virtual_controller import VirtualController
 
     env = gym.make("celltwin/Reach-v0")
     obs, _ = env.reset(seed=0)
@@ -143,7 +143,7 @@ def main() -> None:
                   f"overruns {figures['overruns']}/{step['n']}")
     if args.opcua:
         try:
-            from twin.serve.bench import opcua_round_trip
+            from celltwin.policies.deploy.latency import opcua_round_trip
         except ImportError as exc:
             print(f"OPC UA round trip: skipped ({exc})")
         else:

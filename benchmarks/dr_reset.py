@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    import twin.envs  # noqa: F401
+    import celltwin.envs  # noqa: F401
 
     envs = {"plain": gym.make(f"celltwin/{args.task}-v0").unwrapped,
             args.preset: gym.make(f"celltwin/{args.task}-v0", randomization=args.preset).unwrapped}

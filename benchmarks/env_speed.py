@@ -52,7 +52,7 @@ class SteppingTimer:
 
 def make(env_id: str):
     if env_id.startswith("celltwin/"):
-        import twin.envs  # noqa: F401
+        import celltwin.envs  # noqa: F401
 
         env = gym.make(env_id).unwrapped
         timer = SteppingTimer(env.world.client)

@@ -67,7 +67,7 @@ RL_ALONE = {"algo": "tqc", "n_envs": 0, "vec_env": "subproc", "randomization": "
 
 def benchmark_config(task: str, overrides: dict | None = None):
     """The preset of ``task`` (PickPlace's, set for RL alone, for ``PickPlaceRL``)."""
-    from training.config import resolve_config
+    from celltwin.training.config import resolve_config
 
     if task == "PickPlaceRL":
         return resolve_config(task="PickPlace", overrides={**RL_ALONE, **(overrides or {})})
@@ -76,8 +76,8 @@ def benchmark_config(task: str, overrides: dict | None = None):
 
 def run_celltwin(task: str, budget_s: float, eval_every: int, device: str, out: Path,
                  seed: int | None = None) -> dict:
-    from training.metrics import MetricsLog
-    from training.trainer import train
+    from celltwin.training.metrics import MetricsLog
+    from celltwin.training.trainer import train
 
     config = benchmark_config(task, overrides={
         "max_wall_s": budget_s, "device": device, "eval.every_steps": eval_every,
@@ -99,8 +99,8 @@ def run_peer(task: str, config, budget_s: float, eval_every: int, device: str) -
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
-    from training.algorithms import algorithm_class, env_count
-    from training.evaluation import SB3Policy, run_episodes
+    from celltwin.training.algorithms import algorithm_class, env_count
+    from celltwin.training.evaluation import SB3Policy, run_episodes
 
     # As many envs as celltwin's side (the preset's n_envs, 0: one per core), as processes.
     n_envs = env_count(config)
@@ -162,10 +162,10 @@ def final_success(run: Path, episodes: int, shifted: bool) -> float:
     The training evaluations use 20 episodes, in steps of 5%: too coarse to tell 97% from
     93%, so the final policy is also measured on many more.
     """
-    import twin.envs  # noqa: F401
-    from training.algorithms import load_normalizer
-    from training.evaluation import STARTUP_DRAWS, SB3Policy, run_episodes
-    from training.run_dir import load_trained
+    import celltwin.envs  # noqa: F401
+    from celltwin.training.algorithms import load_normalizer
+    from celltwin.training.evaluation import STARTUP_DRAWS, SB3Policy, run_episodes
+    from celltwin.training.run_dir import load_trained
 
     trained = load_trained(run)
     kwargs = {k: v for k, v in trained.env_kwargs().items() if k != "physics"}
@@ -219,8 +219,8 @@ def main() -> None:
     parser.add_argument("--shifted-episodes", type=int, default=50,
                         help="episodes of the final PickPlace policy under shifted physics")
     args = parser.parse_args()
-    from training.algorithms import resolve_device
-    from twin.errors import CelltwinError
+    from celltwin.training.algorithms import resolve_device
+    from celltwin.core.errors import CelltwinError
 
     try:
         devices = [resolve_device(device) for device in args.devices]

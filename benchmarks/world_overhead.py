@@ -1,4 +1,4 @@
-"""Overhead of stepping a cell through ``twin.World`` against bare pybullet calls.
+"""Overhead of stepping a cell through ``celltwin.World`` against bare pybullet calls.
 
 Both loops drive the same bodies in the same pybullet client, from the same snapshot, with the
 same per-control-step work: command the arm's joint targets, let the conveyor carry what lies on
@@ -20,8 +20,8 @@ import time
 import numpy as np
 import pybullet
 
-from twin.conveyor import CONTACT_DISTANCE_M
-from twin.world import World
+from celltwin.conveyor import CONTACT_DISTANCE_M
+from celltwin.world import World
 
 
 def world_loop(world: World, targets: np.ndarray) -> float:
@@ -93,7 +93,7 @@ def main() -> None:
               f"{world.physics_params().substeps} substeps of {world.physics_params().timestep_s:g} s")
         print(f"bare pybullet: {args.steps / bare_med:8.1f} control steps/s "
               f"({args.steps * period / bare_med:.1f}x real time)")
-        print(f"twin.World:    {args.steps / world_med:8.1f} control steps/s "
+        print(f"celltwin.World:    {args.steps / world_med:8.1f} control steps/s "
               f"({args.steps * period / world_med:.1f}x real time)")
         print(f"ratio world/bare: {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f}%, target <= +10%)")
 

@@ -32,8 +32,8 @@ from torch import nn
 
 from stable_baselines3.common.policies import BasePolicy
 
-from policies.errors import ExportError
-from twin.errors import Problem
+from celltwin.policies.errors import ExportError
+from celltwin.core.errors import Problem
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Policy bundles on disk: write one atomically, load one only when every byte checks out.
 
-A bundle is a folder: ``manifest.json`` (see :mod:`policies.manifest`), ``policy.onnx`` and,
+A bundle is a folder: ``manifest.json`` (see :mod:`celltwin.policies.manifest`), ``policy.onnx`` and,
 optionally, ``policy.pt`` (TorchScript). The manifest lists the SHA-256 and size of every other
 file and carries a digest of itself, so a copied, truncated or edited bundle is refused with the
 file and what is wrong before a controller moves. The ONNX bytes that were verified are the
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from policies.errors import BundleError
-from policies.manifest import (MANIFEST_FILE, SCHEMA_VERSION, manifest_digest,
+from celltwin.policies.errors import BundleError
+from celltwin.policies.manifest import (MANIFEST_FILE, SCHEMA_VERSION, manifest_digest,
                                validate_manifest)
-from twin.atomic import atomic_write_bytes, atomic_write_text
-from twin.errors import Problem
+from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
+from celltwin.core.errors import Problem
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ controller PC.
 
 from __future__ import annotations
 
-from twin.errors import CelltwinError
+from celltwin.core.errors import CelltwinError
 
 
 class BundleError(CelltwinError):
@@ -16,6 +16,3 @@ class BundleError(CelltwinError):
 class ExportError(CelltwinError):
     """A training run that cannot be exported, or an export whose ONNX disagrees with the policy."""
 
-
-class ControllerError(CelltwinError):
-    """A controller that cannot be reached, answers out of contract, or refuses a command."""

@@ -1,9 +1,9 @@
 """Export a trained policy to a bundle: ONNX with normalization and post-processing baked in.
 
-Reads a training run (``training.run_dir.load_trained``) or a ``Trained`` object, rebuilds the
+Reads a training run (``celltwin.training.run_dir.load_trained``) or a ``Trained`` object, rebuilds the
 env it was trained on to learn what the policy's numbers mean (observation terms, action
 scale, gripper range, control period, the robot and its limits), exports
-:class:`policies.actor.ExportableActor` to ONNX and TorchScript, and refuses to write a bundle
+:class:`celltwin.policies.actor.ExportableActor` to ONNX and TorchScript, and refuses to write a bundle
 whose ONNX disagrees with SB3's own ``predict`` by more than the tolerance on observations
 recorded from the env (random actions and the policy's own rollouts).
 
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from policies.errors import ExportError
-from policies.manifest import FORMAT, INPUT_KEYS, SCHEMA_VERSION
-from twin.errors import Problem
+from celltwin.policies.errors import ExportError
+from celltwin.policies.manifest import FORMAT, INPUT_KEYS, SCHEMA_VERSION
+from celltwin.core.errors import Problem
 
 ONNX_FILE = "policy.onnx"
 TORCHSCRIPT_FILE = "policy.pt"
@@ -89,14 +89,14 @@ class ExportResult:
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                checkpoint: bool = False, options: ExportOptions = ExportOptions()) -> ExportResult:
     """Export the final model (or newest checkpoint) of a training run directory."""
-    from training.run_dir import load_trained
+    from celltwin.training.run_dir import load_trained
 
     return export_trained(load_trained(run_dir, checkpoint=checkpoint), out_dir, options=options)
 
 
 def export_trained(trained, out_dir: str | os.PathLike, *,
                    options: ExportOptions = ExportOptions()) -> ExportResult:
-    """Export a trained policy (a ``training.run_dir.Trained`` or an object like it).
+    """Export a trained policy (a ``celltwin.training.run_dir.Trained`` or an object like it).
 
     Raises:
         ExportError: the policy cannot be exported, or its ONNX (or TorchScript) disagrees
@@ -105,9 +105,9 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
     import gymnasium as gym
     import torch
 
-    import twin.envs  # noqa: F401  (registers the env ids)
-    from policies.actor import ExportableActor
-    from policies.parity import check_parity, record_observations
+    import celltwin.envs  # noqa: F401  (registers the env ids)
+    from celltwin.policies.actor import ExportableActor
+    from celltwin.policies.parity import check_parity, record_observations
 
     config = trained.config
     env = gym.make(f"celltwin/{config.task}-v0", **trained.env_kwargs())
@@ -138,7 +138,7 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
 
     manifest = _manifest(trained, described, options, exporter, opset, parity,
                          options.torchscript)
-    from policies.bundle import write_bundle
+    from celltwin.policies.bundle import write_bundle
 
     path = write_bundle(out_dir, manifest, files)
     return ExportResult(Path(path), manifest, parity.max_abs_diff, script_diff)
@@ -148,11 +148,11 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
 
 
 def _describe_env(env, trained, options: ExportOptions) -> dict:
-    from policies.actor import ActionSpec
-    from policies.kinematics import KinematicChain
-    from policies.robot_description import describe_robot
-    from robots.kinematics import home_ee_pose_in_base
-    from twin.envs import MAX_EPISODE_STEPS
+    from celltwin.policies.actor import ActionSpec
+    from celltwin.policies.kinematics import KinematicChain
+    from celltwin.policies.robot_description import describe_robot
+    from celltwin.robots.kinematics import home_ee_pose_in_base
+    from celltwin.envs import MAX_EPISODE_STEPS
 
     unwrapped = env.unwrapped
     robot, controller, task = unwrapped.robot, unwrapped.controller, unwrapped.task
@@ -290,7 +290,7 @@ def _default_safety(robot: dict, chain, controller, period_s: float,
 
 def _manifest(trained, described: dict, options: ExportOptions, exporter: str, opset: int,
               parity, torchscript: bool) -> dict:
-    from twin import __version__
+    from celltwin import __version__
 
     config = trained.config
     size = sum(n for _, n in described["input_layout"])

@@ -18,7 +18,7 @@ import json
 import math
 from typing import Any, Mapping
 
-from twin.errors import Problem
+from celltwin.core.errors import Problem
 
 SCHEMA_VERSION = 1
 FORMAT = "celltwin.policy-bundle"

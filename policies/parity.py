@@ -2,7 +2,7 @@
 
 The reference path is SB3's own: VecNormalize's formula in numpy (float64, as VecNormalize
 computes it), gymnasium's ``spaces.flatten`` for flat policies, ``model.predict(...,
-deterministic=True)``, then the env's post-processing (:func:`policies.actor.postprocess_numpy`).
+deterministic=True)``, then the env's post-processing (:func:`celltwin.policies.actor.postprocess_numpy`).
 The ONNX path is the exported graph in onnxruntime on the raw, concatenated observation. They
 share no code but the arithmetic, so a wrong key order, a missing normalization or a wrong
 scale shows up as a large difference rather than passing silently.
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.errors import ExportError
-from policies.manifest import INPUT_KEYS
-from twin.errors import Problem
+from celltwin.policies.errors import ExportError
+from celltwin.policies.manifest import INPUT_KEYS
+from celltwin.core.errors import Problem
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def check_parity(onnx_bytes: bytes, trained, observations: np.ndarray, input_lay
     import gymnasium as gym
     import onnxruntime as ort
 
-    from policies.actor import postprocess_numpy
+    from celltwin.policies.actor import postprocess_numpy
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name

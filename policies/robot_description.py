@@ -3,8 +3,8 @@
 Export side only (it reads the robot registry, which needs pybullet_data). The deployment
 adapter gets everything it needs to know about the arm from the manifest: joint names and
 limits for the safety layer, and the kinematic chain from the base link to the TCP for numpy
-FK (:mod:`policies.kinematics`). The chain comes from the merged description
-(:meth:`robots.registry.RobotModel.merged_urdf`), the very file pybullet loads, so the FK the
+FK (:mod:`celltwin.policies.kinematics`). The chain comes from the merged description
+(:meth:`celltwin.robots.registry.RobotModel.merged_urdf`), the very file pybullet loads, so the FK the
 adapter computes is the FK the policy was trained with.
 """
 
@@ -14,14 +14,14 @@ import math
 import xml.etree.ElementTree as ET
 from typing import Sequence
 
-from policies.errors import ExportError
-from policies.kinematics import ChainJoint
-from twin.errors import Problem
+from celltwin.policies.errors import ExportError
+from celltwin.policies.kinematics import ChainJoint
+from celltwin.core.errors import Problem
 
 
 def describe_robot(model, base_xyz: Sequence[float] = (0.0, 0.0, 0.0),
                    base_quat_xyzw: Sequence[float] = (0.0, 0.0, 0.0, 1.0)) -> dict:
-    """Return the manifest's ``robot`` section for a :class:`robots.registry.RobotModel`.
+    """Return the manifest's ``robot`` section for a :class:`celltwin.robots.registry.RobotModel`.
 
     Args:
         model: the registered robot model the policy was trained on.

@@ -5,11 +5,11 @@ physics client; ``Kinematics`` answers FK/IK questions on a private client; cont
 policy actions into motor commands.
 """
 
-from robots.controllers import Controller, controller_modes, make_controller
-from robots.errors import RobotError
-from robots.kinematics import IKResult, Kinematics
-from robots.registry import RobotModel, get_robot_model, robot_model_names
-from robots.robot import Robot
+from celltwin.robots.controllers import Controller, controller_modes, make_controller
+from celltwin.robots.errors import RobotError
+from celltwin.robots.kinematics import IKResult, Kinematics
+from celltwin.robots.registry import RobotModel, get_robot_model, robot_model_names
+from celltwin.robots.robot import Robot
 
 __all__ = ["Controller", "IKResult", "Kinematics", "Robot", "RobotError", "RobotModel",
            "controller_modes", "get_robot_model", "make_controller", "robot_model_names"]

@@ -23,10 +23,10 @@ from typing import Sequence
 
 import numpy as np
 
-from robots.errors import RobotError
-from robots.kinematics import home_ee_pose_in_base
-from robots.robot import Robot
-from twin.errors import Problem, did_you_mean, one_of
+from celltwin.robots.errors import RobotError
+from celltwin.robots.kinematics import home_ee_pose_in_base
+from celltwin.robots.robot import Robot
+from celltwin.core.errors import Problem, did_you_mean, one_of
 
 
 class Controller:

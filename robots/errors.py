@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twin.errors import CelltwinError
+from celltwin.core.errors import CelltwinError
 
 
 class RobotError(CelltwinError):

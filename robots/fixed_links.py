@@ -28,9 +28,9 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robots.urdf import absolutize_meshes, parse_urdf, read_urdf
-from twin.assets import cache_dir
-from twin.atomic import atomic_write_text
+from celltwin.robots.urdf import absolutize_meshes, parse_urdf, read_urdf
+from celltwin.core.resources import cache_dir
+from celltwin.core.atomic import atomic_write_text
 
 # Bump when the merged file's content changes for the same inputs.
 _MERGER_VERSION = "2"

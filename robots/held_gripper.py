@@ -10,7 +10,7 @@ the Panda's physics time in ``celltwin/Reach-v0`` (``benchmarks/env_speed.py``: 
 So the finger joints are welded at the closed opening (fixed joints at that joint position)
 and every finger after the first is hung from the first one. The fingers keep their own
 contact parameters (the Panda's rubber pads: friction 1.0, soft contact), which pybullet keeps
-per link, so :mod:`robots.fixed_links` merges the fingers into one link of their own instead of
+per link, so :mod:`celltwin.robots.fixed_links` merges the fingers into one link of their own instead of
 into the hand. Mass, inertia and collision shapes are unchanged.
 """
 
@@ -24,12 +24,12 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from robots.errors import RobotError
-from robots.fixed_links import origin_matrix, set_origin
-from robots.urdf import absolutize_meshes, parse_urdf, read_urdf
-from twin.assets import cache_dir
-from twin.atomic import atomic_write_text
-from twin.errors import Problem
+from celltwin.robots.errors import RobotError
+from celltwin.robots.fixed_links import origin_matrix, set_origin
+from celltwin.robots.urdf import absolutize_meshes, parse_urdf, read_urdf
+from celltwin.core.resources import cache_dir
+from celltwin.core.atomic import atomic_write_text
+from celltwin.core.errors import Problem
 
 # Bump when the written file's content changes for the same inputs (this module's welding or
 # fixed_links.set_origin's formatting).
@@ -42,7 +42,7 @@ def hold_gripper_closed(name: str, urdf: Path, finger_joints: Sequence[str],
     """Return ``urdf`` with its finger joints welded at an opening of ``width_m``, cached.
 
     Each finger joint is set to half the width, clipped to its URDF limits, as
-    :meth:`robots.robot.Robot.command_gripper_width` would command it.
+    :meth:`celltwin.robots.robot.Robot.command_gripper_width` would command it.
 
     Args:
         name: robot model name; the first part of the cached file's name.

@@ -13,12 +13,12 @@ from functools import cache
 from typing import Sequence
 
 import numpy as np
-from twin.client import direct_client
+from celltwin.core.client import direct_client
 
-from robots.errors import RobotError
-from robots.registry import RobotModel
-from robots.robot import Robot
-from twin.errors import Problem
+from celltwin.robots.errors import RobotError
+from celltwin.robots.registry import RobotModel
+from celltwin.robots.robot import Robot
+from celltwin.core.errors import Problem
 
 _TWO_PI = 2.0 * math.pi
 # Random restarts come from a fixed seed so that the same query always gets the same answer.

@@ -1,6 +1,6 @@
 """The robot models celltwin knows, by name: URDF, joints, home pose, end effector, gripper.
 
-A :class:`RobotModel` is a static description; :class:`robots.robot.Robot` is one instance of
+A :class:`RobotModel` is a static description; :class:`celltwin.robots.robot.Robot` is one instance of
 it inside a running world. Cell files name models by the keys of this registry.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pybullet_data
 
-from robots.errors import RobotError
-from robots.fixed_links import LinkInertial, MergedUrdf, merge_fixed_links
-from robots.held_gripper import hold_gripper_closed
-from robots.urdf import GripperMount, compose_urdf
-from twin.assets import asset_path
-from twin.client import direct_client, quiet_c_output
-from twin.errors import Problem, did_you_mean, one_of
+from celltwin.robots.errors import RobotError
+from celltwin.robots.fixed_links import LinkInertial, MergedUrdf, merge_fixed_links
+from celltwin.robots.held_gripper import hold_gripper_closed
+from celltwin.robots.urdf import GripperMount, compose_urdf
+from celltwin.core.resources import asset_path
+from celltwin.core.client import direct_client, quiet_c_output
+from celltwin.core.errors import Problem, did_you_mean, one_of
 
 _PARALLEL_JAW = "robots/grippers/parallel_jaw.urdf"
 _PARALLEL_JAW_JOINTS = ("gripper_left_finger_joint", "gripper_right_finger_joint")
@@ -64,7 +64,7 @@ class RobotModel:
     def held_closed(self) -> "RobotModel":
         """Return this model with its gripper held closed, for tasks that never open it.
 
-        See :mod:`robots.held_gripper`: the same robot, with the fingers one rigid piece at
+        See :mod:`celltwin.robots.held_gripper`: the same robot, with the fingers one rigid piece at
         the closed opening, and cheaper to simulate.
         """
         return replace(self, gripper_held_closed=True)
@@ -79,7 +79,7 @@ class RobotModel:
     def merged_urdf(self) -> MergedUrdf:
         """Return the description to simulate: :meth:`urdf_path` with its fixed links merged.
 
-        See :mod:`robots.fixed_links`: same robot, fewer links for pybullet to step.
+        See :mod:`celltwin.robots.fixed_links`: same robot, fewer links for pybullet to step.
         """
         return _merged_urdf(self)
 

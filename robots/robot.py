@@ -22,9 +22,9 @@ import numpy as np
 import pybullet
 from pybullet_utils.bullet_client import BulletClient
 
-from robots.errors import RobotError
-from robots.registry import RobotModel
-from twin.errors import Problem, did_you_mean, one_of
+from celltwin.robots.errors import RobotError
+from celltwin.robots.registry import RobotModel
+from celltwin.core.errors import Problem, did_you_mean, one_of
 
 _FIXED = pybullet.JOINT_FIXED
 

@@ -17,10 +17,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from robots.errors import RobotError
-from twin.assets import cache_dir
-from twin.atomic import atomic_write_text
-from twin.errors import Problem, did_you_mean, one_of
+from celltwin.robots.errors import RobotError
+from celltwin.core.resources import cache_dir
+from celltwin.core.atomic import atomic_write_text
+from celltwin.core.errors import Problem, did_you_mean, one_of
 
 # Bump when the composition itself changes, so cached files from older code are not reused.
 _COMPOSER_VERSION = "1"

@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-import twin.envs  # noqa: F401  (registers the env ids)
-from policies.deploy.adapter import STOPPED, Adapter
-from policies.deploy.runtime import Pacer
-from policies.deploy.telemetry import read_telemetry, steps
-from policies.errors import ControllerError
-from policies.export import ExportOptions, export_trained
-from policies.parity import concatenate
-from training.config import TrainConfig
-from training.run_dir import Trained
-from twin.cli.main import main
-from twin.serve.in_process import InProcessController
-from twin.serve.virtual_controller import VirtualController
+import celltwin.envs  # noqa: F401  (registers the env ids)
+from celltwin.policies.deploy.adapter import STOPPED, Adapter
+from celltwin.policies.deploy.runtime import Pacer
+from celltwin.policies.deploy.telemetry import read_telemetry, steps
+from celltwin.controller.errors import ControllerError
+from celltwin.policies.export import ExportOptions, export_trained
+from celltwin.policies.parity import concatenate
+from celltwin.training.config import TrainConfig
+from celltwin.training.run_dir import Trained
+from celltwin.cli.main import main
+from celltwin.serve.in_process import InProcessController
+from celltwin.serve.virtual_controller import VirtualController
 
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("torch", "pybullet", "pybullet_data", "stable_baselines3", "sb3_contrib", "gymnasium",
@@ -116,10 +116,10 @@ def test_deployment_needs_only_numpy_onnxruntime_and_asyncua(reacher_bundle):
             raise AssertionError("something unpickled on the controller path")
         pickle.load = pickle.loads = refuse
         import numpy as np
-        import policies.bundle, policies.kinematics, policies.manifest
-        import policies.deploy.adapter, policies.deploy.opcua_client, policies.deploy.safety
-        from policies.deploy.adapter import Adapter
-        from policies.deploy.transport import ControllerState
+        import celltwin.policies.bundle, celltwin.policies.kinematics, celltwin.policies.manifest
+        import celltwin.policies.deploy.adapter, celltwin.policies.deploy.opcua_client, celltwin.policies.deploy.safety
+        from celltwin.policies.deploy.adapter import Adapter
+        from celltwin.controller.interface import ControllerState
 
         class Still:
             robot_model = "panda"
@@ -335,8 +335,8 @@ def test_cli_deploys_to_the_twin(reacher_bundle, tmp_path, capsys):
 
 
 def test_cli_deploys_over_opcua(reacher_bundle, tmp_path, capsys):
-    from twin.serve.opcua_security import ServerSecurity
-    from twin.serve.opcua_server import ServerThread
+    from celltwin.serve.opcua_security import ServerSecurity
+    from celltwin.serve.opcua_server import ServerThread
 
     with VirtualController.from_cell("reach_table") as virtual, \
             ServerThread(virtual, port=0, security=ServerSecurity(insecure=True)) as served:
@@ -356,8 +356,8 @@ def test_cli_deploys_over_opcua(reacher_bundle, tmp_path, capsys):
 
 @pytest.fixture
 def served_twin():
-    from twin.serve.opcua_security import ServerSecurity
-    from twin.serve.opcua_server import ServerThread
+    from celltwin.serve.opcua_security import ServerSecurity
+    from celltwin.serve.opcua_server import ServerThread
 
     virtual = VirtualController.from_cell("reach_table")
     server = ServerThread(virtual, port=0, security=ServerSecurity(insecure=True))
@@ -374,7 +374,7 @@ FAR_GOAL = [0.3, -0.3, 0.6]   # never reached in these steps: the policy keeps m
 
 def test_over_opcua_estop_on_the_server_holds_until_cleared_and_rearmed(reacher_bundle,
                                                                           served_twin, tmp_path):
-    from policies.deploy.opcua_client import OpcUaController
+    from celltwin.policies.deploy.opcua_client import OpcUaController
 
     virtual, server = served_twin
     with OpcUaController(server.endpoint) as controller, \
@@ -400,7 +400,7 @@ def test_over_opcua_estop_on_the_server_holds_until_cleared_and_rearmed(reacher_
 
 
 def test_over_opcua_a_stalled_server_trips_the_watchdog(reacher_bundle, served_twin):
-    from policies.deploy.opcua_client import OpcUaController
+    from celltwin.policies.deploy.opcua_client import OpcUaController
 
     virtual, server = served_twin
     with OpcUaController(server.endpoint) as controller, \
@@ -415,7 +415,7 @@ def test_over_opcua_a_stalled_server_trips_the_watchdog(reacher_bundle, served_t
 
 def test_over_opcua_a_server_gone_mid_run_leaves_complete_telemetry(reacher_bundle, served_twin,
                                                                     tmp_path):
-    from policies.deploy.opcua_client import OpcUaController
+    from celltwin.policies.deploy.opcua_client import OpcUaController
 
     virtual, server = served_twin
     path = tmp_path / "telemetry.jsonl"

@@ -13,14 +13,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import twin.envs  # noqa: F401  (registers the env ids)
-from policies.bundle import check_compatible, load_bundle
-from policies.errors import BundleError, ExportError
-from policies.export import ExportOptions, export_trained
-from policies.parity import concatenate
-from training.config import TrainConfig
-from training.run_dir import Trained
-from twin.cli.main import main
+import celltwin.envs  # noqa: F401  (registers the env ids)
+from celltwin.policies.bundle import check_compatible, load_bundle
+from celltwin.policies.errors import BundleError, ExportError
+from celltwin.policies.export import ExportOptions, export_trained
+from celltwin.policies.parity import concatenate
+from celltwin.training.config import TrainConfig
+from celltwin.training.run_dir import Trained
+from celltwin.cli.main import main
 
 RNG = np.random.default_rng(0)
 DICT_STATS = {key: (RNG.normal(0.0, 0.3, size), RNG.uniform(0.05, 2.0, size))
@@ -141,8 +141,8 @@ def test_parity_check_catches_a_policy_exported_without_its_normalization(sac_bu
     _, trained = sac_bundle
     unnormalized = Trained(model=trained.model, config=trained.config, obs_rms=None)
     exported = export_trained(unnormalized, tmp_path / "plain", options=ExportOptions(samples=50))
-    from policies.actor import ActionSpec
-    from policies.parity import check_parity
+    from celltwin.policies.actor import ActionSpec
+    from celltwin.policies.parity import check_parity
 
     env = gym.make("celltwin/Reach-v0")
     obs, _ = env.reset(seed=1)

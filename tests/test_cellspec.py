@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from scipy.spatial.transform import Rotation
 
-from robots.registry import get_robot_model, robot_model_names
-from twin.errors import CellSpecError
-from twin.spec import (BinSpec, BoxEquipment, BoxPart, CellSpec, ConveyorSpec, CylinderEquipment,
+from celltwin.robots.registry import get_robot_model, robot_model_names
+from celltwin.core.errors import CellSpecError
+from celltwin.spec import (BinSpec, BoxEquipment, BoxPart, CellSpec, ConveyorSpec, CylinderEquipment,
                        CylinderPart, MeshEquipment, PhysicsSection, Pose, RobotSpec,
                        SpawnRegionSpec, SpherePart, TargetSpec, load_cell, parse_cell,
                        shipped_cell_names)
-from twin.spec.loader import parse_yaml_document, validation_problems
+from celltwin.spec.loader import parse_yaml_document, validation_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "cells.md"

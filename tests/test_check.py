@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from robots import robot_model_names
-from twin.check import check_cell
-from twin.spec import load_cell
-from twin.world import World
+from celltwin.robots import robot_model_names
+from celltwin.check import check_cell
+from celltwin.spec import load_cell
+from celltwin.world import World
 
 
 @pytest.mark.parametrize("robot", robot_model_names())

@@ -7,8 +7,8 @@ import pybullet
 import pytest
 from pybullet_utils.bullet_client import BulletClient
 
-from robots import Robot, RobotError, get_robot_model, robot_model_names
-from robots.controllers import (EEDeltaController, JointDeltaController, JointPositionController,
+from celltwin.robots import Robot, RobotError, get_robot_model, robot_model_names
+from celltwin.robots.controllers import (EEDeltaController, JointDeltaController, JointPositionController,
                                 controller_modes, make_controller)
 
 MODELS = robot_model_names()

@@ -8,16 +8,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import twin.envs  # noqa: F401
-from policies.deploy.adapter import Adapter
-from policies.deploy.opcua_client import OpcUaController
-from policies.export import export_run
-from training.evaluation import SB3Policy
-from training.config import resolve_config
-from training.run_dir import load_trained
-from training.trainer import train
-from twin.serve.opcua_server import ServerSecurity, ServerThread
-from twin.serve.virtual_controller import VirtualController
+import celltwin.envs  # noqa: F401
+from celltwin.policies.deploy.adapter import Adapter
+from celltwin.policies.deploy.opcua_client import OpcUaController
+from celltwin.policies.export import export_run
+from celltwin.training.evaluation import SB3Policy
+from celltwin.training.config import resolve_config
+from celltwin.training.run_dir import load_trained
+from celltwin.training.trainer import train
+from celltwin.serve.opcua_server import ServerSecurity, ServerThread
+from celltwin.serve.virtual_controller import VirtualController
 
 EPISODES = 12
 
@@ -89,7 +89,7 @@ def test_deploy_cli_over_opcua_reaches_the_goal(reach_bundle, tmp_path):
     import subprocess
     import sys
 
-    from policies.deploy.telemetry import read_telemetry
+    from celltwin.policies.deploy.telemetry import read_telemetry
 
     _, bundle = reach_bundle
     virtual = VirtualController.from_cell("reach_table")
@@ -99,7 +99,7 @@ def test_deploy_cli_over_opcua_reaches_the_goal(reach_bundle, tmp_path):
         goal = np.array([0.45, 0.1, 0.25])
         telemetry = tmp_path / "telemetry.jsonl"
         result = subprocess.run(
-            [sys.executable, "-m", "twin.cli.main", "deploy", str(bundle), "--controller",
+            [sys.executable, "-m", "celltwin.cli.main", "deploy", str(bundle), "--controller",
              server.endpoint, "--goal", *map(str, goal), "--steps", "150",
              "--telemetry", str(telemetry), "--json", str(tmp_path / "deploy.json")],
             capture_output=True, text=True, timeout=120)
@@ -114,7 +114,7 @@ def test_deploy_cli_over_opcua_reaches_the_goal(reach_bundle, tmp_path):
 
 
 def test_evaluate_judges_the_exported_bundle_like_the_checkpoint(reach_bundle, tmp_path):
-    from training.evaluation import evaluate
+    from celltwin.training.evaluation import evaluate
 
     run, bundle = reach_bundle
     kwargs = load_trained(run).env_kwargs()

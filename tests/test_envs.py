@@ -11,11 +11,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import twin.envs  # noqa: F401  (registers celltwin/*)
-from policies.scripted.experts import make_expert
-from robots import controller_modes, robot_model_names
-from twin.envs import ENV_IDS
-from twin.errors import EnvError
+import celltwin.envs  # noqa: F401  (registers celltwin/*)
+from celltwin.experts.by_task import make_expert
+from celltwin.robots import controller_modes, robot_model_names
+from celltwin.envs import ENV_IDS
+from celltwin.core.errors import EnvError
 
 TASKS = ("Reach", "Push", "PickPlace", "ConveyorPick")
 
@@ -263,7 +263,7 @@ def test_every_registered_id_is_listed_and_typos_get_a_suggestion():
 @pytest.mark.parametrize("task", TASKS)
 def test_experts_that_claim_to_be_reactive_answer_the_observation_alone(task):
     # What DAgger relies on: the same observation gets the same action, whatever came before.
-    from policies.scripted.experts import expert_is_markov
+    from celltwin.experts.by_task import expert_is_markov
 
     env = make(task)
     expert = make_expert(env)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import twin.envs  # noqa: F401
-from training.evaluation import Sweep, evaluate
-from twin.errors import CelltwinError
+import celltwin.envs  # noqa: F401
+from celltwin.training.evaluation import Sweep, evaluate
+from celltwin.core.errors import CelltwinError
 
 CELLTWIN = str(Path(sys.executable).with_name("celltwin"))
 
@@ -66,7 +66,7 @@ def test_episodes_rotate_over_a_list_of_envs():
     import gymnasium as gym
     import numpy as np
 
-    from training.evaluation import run_episodes
+    from celltwin.training.evaluation import run_episodes
 
     seen = []
 
@@ -96,8 +96,8 @@ def test_the_randomized_twin_of_an_evaluation_is_several_startup_draws():
     # As in training's evaluations: one env would judge the policy on one part only.
     import gymnasium as gym
 
-    from policies.scripted.experts import make_expert
-    from training.evaluation import STARTUP_DRAWS, run_episodes
+    from celltwin.experts.by_task import make_expert
+    from celltwin.training.evaluation import STARTUP_DRAWS, run_episodes
 
     report = evaluate("expert", "celltwin/PickPlace-v0", {}, episodes=STARTUP_DRAWS + 2,
                       grid_episodes=1, randomization="standard", seed=5, sweeps=[])

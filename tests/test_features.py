@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-import twin.envs  # noqa: F401  (registers the envs)
-from training.features import StandardizedCombinedExtractor, standardize_from, term_differences
+import celltwin.envs  # noqa: F401  (registers the envs)
+from celltwin.training.features import StandardizedCombinedExtractor, standardize_from, term_differences
 
 
 def _env(task: str):
@@ -84,10 +84,10 @@ def test_models_get_the_differences_keep_them_when_saved_and_export_them(tmp_pat
     from stable_baselines3 import SAC
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from policies.export import ExportOptions, export_trained
-    from training.algorithms import make_model
-    from training.config import resolve_config
-    from training.run_dir import Trained
+    from celltwin.policies.export import ExportOptions, export_trained
+    from celltwin.training.algorithms import make_model
+    from celltwin.training.config import resolve_config
+    from celltwin.training.run_dir import Trained
 
     config = resolve_config(task="PickPlace", overrides={
         "randomization": "none", "hyperparameters": {"buffer_size": 100, "policy_kwargs": {

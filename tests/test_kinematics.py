@@ -8,8 +8,8 @@ import pytest
 from pybullet_utils.bullet_client import BulletClient
 from scipy.spatial.transform import Rotation
 
-from robots import Robot, RobotError, get_robot_model, robot_model_names
-from robots.kinematics import Kinematics, home_ee_pose_in_base, quaternion_angle
+from celltwin.robots import Robot, RobotError, get_robot_model, robot_model_names
+from celltwin.robots.kinematics import Kinematics, home_ee_pose_in_base, quaternion_angle
 
 MODELS = robot_model_names()
 # A base that is neither at the origin nor axis-aligned, so frame mistakes show.

@@ -12,19 +12,19 @@ import sys
 
 import pytest
 
-from twin.cli import main as cli_main
-from twin.layout import check_layout, find_jobs, parse_param, with_values
-from twin.layout.jobs import LayoutError
-from twin.spec import load_cell
-from twin.spec.loader import validate_cell_data
-from twin.world import World
+from celltwin.cli import main as cli_main
+from celltwin.layout import check_layout, find_jobs, parse_param, with_values
+from celltwin.layout.jobs import LayoutError
+from celltwin.spec import load_cell
+from celltwin.spec.loader import validate_cell_data
+from celltwin.world import World
 
 
 def celltwin(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """Run `celltwin ARGS` in-process; return exit code, stdout, stderr."""
-    if "twin.cli.layout" not in cli_main.COMMAND_MODULES:
+    if "celltwin.cli.layout" not in cli_main.COMMAND_MODULES:
         monkeypatch.setattr(cli_main, "COMMAND_MODULES",
-                            (*cli_main.COMMAND_MODULES, "twin.cli.layout"))
+                            (*cli_main.COMMAND_MODULES, "celltwin.cli.layout"))
     code = cli_main.main(list(args))
     out, err = capsys.readouterr()
     return code, out, err

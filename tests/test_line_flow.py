@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from twin.line import LineResult, LineSpecError, load_line, parse_line, simulate
-from twin.line.result import STATES
+from celltwin.line import LineResult, LineSpecError, load_line, parse_line, simulate
+from celltwin.line.result import STATES
 
 
 def line(stations: str, *, extra: str = "", hours: float = 8, days: int = 1) -> str:
@@ -190,10 +190,10 @@ def test_malformed_line_reports_every_fault_with_its_path_and_line(tmp_path):
 
 @pytest.fixture
 def celltwin(monkeypatch):
-    import twin.cli.main as cli
+    import celltwin.cli.main as cli
 
-    if "twin.cli.line" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "twin.cli.line"))
+    if "celltwin.cli.line" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "celltwin.cli.line"))
     return cli.main
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from twin.check import check_cell
-from twin.errors import WorldError
-from twin.meshes import prepare_mesh
-from twin.spec import load_cell
-from twin.world import World
+from celltwin.check import check_cell
+from celltwin.core.errors import WorldError
+from celltwin.meshes import prepare_mesh
+from celltwin.spec import load_cell
+from celltwin.world import World
 
 CELL = """\
 name: mesh_cell

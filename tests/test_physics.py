@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.errors import PhysicsParamsError
-from twin.physics import BodyDynamics, JointDynamics, PhysicsParams, RobotActuation
-from twin.world import World
+from celltwin.core.errors import PhysicsParamsError
+from celltwin.physics import BodyDynamics, JointDynamics, PhysicsParams, RobotActuation
+from celltwin.world import World
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ _WHOLE_ARM = ([("joints", f"arm/panda_joint{i}", "force_limit") for i in range(1
 def test_entry_writer_applies_and_records_what_apply_entries_does(entries, values):
     # The compiled writer of randomized resets must be indistinguishable from the checked
     # generic path: same pybullet state, same motor settings, same record.
-    from twin.physics_io import EntryWriter
+    from celltwin.physics_io import EntryWriter
 
     with World("pick_station") as generic, World("pick_station") as compiled:
         sections: dict = {"bodies": {}, "joints": {}, "robots": {}}

@@ -1,16 +1,16 @@
-"""numpy kinematics of bundles (policies.kinematics) against pybullet, for every robot."""
+"""numpy kinematics of bundles (celltwin.policies.kinematics) against pybullet, for every robot."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from policies.kinematics import KinematicChain, matrix_to_quat, quat_to_matrix, rotation_vector
-from policies.robot_description import describe_robot
-from robots.kinematics import Kinematics
-from robots.registry import get_robot_model, robot_model_names
-from robots.robot import Robot
-from twin.client import direct_client
+from celltwin.policies.kinematics import KinematicChain, matrix_to_quat, quat_to_matrix, rotation_vector
+from celltwin.policies.robot_description import describe_robot
+from celltwin.robots.kinematics import Kinematics
+from celltwin.robots.registry import get_robot_model, robot_model_names
+from celltwin.robots.robot import Robot
+from celltwin.core.client import direct_client
 
 # A tilted, shifted base: FK must come out in the base frame whatever the base pose.
 BASE_XYZ = np.array([0.3, -0.2, 0.75])

@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import twin.envs  # noqa: F401
-from twin.assets import asset_path
-from twin.randomization import (ADR, ADRSettings, RandomizationConfig, RandomizationError,
+import celltwin.envs  # noqa: F401
+from celltwin.core.resources import asset_path
+from celltwin.randomization import (ADR, ADRSettings, RandomizationConfig, RandomizationError,
                                 preset_names)
 
 

@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import twin.envs  # noqa: F401
-from twin.errors import WorldError
-from twin.parts import PartGeometry
-from twin.randomization import RandomizationError
+import celltwin.envs  # noqa: F401
+from celltwin.core.errors import WorldError
+from celltwin.parts import PartGeometry
+from celltwin.randomization import RandomizationError
 
 TABLE_TOP_Z = 0.75  # table_top.yaml: the table is 0.75 m high
 CUBE = 0.04         # table_top.yaml: the part is a 4 cm cube

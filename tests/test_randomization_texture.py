@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import twin.envs  # noqa: F401
-from twin.randomization import RandomizationError
-from twin.render import camera_matrices
-from twin.textures import TEXTURES, texture_file, texture_image
+import celltwin.envs  # noqa: F401
+from celltwin.randomization import RandomizationError
+from celltwin.render import camera_matrices
+from celltwin.textures import TEXTURES, texture_file, texture_image
 
 WIDTH, HEIGHT = 64, 48
 

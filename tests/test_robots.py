@@ -10,10 +10,10 @@ import pybullet
 import pytest
 from pybullet_utils.bullet_client import BulletClient
 
-from robots import Robot, RobotError, get_robot_model, robot_model_names
-from robots.kinematics import quaternion_angle
-from robots.urdf import GripperMount, compose_urdf
-from twin.assets import asset_path
+from celltwin.robots import Robot, RobotError, get_robot_model, robot_model_names
+from celltwin.robots.kinematics import quaternion_angle
+from celltwin.robots.urdf import GripperMount, compose_urdf
+from celltwin.core.resources import asset_path
 
 MODELS = robot_model_names()
 TIMESTEP_S = 1.0 / 500.0
@@ -457,7 +457,7 @@ def _link_poses(client, body) -> dict:
 def test_welding_keeps_every_link_where_the_joints_held_it(client, tmp_path, monkeypatch):
     """Rotated joint origins, a prismatic and a revolute finger, a weld away from zero."""
     monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path / "cache"))
-    from robots.held_gripper import hold_gripper_closed
+    from celltwin.robots.held_gripper import hold_gripper_closed
 
     source = tmp_path / "toy.urdf"
     source.write_text(_TOY_HAND)
@@ -486,9 +486,9 @@ def test_welding_keeps_every_link_where_the_joints_held_it(client, tmp_path, mon
 
 def test_fixed_links_merge_only_into_links_with_the_same_contact(tmp_path, monkeypatch):
     monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path / "cache"))
-    from robots.fixed_links import merge_fixed_links
-    from robots.held_gripper import hold_gripper_closed
-    from robots.registry import _simulated_inertials as inertials
+    from celltwin.robots.fixed_links import merge_fixed_links
+    from celltwin.robots.held_gripper import hold_gripper_closed
+    from celltwin.robots.registry import _simulated_inertials as inertials
 
     source = tmp_path / "toy.urdf"
     source.write_text(_TOY_HAND)

@@ -7,10 +7,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import twin.envs  # noqa: F401  (registers the envs)
-from training.config import resolve_config
-from training.rollouts import EnvSet, PolicySnapshot, Rollouts
-from twin.errors import CelltwinError
+import celltwin.envs  # noqa: F401  (registers the envs)
+from celltwin.training.config import resolve_config
+from celltwin.training.rollouts import EnvSet, PolicySnapshot, Rollouts
+from celltwin.core.errors import CelltwinError
 
 
 def _same(a, b) -> bool:
@@ -43,7 +43,7 @@ def test_snapshots_of_tqc_and_of_ppo_with_normalization_act_as_their_models():
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from training.demos import flatten
+    from celltwin.training.demos import flatten
 
     env = gym.make("celltwin/PickPlace-v0")
     tqc = TQC("MultiInputPolicy", env, policy_kwargs={"net_arch": [16]}, seed=1, buffer_size=10)
@@ -76,7 +76,7 @@ def _policy_bytes(model) -> bytes:
 def test_policy_snapshot_acts_as_the_model_and_evaluation_matches_run_episodes():
     from stable_baselines3 import SAC
 
-    from training.evaluation import SB3Policy, run_episodes
+    from celltwin.training.evaluation import SB3Policy, run_episodes
 
     config = resolve_config(task="Reach")
     env = gym.make("celltwin/Reach-v0")
@@ -117,7 +117,7 @@ def test_a_worker_error_comes_back_typed_and_the_pool_stays_usable():
 
 
 def test_a_dead_worker_is_a_clear_error():
-    from training.errors import TrainingError
+    from celltwin.training.errors import TrainingError
 
     config = resolve_config(task="Reach")
     with Rollouts(config, workers=2) as pool:

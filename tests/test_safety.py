@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies.deploy.safety import SafetyLayer, SafetyLimits
-from policies.errors import ControllerError
-from policies.kinematics import KinematicChain
-from policies.robot_description import describe_robot
-from robots.registry import get_robot_model
+from celltwin.policies.deploy.safety import SafetyLayer, SafetyLimits
+from celltwin.controller.errors import ControllerError
+from celltwin.policies.kinematics import KinematicChain
+from celltwin.policies.robot_description import describe_robot
+from celltwin.robots.registry import get_robot_model
 
 PERIOD_S = 0.04
 TOL = 1e-9

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from asyncua import Client, ua
 
-from policies.deploy import opcua_model as model
-from policies.deploy.opcua_client import OpcUaController
-from policies.errors import ControllerError
-from twin.cli.main import main
-from twin.serve.bench import opcua_round_trip
-from twin.serve.errors import ServeError
-from twin.serve.opcua_security import CLIENT_APPLICATION_URI, ServerSecurity, ensure_certificate
-from twin.serve.opcua_server import ServerThread
-from twin.serve.virtual_controller import VirtualController
+from celltwin.controller import opcua_model as model
+from celltwin.policies.deploy.opcua_client import OpcUaController
+from celltwin.controller.errors import ControllerError
+from celltwin.cli.main import main
+from celltwin.policies.deploy.latency import opcua_round_trip
+from celltwin.serve.errors import ServeError
+from celltwin.serve.opcua_security import CLIENT_APPLICATION_URI, ServerSecurity, ensure_certificate
+from celltwin.serve.opcua_server import ServerThread
+from celltwin.serve.virtual_controller import VirtualController
 
 CELL = "reach_table"
 USER, PASSWORD = "operator", "correct horse"
@@ -338,7 +338,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(capsys):
 
 
 def test_cli_serves_until_ctrl_c():
-    command = [sys.executable, "-m", "twin.cli.main", "serve", CELL, "--insecure", "--port", "0",
+    command = [sys.executable, "-m", "celltwin.cli.main", "serve", CELL, "--insecure", "--port", "0",
                "--latency-steps", "1"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -358,9 +358,9 @@ def test_cli_serves_until_ctrl_c():
 
 
 def test_opcua_client_imports_without_heavy_packages():
-    probe = ("import sys, json; import policies.deploy.opcua_client; "
+    probe = ("import sys, json; import celltwin.policies.deploy.opcua_client; "
              "print(json.dumps(sorted(m for m in ('torch', 'pybullet', 'stable_baselines3', "
-             "'gymnasium', 'twin.world') if m in sys.modules)))")
+             "'gymnasium', 'celltwin.world') if m in sys.modules)))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr

@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pytest
 
-from training.config import resolve_config
-from training.errors import TrainingError
-from training.metrics import MetricsLog
-from training.run_dir import RunDir, load_trained
-from training.trainer import resume, train
+from celltwin.training.config import resolve_config
+from celltwin.training.errors import TrainingError
+from celltwin.training.metrics import MetricsLog
+from celltwin.training.run_dir import RunDir, load_trained
+from celltwin.training.trainer import resume, train
 
 # rollout_workers 1: a few episodes per evaluation do not pay for worker processes; the
 # DAgger test and tests/test_rollouts.py run them.
@@ -37,7 +37,7 @@ def _quiet(_text: str) -> None:
 
 
 def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "twin.cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "celltwin.cli.main", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -91,7 +91,7 @@ def test_sigkill_mid_training_resumes_and_finishes(tmp_path):
                                                        "eval.every_steps": 1000})
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config.to_yaml())
-    process = subprocess.Popen([sys.executable, "-m", "twin.cli.main", "train", str(config_file),
+    process = subprocess.Popen([sys.executable, "-m", "celltwin.cli.main", "train", str(config_file),
                                 "--out", str(run_dir), "--no-progress"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = run_dir / "checkpoints" / "LATEST"
@@ -177,10 +177,10 @@ def test_existing_run_is_never_overwritten(tmp_path):
 
 
 def test_demonstrations_fill_the_buffer_and_clone_the_expert(tmp_path):
-    import twin.envs  # noqa: F401
-    from training.algorithms import make_model, make_vec_env
-    from training.demos import behaviour_clone, collect_into
-    from training.rollouts import Rollouts
+    import celltwin.envs  # noqa: F401
+    from celltwin.training.algorithms import make_model, make_vec_env
+    from celltwin.training.demos import behaviour_clone, collect_into
+    from celltwin.training.rollouts import Rollouts
 
     config = resolve_config(task="PickPlace", overrides={
         "n_envs": 2, "vec_env": "dummy", "randomization": "light",
@@ -230,7 +230,7 @@ def test_adr_state_is_saved_with_checkpoints_and_restored_on_resume(tmp_path):
     assert sum(len(env["history"]) for env in saved["envs"]) > 0
     assert json.loads((run.path / "adr.json").read_text()) == saved
 
-    from training.algorithms import make_vec_env
+    from celltwin.training.algorithms import make_vec_env
 
     venv = make_vec_env(config)
     try:
@@ -263,7 +263,7 @@ def test_a_finished_run_is_extended_only_on_request_and_paths_are_absolute(tmp_p
     (tmp_path / "physics.yaml").write_text("robots: {arm: {latency_steps: 1}}\n")
     relative = resolve_config(task="Reach", overrides={"env.physics": "physics.yaml"})
     assert relative.env.physics == str(tmp_path / "physics.yaml")
-    from twin.errors import CelltwinError
+    from celltwin.core.errors import CelltwinError
 
     with pytest.raises(CelltwinError) as error:
         train(resolve_config(task="Reach", overrides={"env.robot": "pandda"}), tmp_path / "bad",
@@ -274,8 +274,8 @@ def test_a_finished_run_is_extended_only_on_request_and_paths_are_absolute(tmp_p
 def test_evaluate_normalizes_observations_like_training(tmp_path):
     import gymnasium as gym
 
-    import twin.envs  # noqa: F401
-    from training.evaluation import load_policy
+    import celltwin.envs  # noqa: F401
+    from celltwin.training.evaluation import load_policy
 
     config = resolve_config(task="Reach", overrides={**TINY_SAC, "steps": 200, "normalize": True})
     train(config, tmp_path / "run", log=_quiet)
@@ -293,7 +293,7 @@ def test_evaluate_normalizes_observations_like_training(tmp_path):
 
 
 def test_dagger_relabels_the_clone_and_standardizes_the_inputs(tmp_path):
-    from training.features import StandardizedCombinedExtractor
+    from celltwin.training.features import StandardizedCombinedExtractor
 
     config = resolve_config(task="PickPlace", overrides={
         **TINY_SAC, "steps": 200, "eval.every_steps": 200, "randomization": "light",
@@ -321,11 +321,11 @@ def test_dagger_relabels_the_clone_and_standardizes_the_inputs(tmp_path):
 
 
 def test_a_clone_that_meets_the_target_stops_the_run_before_rl(tmp_path, monkeypatch):
-    import training.trainer
+    import celltwin.training.trainer
 
     written = []
-    original = training.trainer._write_checkpoint
-    monkeypatch.setattr(training.trainer, "_write_checkpoint",
+    original = celltwin.training.trainer._write_checkpoint
+    monkeypatch.setattr(celltwin.training.trainer, "_write_checkpoint",
                         lambda run, model, step, *args: (written.append(step),
                                                          original(run, model, step, *args)))
     config = resolve_config(task="Reach", overrides={
@@ -349,7 +349,7 @@ def test_the_wall_time_budget_is_checked_between_evaluations(tmp_path):
 
 
 def test_dagger_needs_a_reactive_expert_and_demonstrations():
-    from policies.scripted.experts import expert_is_markov
+    from celltwin.experts.by_task import expert_is_markov
 
     with pytest.raises(TrainingError) as error:
         resolve_config(task="Push", overrides={"demos.episodes": 5, "demos.dagger_rounds": 1})
@@ -365,8 +365,8 @@ def test_cloning_decays_its_learning_rate_and_restores_it_for_the_anchor():
     import gymnasium as gym
     from stable_baselines3 import SAC
 
-    import twin.envs  # noqa: F401  (registers the envs)
-    from training.demos import BehaviourCloner, Demonstrations
+    import celltwin.envs  # noqa: F401  (registers the envs)
+    from celltwin.training.demos import BehaviourCloner, Demonstrations
 
     env = gym.make("celltwin/Reach-v0")
     model = SAC("MultiInputPolicy", env, buffer_size=10, policy_kwargs={"net_arch": [8]}, seed=0)

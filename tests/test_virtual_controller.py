@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from policies.errors import ControllerError
-from twin.errors import PhysicsParamsError
-from twin.serve.in_process import InProcessController
-from twin.serve.virtual_controller import VirtualController
+from celltwin.controller.errors import ControllerError
+from celltwin.core.errors import PhysicsParamsError
+from celltwin.serve.in_process import InProcessController
+from celltwin.serve.virtual_controller import VirtualController
 
 CELL = "reach_table"
 

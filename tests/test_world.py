@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robots import robot_model_names
-from twin.errors import WorldError
-from twin.spec import load_cell
-from twin.world import World
+from celltwin.robots import robot_model_names
+from celltwin.core.errors import WorldError
+from celltwin.spec import load_cell
+from celltwin.world import World
 
 EXAMPLE_CELLS = ("pick_station", "two_arm_line", "table_top")
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import copy
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 
-from training.config import TrainConfig
-from training.errors import TrainingError
-from twin.errors import Problem
+from celltwin.training import legacy
+from celltwin.training.config import TrainConfig
+from celltwin.training.errors import TrainingError
+from celltwin.training.legacy import legacy_custom_objects
+from celltwin.core.errors import Problem
 
 
 def algorithm_class(algo: str):
@@ -72,11 +73,11 @@ def _env_factory(config: TrainConfig, randomization: str | None, seed: int, adr:
         import gymnasium as gym
         from stable_baselines3.common.monitor import Monitor
 
-        import twin.envs  # noqa: F401  (registers the ids in a fresh subprocess)
+        import celltwin.envs  # noqa: F401  (registers the ids in a fresh subprocess)
 
         if adr_settings is not None:
-            from twin.randomization import ADR, load_randomization
-            from twin.randomization.adr import ADRSettings
+            from celltwin.randomization import ADR, load_randomization
+            from celltwin.randomization.adr import ADRSettings
 
             terms, _ = load_randomization(randomization)
             kwargs["adr"] = ADR.from_config(terms, ADRSettings(**adr_settings))
@@ -130,8 +131,8 @@ def make_model(config: TrainConfig, venv, tensorboard_dir: Path | None):
     kwargs = copy.deepcopy(config.hyperparameters)  # SB3 edits policy_kwargs in place
     if config.algo in ("sac", "tqc"):
         policy = "MultiInputPolicy"
-        # Identity until demonstrations set its statistics (training.features).
-        from training.features import StandardizedCombinedExtractor, term_differences
+        # Identity until demonstrations set its statistics (celltwin.training.features).
+        from celltwin.training.features import StandardizedCombinedExtractor, term_differences
 
         policy_kwargs = kwargs.setdefault("policy_kwargs", {})
         if "features_extractor_class" not in policy_kwargs:
@@ -165,10 +166,10 @@ def load_model(config: TrainConfig, path: Path, env=None, device: str = "cpu"):
     Without ``env`` (inference, export) the model comes without a replay buffer: SB3 refuses
     to load a HER model without an env, and the buffer is of no use for acting.
     """
-    custom = None
+    custom = legacy_custom_objects(path)   # runs written by celltwin 0.1's layout
     if env is None and config.algo != "ppo":
-        custom = {"replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1,
-                  "learning_starts": 0}
+        custom.update({"replay_buffer_class": None, "replay_buffer_kwargs": {}, "buffer_size": 1,
+                       "learning_starts": 0})
     try:
         return algorithm_class(config.algo).load(str(path), env=env, device=device,
                                                  custom_objects=custom)
@@ -184,7 +185,7 @@ def load_normalizer(path: Path):
         return None
     try:
         with open(path, "rb") as handle:
-            return pickle.load(handle)
+            return legacy.loads(handle.read())
     except Exception as exc:
         raise TrainingError(Problem(f"cannot read normalization statistics: {exc}",
                                     file=str(path))) from None

@@ -12,10 +12,10 @@ from collections import deque
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from training.config import TrainConfig
-from training.evaluation import STARTUP_DRAWS
-from training.metrics import MetricsLog, plot_curve
-from training.run_dir import RunDir
+from celltwin.training.config import TrainConfig
+from celltwin.training.evaluation import STARTUP_DRAWS
+from celltwin.training.metrics import MetricsLog, plot_curve
+from celltwin.training.run_dir import RunDir
 
 
 class Evaluator:
@@ -23,11 +23,11 @@ class Evaluator:
 
     The same seeds every time, so successive rows differ only by the policy. The randomized
     twin is ``STARTUP_DRAWS`` envs taken in turn, each with its own startup draw
-    (:data:`training.evaluation.STARTUP_DRAWS`). Episodes run in the run's rollout workers.
+    (:data:`celltwin.training.evaluation.STARTUP_DRAWS`). Episodes run in the run's rollout workers.
     """
 
     def __init__(self, config: TrainConfig, episodes: int, rollouts, seed: int = 10_000_000):
-        from training.rollouts import EnvSet
+        from celltwin.training.rollouts import EnvSet
 
         self.config = config
         self.episodes = episodes
@@ -38,7 +38,7 @@ class Evaluator:
         self.randomized = EnvSet(config.randomization, STARTUP_DRAWS, seed) if randomized else None
 
     def __call__(self, model, normalizer=None) -> dict:
-        from training.rollouts import PolicySnapshot
+        from celltwin.training.rollouts import PolicySnapshot
 
         actor = PolicySnapshot(model, normalizer, flat=self.config.algo == "ppo")
         seeds = [self.seed + episode for episode in range(self.episodes)]

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from training.errors import TrainingError
-from twin.errors import Problem, did_you_mean, one_of
+from celltwin.training.errors import TrainingError
+from celltwin.core.errors import Problem, did_you_mean, one_of
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -80,7 +80,7 @@ class TrainConfig(BaseModel):
         normalize: observation normalization (VecNormalize), baked into exported bundles.
         adr: automatic domain randomization over the randomization's uniform terms (one ADR
             state per env, saved in every checkpoint and in ``adr.json``).
-        adr_settings: fields of :class:`twin.randomization.adr.ADRSettings` (e.g. ``queue_size``).
+        adr_settings: fields of :class:`celltwin.randomization.adr.ADRSettings` (e.g. ``queue_size``).
         hyperparameters: keyword arguments of the SB3 algorithm (``policy_kwargs`` included).
         checkpoint_every_steps: env steps between checkpoints (at most this much is lost on a crash).
         max_wall_s: wall-time budget [s]; once spent, training evaluates once more and stops.
@@ -124,7 +124,7 @@ def preset_names() -> list[str]:
 
 
 def _read(path: Path) -> tuple[dict, Any, str]:
-    from twin.spec.loader import parse_yaml_document, read_document, require_mapping
+    from celltwin.spec.loader import parse_yaml_document, read_document, require_mapping
 
     text = read_document(path, error=TrainingError, what="training config")
     data, lines = parse_yaml_document(text, file=str(path), error=TrainingError)
@@ -164,7 +164,7 @@ def resolve_config(config_file: str | Path | None = None, task: str | None = Non
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        from twin.spec.loader import validation_problems
+        from celltwin.spec.loader import validation_problems
 
         raise TrainingError(validation_problems(exc, TrainConfig, file=file, lines=lines)) from None
     _check_semantics(config, file)
@@ -186,7 +186,7 @@ def _absolute_paths(config: TrainConfig) -> TrainConfig:
 
 
 def _check_semantics(config: TrainConfig, file: str) -> None:
-    from policies.scripted.experts import expert_is_markov
+    from celltwin.experts.by_task import expert_is_markov
 
     problems = []
     if config.her and config.algo == "ppo":
@@ -198,7 +198,7 @@ def _check_semantics(config: TrainConfig, file: str) -> None:
                                 path="adr", file=file, value=True,
                                 expected="randomization: a preset or file, or adr: false"))
     if config.adr_settings:
-        from twin.randomization.adr import ADRSettings
+        from celltwin.randomization.adr import ADRSettings
 
         known = set(ADRSettings.__dataclass_fields__)
         for key in sorted(set(config.adr_settings) - known):

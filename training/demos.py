@@ -6,7 +6,7 @@ exploration problem (Nair et al. 2018, arXiv 1709.10089): the actor starts as a 
 of the scripted expert and the replay buffer starts with the expert's episodes, so RL begins
 from a policy that already succeeds and improves it under randomization.
 
-Demonstration episodes run in the rollout workers (:mod:`training.rollouts`), always for the
+Demonstration episodes run in the rollout workers (:mod:`celltwin.training.rollouts`), always for the
 full time limit (the expert holds the goal after success, at reward 0), and enter the replay
 buffer in lock-step, one per env slot of the training vec env: all slots end together, which is
 what SB3's per-env episode bookkeeping in ``HerReplayBuffer`` needs to take them as ordinary
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.config import TrainConfig
-from training.rollouts import stack_observations
+from celltwin.training.config import TrainConfig
+from celltwin.training.rollouts import stack_observations
 
 
 @dataclass
@@ -52,9 +52,9 @@ class Demonstrations:
 
 def demo_env_set(config: TrainConfig, seed: int):
     """The randomized twin demonstrations and DAgger rounds run on: ``STARTUP_DRAWS`` envs
-    (:data:`training.evaluation.STARTUP_DRAWS`), so the clone sees several parts."""
-    from training.evaluation import STARTUP_DRAWS
-    from training.rollouts import EnvSet
+    (:data:`celltwin.training.evaluation.STARTUP_DRAWS`), so the clone sees several parts."""
+    from celltwin.training.evaluation import STARTUP_DRAWS
+    from celltwin.training.rollouts import EnvSet
 
     dr = config.demos.randomization or config.randomization
     return EnvSet(None if dr in (None, "none") else dr, STARTUP_DRAWS, seed)
@@ -74,7 +74,7 @@ def collect_into(model, config: TrainConfig, episodes: int, seed: int, rollouts,
 
     Args:
         seed: episode ``i`` resets at ``seed + i`` on the env set :func:`demo_env_set` gives.
-        rollouts: the :class:`training.rollouts.Rollouts` that runs the episodes.
+        rollouts: the :class:`celltwin.training.rollouts.Rollouts` that runs the episodes.
         into_buffer: also add the transitions to the model's replay buffer (not on resume,
             where the buffer comes back from the checkpoint).
     """
@@ -123,7 +123,7 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int, rollouts, env_
     Args:
         env_set: the envs to drive, the same across rounds (the same startup draws).
     """
-    from training.rollouts import PolicySnapshot
+    from celltwin.training.rollouts import PolicySnapshot
 
     actor = PolicySnapshot(model, normalizer, flat=config.algo == "ppo")
     recorded = rollouts.run(env_set, "dagger", [seed + i for i in range(episodes)], actor)

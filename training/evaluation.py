@@ -15,9 +15,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from twin.atomic import atomic_write_bytes, atomic_write_text
-from twin.errors import CelltwinError, Problem
-from twin.randomization.knobs import PART_GEOMETRY_PARAMETERS
+from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
+from celltwin.core.errors import CelltwinError, Problem
+from celltwin.randomization.knobs import PART_GEOMETRY_PARAMETERS
+from celltwin.training.legacy import legacy_custom_objects
 
 SB3_ALGORITHMS = ("SAC", "TD3", "DDPG", "PPO", "A2C")
 CONTRIB_ALGORITHMS = ("TQC",)
@@ -90,8 +91,8 @@ class BundlePolicy:
     """
 
     def __init__(self, folder: Path):
-        from policies.bundle import load_bundle
-        from policies.deploy.runtime import OnnxPolicy
+        from celltwin.policies.bundle import load_bundle
+        from celltwin.policies.deploy.runtime import OnnxPolicy
 
         bundle = load_bundle(folder)
         self.manifest = bundle.manifest
@@ -122,7 +123,7 @@ def load_policy(spec: str, env):
     """``expert`` (the task's scripted expert), an exported bundle folder, or the path of an
     SB3 ``.zip`` checkpoint."""
     if spec == "expert":
-        from policies.scripted.experts import make_expert
+        from celltwin.experts.by_task import make_expert
 
         return make_expert(env)
     path = Path(spec)
@@ -138,13 +139,14 @@ def load_policy(spec: str, env):
 
     classes = [getattr(stable_baselines3, name) for name in SB3_ALGORITHMS]
     classes += [getattr(sb3_contrib, name) for name in CONTRIB_ALGORITHMS]
+    custom = legacy_custom_objects(path)   # a model saved by celltwin 0.1's layout
     for cls in classes:
         try:
-            model = cls.load(path, env=env, device="cpu")
+            model = cls.load(path, env=env, device="cpu", custom_objects=custom)
         except Exception:  # the wrong algorithm class fails to load; try the next
             continue
         # A run's model.zip sits beside the normalization statistics it was trained with.
-        from training.algorithms import load_normalizer
+        from celltwin.training.algorithms import load_normalizer
 
         return SB3Policy(model, load_normalizer(path.parent / "vecnormalize.pkl"))
     raise CelltwinError(Problem("not a stable-baselines3 checkpoint this version can load",

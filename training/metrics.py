@@ -12,7 +12,7 @@ import io
 import os
 from pathlib import Path
 
-from twin.atomic import atomic_write_bytes, atomic_write_text
+from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
 
 FIELDS = ("step", "wall_s", "train_episodes", "train_success", "success_nominal",
           "return_nominal", "success_randomized", "return_randomized", "fps")

@@ -30,9 +30,9 @@ from typing import Sequence
 
 import numpy as np
 
-from training.config import TrainConfig
-from training.errors import TrainingError
-from twin.errors import Problem
+from celltwin.training.config import TrainConfig
+from celltwin.training.errors import TrainingError
+from celltwin.core.errors import Problem
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class PolicySnapshot:
         if self._policy is None:
             self._policy = self._class.load(io.BytesIO(self._bytes), device="cpu")
         if self._flat:   # PPO's VecNormalize saw the flattened observation
-            from training.demos import flatten
+            from celltwin.training.demos import flatten
 
             observation = flatten(observation)
         if self._normalizer is not None:
@@ -124,7 +124,7 @@ class EnvHost:
         if key not in self.envs:
             import gymnasium as gym
 
-            import twin.envs  # noqa: F401  (registers the ids in a fresh worker)
+            import celltwin.envs  # noqa: F401  (registers the ids in a fresh worker)
 
             env = gym.make(self.config.env_id(), randomization=env_set.randomization,
                            **self.config.env_kwargs())
@@ -135,7 +135,7 @@ class EnvHost:
     def expert(self, env_set: EnvSet, draw: int):
         key = (env_set, draw)
         if key not in self.experts:
-            from policies.scripted.experts import make_expert
+            from celltwin.experts.by_task import make_expert
 
             self.experts[key] = make_expert(self.env(env_set, draw).unwrapped)
         return self.experts[key]
@@ -147,7 +147,7 @@ class EnvHost:
         for the task's full length whatever happens (``env.unwrapped``: HER's bookkeeping and
         DAgger want whole episodes); ``evaluate`` (``policy`` acts until the episode ends).
         """
-        from twin.envs import MAX_EPISODE_STEPS
+        from celltwin.envs import MAX_EPISODE_STEPS
 
         horizon = MAX_EPISODE_STEPS[self.config.task]
         done = []
@@ -230,7 +230,7 @@ def _serve(connection, config: TrainConfig) -> None:
             except Interrupted:
                 return
             except Exception as exc:  # sent back whole: a typed error stays typed
-                from twin.errors import CelltwinError
+                from celltwin.core.errors import CelltwinError
 
                 if not isinstance(exc, CelltwinError):   # a bug: say where, in the worker
                     exc.add_note(f"in rollout worker:\n{traceback.format_exc()}")
@@ -257,7 +257,7 @@ class Rollouts:
     """
 
     def __init__(self, config: TrainConfig, workers: int | None = None):
-        from training.algorithms import usable_cores
+        from celltwin.training.algorithms import usable_cores
 
         workers = config.rollout_workers if workers is None else workers
         self.workers = workers or usable_cores()

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.config import TrainConfig, load_config
-from training.errors import TrainingError
-from twin.atomic import atomic_write_text
-from twin.errors import Problem
+from celltwin.training.config import TrainConfig, load_config
+from celltwin.training.errors import TrainingError
+from celltwin.core.atomic import atomic_write_text
+from celltwin.core.errors import Problem
 
 KEEP_CHECKPOINTS = 2
 
@@ -220,7 +220,7 @@ class Trained:
 
 def load_trained(run_dir: str | Path, checkpoint: bool = False) -> Trained:
     """Load a run's final model (or, with ``checkpoint``, its newest checkpoint)."""
-    from training.algorithms import load_model, read_normalization
+    from celltwin.training.algorithms import load_model, read_normalization
 
     run = RunDir(run_dir)
     config = run.config()

@@ -1,6 +1,6 @@
 """celltwin's twin: cell layouts as code, the pybullet world built from them, and its physics.
 
-Heavy pieces load on first use (PEP 562) so that light modules such as ``twin.errors`` can be
+Heavy pieces load on first use (PEP 562) so that light modules such as ``celltwin.core.errors`` can be
 imported on a controller without pybullet.
 """
 
@@ -11,15 +11,15 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "CellSpec": "twin.spec",
-    "load_cell": "twin.spec",
-    "World": "twin.world",
-    "PhysicsParams": "twin.physics",
-    "CelltwinError": "twin.errors",
-    "CellSpecError": "twin.errors",
-    "PhysicsParamsError": "twin.errors",
-    "WorldError": "twin.errors",
-    "Problem": "twin.errors",
+    "CellSpec": "celltwin.spec",
+    "load_cell": "celltwin.spec",
+    "World": "celltwin.world",
+    "PhysicsParams": "celltwin.physics",
+    "CelltwinError": "celltwin.core.errors",
+    "CellSpecError": "celltwin.core.errors",
+    "PhysicsParamsError": "celltwin.core.errors",
+    "WorldError": "celltwin.core.errors",
+    "Problem": "celltwin.core.errors",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from robots import Kinematics
+from celltwin.robots import Kinematics
 
 
 @dataclass(frozen=True)

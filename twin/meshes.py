@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from twin.assets import cache_dir
-from twin.atomic import atomic_write_bytes
-from twin.client import quiet_c_output
-from twin.errors import Problem, WorldError
+from celltwin.core.resources import cache_dir
+from celltwin.core.atomic import atomic_write_bytes
+from celltwin.core.client import quiet_c_output
+from celltwin.core.errors import Problem, WorldError
 
 UNIT_TO_M = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
 

@@ -2,7 +2,7 @@
 
 An observation is built from a *state*: a mapping from term name to a numpy array, every
 position and velocity expressed in the robot's base frame. The env fills the state from
-pybullet (:mod:`twin.envs.state`); the deployment adapter fills it from a controller. Both call
+pybullet (:mod:`celltwin.envs.state`); the deployment adapter fills it from a controller. Both call
 :meth:`ObservationLayout.build`, so the two cannot drift apart. This module imports only numpy:
 it runs on a controller.
 """

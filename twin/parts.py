@@ -3,7 +3,7 @@
 A cell spec gives each part type one nominal geometry. Domain randomization may ask for
 another size, another shape or an offset centre of mass. pybullet cannot change a created
 body's collision shape or inertial frame, so a variant is a new body (built by
-:func:`twin.scene.build_part`, swapped in by :meth:`twin.world.World.rebuild_part`), never a
+:func:`celltwin.scene.build_part`, swapped in by :meth:`celltwin.world.World.rebuild_part`), never a
 URDF reload. This module only computes geometries; it makes no pybullet calls.
 """
 
@@ -34,7 +34,7 @@ class PartGeometry:
 
     @classmethod
     def of(cls, part) -> "PartGeometry":
-        """The nominal geometry of a part spec (:class:`twin.spec.BoxPart` and siblings)."""
+        """The nominal geometry of a part spec (:class:`celltwin.spec.BoxPart` and siblings)."""
         if part.shape == "box":
             return cls("box", tuple(float(v) for v in np.asarray(part.size_m, dtype=float) / 2))
         if part.shape == "cylinder":

@@ -9,12 +9,12 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING
 
-from twin.errors import PhysicsParamsError, Problem, did_you_mean
-from twin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
+from celltwin.core.errors import PhysicsParamsError, Problem, did_you_mean
+from celltwin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
                           RobotActuation)
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from celltwin.world import World
 
 # getDynamicsInfo tuple positions
 _MASS, _LATERAL, _RESTITUTION, _ROLLING, _SPINNING = 0, 1, 5, 6, 7

@@ -8,7 +8,7 @@ re-applies just those instead of every body and link of the cell.
 
 from __future__ import annotations
 
-from twin.physics import SECTIONS, PhysicsParams
+from celltwin.physics import SECTIONS, PhysicsParams
 
 _ENTRY_TYPES = {section: PhysicsParams.model_fields[section].annotation.__args__[1]
                 for section in SECTIONS}

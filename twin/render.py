@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from twin.atomic import atomic_write_bytes
+from celltwin.core.atomic import atomic_write_bytes
 
 # Per client object (ids are reused after a disconnect): whether the EGL plugin loaded.
 _EGL_CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

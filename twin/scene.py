@@ -1,6 +1,6 @@
 """Turns the static and free objects of a cell spec into pybullet bodies.
 
-Robots are built by ``robots.Robot``; everything else a cell holds (floor, equipment, conveyor
+Robots are built by ``celltwin.robots.Robot``; everything else a cell holds (floor, equipment, conveyor
 belts, bins and trays, parts) is built here. Each function returns the new body id; the world
 records it under the object's name.
 """
@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pybullet_data
 
-from twin.meshes import PreparedMesh
-from twin.parts import PartGeometry
+from celltwin.meshes import PreparedMesh
+from celltwin.parts import PartGeometry
 
 _BELT_COLOR = (0.15, 0.15, 0.17, 1.0)
 

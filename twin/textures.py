@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from twin.assets import cache_dir
-from twin.atomic import atomic_write_bytes
+from celltwin.core.resources import cache_dir
+from celltwin.core.atomic import atomic_write_bytes
 
 TEXTURE_SIZE_PX = 64
 NO_TEXTURE = "none"

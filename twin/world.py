@@ -1,6 +1,6 @@
 """The twin: one pybullet client holding a production cell, addressed by name.
 
-A ``World`` is built from a validated :class:`twin.spec.CellSpec`. It owns exactly one pybullet
+A ``World`` is built from a validated :class:`celltwin.spec.CellSpec`. It owns exactly one pybullet
 client in DIRECT mode (no global pybullet state; several worlds live side by side in one
 process), records every body under its cell name, steps physics one control period at a time,
 and saves/restores in-memory snapshots that replay bit-exactly.
@@ -21,18 +21,18 @@ from typing import Collection
 
 import numpy as np
 
-from robots import Robot, get_robot_model
-from robots.kinematics import yawed
-from twin import scene
-from twin.client import direct_client, gui_client
-from twin.conveyor import Conveyor
-from twin.errors import Problem, WorldError, did_you_mean, one_of
-from twin.meshes import PreparedMesh, prepare_mesh
-from twin.parts import PartGeometry
-from twin.physics import PhysicsParams
-from twin.physics_io import apply_entries, apply_physics, as_entries, read_physics
-from twin.physics_state import PhysicsRecord
-from twin.spec import CellSpec, load_cell
+from celltwin.robots import Robot, get_robot_model
+from celltwin.robots.kinematics import yawed
+from celltwin import scene
+from celltwin.core.client import direct_client, gui_client
+from celltwin.conveyor import Conveyor
+from celltwin.core.errors import Problem, WorldError, did_you_mean, one_of
+from celltwin.meshes import PreparedMesh, prepare_mesh
+from celltwin.parts import PartGeometry
+from celltwin.physics import PhysicsParams
+from celltwin.physics_io import apply_entries, apply_physics, as_entries, read_physics
+from celltwin.physics_state import PhysicsRecord
+from celltwin.spec import CellSpec, load_cell
 
 _BOUND = {"_step": "stepSimulation", "_set_filter": "setCollisionFilterGroupMask",
           "_get_pose": "getBasePositionAndOrientation",
@@ -60,7 +60,7 @@ class World:
         physics: overrides applied after building (e.g. loaded from ``--physics FILE``).
         gui: open pybullet's window instead of running headless (needs a display).
         held_grippers: robots whose grippers are held closed, welded shut
-            (:meth:`robots.RobotModel.held_closed`): for tasks that never open them.
+            (:meth:`celltwin.robots.RobotModel.held_closed`): for tasks that never open them.
 
     Use as a context manager, or call :meth:`close`, to free the pybullet client.
     """

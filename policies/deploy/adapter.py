@@ -5,7 +5,7 @@ Each control step, on a monotonic clock at the bundle's control period:
 1. read the controller's state (the watchdog stops when that fails, or when the state's
    ``stamp_s`` has not advanced for ``stale_state_periods`` periods);
 2. stop if an emergency or protective stop is active or the mode is not an automatic one;
-3. build the observation with :mod:`twin.observation` (:class:`Observer`);
+3. build the observation with :mod:`celltwin.observation` (:class:`Observer`);
 4. run the ONNX policy; its action is already in controller units;
 5. turn it into joint targets as the twin's controller does: ``ee_delta`` moves the TCP target
    from the *measured* TCP (numpy damped-least-squares IK from the measured joints, the TCP
@@ -34,15 +34,15 @@ from typing import Sequence
 
 import numpy as np
 
-from policies.bundle import Bundle, check_compatible, load_bundle
-from policies.deploy.observer import Observer
-from policies.deploy.runtime import OnnxPolicy, Pacer
-from policies.deploy.safety import SafetyLayer, SafetyLimits
-from policies.deploy.telemetry import TelemetryWriter
-from policies.deploy.transport import MOVING_MODES, Controller, ControllerState
-from policies.errors import ControllerError
-from policies.kinematics import KinematicChain, quat_to_matrix
-from twin.errors import CelltwinError, Problem
+from celltwin.policies.bundle import Bundle, check_compatible, load_bundle
+from celltwin.policies.deploy.observer import Observer
+from celltwin.policies.deploy.runtime import OnnxPolicy, Pacer
+from celltwin.policies.deploy.safety import SafetyLayer, SafetyLimits
+from celltwin.policies.deploy.telemetry import TelemetryWriter
+from celltwin.controller.interface import MOVING_MODES, Controller, ControllerState
+from celltwin.controller.errors import ControllerError
+from celltwin.policies.kinematics import KinematicChain, quat_to_matrix
+from celltwin.core.errors import CelltwinError, Problem
 
 IDLE, RUNNING, STOPPED = "idle", "running", "stopped"
 
@@ -85,7 +85,7 @@ class Adapter:
 
     Args:
         bundle: a loaded :class:`Bundle` or the bundle folder (loaded and verified here).
-        controller: anything implementing :class:`~policies.deploy.transport.Controller`.
+        controller: anything implementing :class:`~celltwin.controller.interface.Controller`.
         goal: desired goal in the robot base frame [m] (e.g. the Reach target).
         telemetry: JSON-lines file to append one record per step to (``None``: none).
         reduced_mode: cap TCP speed at the manifest's reduced-mode speed (0.25 m/s).

@@ -1,7 +1,7 @@
 """Controller state to policy input, through the one observation builder.
 
-The env fills :class:`twin.observation.ObservationLayout`'s state mapping from pybullet; this
-fills the same mapping from a :class:`~policies.deploy.transport.ControllerState` and calls the
+The env fills :class:`celltwin.observation.ObservationLayout`'s state mapping from pybullet; this
+fills the same mapping from a :class:`~celltwin.controller.interface.ControllerState` and calls the
 same ``build``, so the adapter's observation cannot drift from the training one:
 
 - ``ee_position`` / ``ee_velocity``: numpy FK of the measured joints, and the Jacobian times
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.deploy.transport import ControllerState
-from policies.errors import ControllerError
-from policies.kinematics import KinematicChain
-from twin.errors import Problem
-from twin.observation import ObservationLayout
+from celltwin.controller.interface import ControllerState
+from celltwin.controller.errors import ControllerError
+from celltwin.policies.kinematics import KinematicChain
+from celltwin.core.errors import Problem
+from celltwin.observation import ObservationLayout
 
 
 @dataclass(frozen=True)

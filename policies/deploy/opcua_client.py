@@ -1,8 +1,8 @@
 """A robot controller reached over OPC UA: the deployment adapter's transport to a real cell.
 
-:class:`OpcUaController` implements :class:`~policies.deploy.transport.Controller` against any
+:class:`OpcUaController` implements :class:`~celltwin.controller.interface.Controller` against any
 server with the OPC 40010 robotics model and celltwin's command interface
-(:mod:`policies.deploy.opcua_model`; ``celltwin serve`` is one). It runs on a controller PC, so
+(:mod:`celltwin.controller.opcua_model`; ``celltwin serve`` is one). It runs on a controller PC, so
 it imports numpy, asyncua and the light celltwin modules only: never torch, pybullet,
 stable-baselines3 or gymnasium (tests/test_serve.py checks ``sys.modules``).
 
@@ -16,7 +16,7 @@ Design choices that matter on a control loop:
 - asyncua is async; this class keeps its own event loop on a background thread so the adapter
   can call it synchronously from its control loop, with a deadline on every call.
 - Every failure (refused connection, timeout, refused login, bad status, mismatched model)
-  is a :class:`~policies.errors.ControllerError` naming the endpoint.
+  is a :class:`~celltwin.policies.errors.ControllerError` naming the endpoint.
 
 Positions are reported in radians; a server whose ``EngineeringUnits`` say degrees is
 converted, any other unit is refused.
@@ -35,10 +35,10 @@ import numpy as np
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
 
-from policies.deploy import opcua_model as model
-from policies.deploy.transport import OPERATIONAL_MODES, ControllerState
-from policies.errors import ControllerError
-from twin.errors import Problem
+from celltwin.controller import opcua_model as model
+from celltwin.controller.interface import OPERATIONAL_MODES, ControllerState
+from celltwin.controller.errors import ControllerError
+from celltwin.core.errors import Problem
 
 _SECURITY_POLICIES = {"Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256}
 _UINT32 = 2 ** 32

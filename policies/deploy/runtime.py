@@ -19,8 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from policies.errors import BundleError
-from twin.errors import Problem
+from celltwin.policies.errors import BundleError
+from celltwin.core.errors import Problem
 
 _SPIN_S = 0.0005
 

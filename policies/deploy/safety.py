@@ -49,9 +49,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from policies.errors import ControllerError
-from policies.kinematics import KinematicChain
-from twin.errors import Problem
+from celltwin.controller.errors import ControllerError
+from celltwin.policies.kinematics import KinematicChain
+from celltwin.core.errors import Problem
 
 # Names of the limits that can act on a set-point, as telemetry reports them.
 FLAGS = ("non_finite", "joint_position", "joint_velocity", "joint_step", "joint_acceleration",

@@ -10,7 +10,7 @@ loss mid-write): :func:`read_telemetry` drops it instead of failing.
 Records (each a JSON object with a ``type``):
 
 - ``header``: once, first: bundle, robot, joint names, control period, goal, options.
-- ``step``: one per control step (see :class:`policies.deploy.adapter.Adapter`).
+- ``step``: one per control step (see :class:`celltwin.policies.deploy.adapter.Adapter`).
 - ``event``: arming, stops with their reason, re-arming, closing.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from twin.cli.common import add_world_arguments, build_world
+from celltwin.cli.common import add_world_arguments, build_world
 
 
 def register(subparsers) -> None:
@@ -29,8 +29,8 @@ def register(subparsers) -> None:
 
 
 def run_check(args) -> int:
-    from twin.atomic import atomic_write_text
-    from twin.check import check_cell
+    from celltwin.core.atomic import atomic_write_text
+    from celltwin.check import check_cell
 
     with build_world(args) as world:
         report = check_cell(world)
@@ -41,7 +41,7 @@ def run_check(args) -> int:
 
 
 def run_render(args) -> int:
-    from twin.render import render_cell
+    from celltwin.render import render_cell
 
     with build_world(args) as world:
         path = render_cell(world, args.output, args.width, args.height)

@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from twin.physics import PhysicsParams
+from celltwin.physics import PhysicsParams
 
 
 def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | None = None) -> None:
@@ -25,8 +25,8 @@ def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | 
 
 def build_world(args: argparse.Namespace):
     """Load the cell named by ``args`` and build its world with any physics overrides."""
-    from twin.spec import load_cell
-    from twin.world import World
+    from celltwin.spec import load_cell
+    from celltwin.world import World
 
     spec = load_cell(args.cell)
     if args.robot:

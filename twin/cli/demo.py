@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from twin.cli.common import add_world_arguments, build_world
+from celltwin.cli.common import add_world_arguments, build_world
 
 
 def register(subparsers) -> None:
@@ -22,11 +22,11 @@ def register(subparsers) -> None:
 
 
 def run_demo(args) -> int:
-    from policies.scripted.cycle import run_pick_place
-    from twin.atomic import atomic_write_text
-    from twin.check import target_pose
-    from twin.errors import CelltwinError, Problem, did_you_mean, one_of
-    from twin.render import render_cell
+    from celltwin.experts.cycle import run_pick_place
+    from celltwin.core.atomic import atomic_write_text
+    from celltwin.check import target_pose
+    from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+    from celltwin.render import render_cell
 
     started = time.perf_counter()
     with build_world(args) as world:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from twin.cli.common import (add_world_arguments, non_negative_float, positive_float,
+from celltwin.cli.common import (add_world_arguments, non_negative_float, positive_float,
                              positive_int)
 
 
@@ -104,7 +104,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, parts: int) -> None:
 
 
 def _options(args):
-    from twin.layout.runner import RunOptions
+    from celltwin.layout.runner import RunOptions
 
     return RunOptions(parts=args.parts, max_sim_s=args.max_sim_s, spacing_m=args.spacing_m,
                       arrival_interval_s=args.arrival_interval_s, pick=args.pick,
@@ -113,22 +113,22 @@ def _options(args):
 
 
 def _cell(source, robot: str | None):
-    from twin.spec import load_cell
+    from celltwin.spec import load_cell
 
     spec = load_cell(source)
     return spec.with_robot_model(robot) if robot else spec
 
 
 def _physics(args):
-    from twin.physics import PhysicsParams
+    from celltwin.physics import PhysicsParams
 
     return PhysicsParams.load(args.physics) if args.physics else None
 
 
 # ---------------------------------------------------------------------------------- handlers
 def run_check(args) -> int:
-    from twin.cli.common import build_world
-    from twin.layout.check import check_layout, write_check
+    from celltwin.cli.common import build_world
+    from celltwin.layout.check import check_layout, write_check
 
     with build_world(args) as world:
         report = check_layout(world, margin_deg=args.margin_deg, clearance_m=args.clearance_m,
@@ -140,8 +140,8 @@ def run_check(args) -> int:
 
 
 def run_run(args) -> int:
-    from twin.layout.report import summary_lines, write_run
-    from twin.layout.runner import run_layout
+    from celltwin.layout.report import summary_lines, write_run
+    from celltwin.layout.runner import run_layout
 
     cell = _cell(args.cell, args.robot)
     options = _options(args)
@@ -155,9 +155,9 @@ def run_run(args) -> int:
 
 
 def run_compare(args) -> int:
-    from twin.errors import CelltwinError
-    from twin.layout.compare import run_compare as compare, write_compare
-    from twin.layout.jobs import find_jobs
+    from celltwin.core.errors import CelltwinError
+    from celltwin.layout.compare import run_compare as compare, write_compare
+    from celltwin.layout.jobs import find_jobs
 
     cells, problems = [], []
     for source in args.cells:  # every unreadable cell at once
@@ -189,9 +189,9 @@ def run_compare(args) -> int:
 
 
 def run_sweep(args) -> int:
-    from twin.errors import CelltwinError
-    from twin.layout.params import parse_param
-    from twin.layout.sweep import plan, run_sweep as sweep, write_sweep
+    from celltwin.core.errors import CelltwinError
+    from celltwin.layout.params import parse_param
+    from celltwin.layout.sweep import plan, run_sweep as sweep, write_sweep
 
     params, problems = [], []
     for text in args.param:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from twin.cli.common import non_negative_int, positive_int
+from celltwin.cli.common import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -32,8 +32,8 @@ def register(subparsers) -> None:
 
 
 def run_line(args) -> int:
-    from twin.line import load_line, simulate, write_run
-    from twin.line.report import summary_lines
+    from celltwin.line import load_line, simulate, write_run
+    from celltwin.line.report import summary_lines
 
     spec = load_line(args.line)
     result = simulate(spec, args.seed, warmup_h=args.warmup_h, days=args.days,

@@ -11,12 +11,13 @@ import argparse
 import importlib
 import sys
 
-import twin.client  # noqa: F401  (first pybullet import, with its banner muted)
-from twin import __version__
-from twin.errors import CelltwinError
+import celltwin.core.client  # noqa: F401  (first pybullet import, with its banner muted)
+from celltwin import __version__
+from celltwin.core.errors import CelltwinError
 
 # Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("twin.cli.demo", "twin.cli.cell", "twin.cli.layout", "twin.cli.line", "twin.cli.serve", "training.cli", "policies.cli")
+COMMAND_MODULES = ("celltwin.cli.demo", "celltwin.cli.cell", "celltwin.cli.layout", "celltwin.cli.line",
+                   "celltwin.cli.serve", "celltwin.cli.train", "celltwin.cli.policy")
 
 EXIT_USAGE = 2
 

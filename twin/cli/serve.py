@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from twin.cli.common import add_world_arguments, non_negative_float, non_negative_int
+from celltwin.cli.common import add_world_arguments, non_negative_float, non_negative_int
 
 PASSWORD_ENV = "CELLTWIN_OPCUA_PASSWORD"
 
@@ -56,9 +56,9 @@ def run_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from twin.cli.common import build_world
-    from twin.serve.opcua_server import VirtualControllerServer
-    from twin.serve.virtual_controller import VirtualController
+    from celltwin.cli.common import build_world
+    from celltwin.serve.opcua_server import VirtualControllerServer
+    from celltwin.serve.virtual_controller import VirtualController
 
     security = _security(args)
     if not security.insecure:
@@ -101,9 +101,9 @@ async def _serve(server, security) -> None:
 
 
 def _security(args: argparse.Namespace):
-    from twin.errors import Problem
-    from twin.serve.errors import ServeError
-    from twin.serve.opcua_security import ServerSecurity
+    from celltwin.core.errors import Problem
+    from celltwin.serve.errors import ServeError
+    from celltwin.serve.opcua_security import ServerSecurity
 
     if args.insecure:
         given = [flag for flag, value in (("--cert", args.cert), ("--key", args.key),

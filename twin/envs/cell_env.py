@@ -1,7 +1,7 @@
 """CellEnv: a goal-conditioned Gymnasium environment hosted on a cell twin.
 
-Composition, not inheritance: a :class:`twin.world.World` (physics), one
-:class:`robots.Robot` with a controller (actions), a task (goals, rewards, episode start), a
+Composition, not inheritance: a :class:`celltwin.world.World` (physics), one
+:class:`celltwin.robots.Robot` with a controller (actions), a task (goals, rewards, episode start), a
 :class:`StateReader` and the :class:`ObservationLayout` (observations).
 
 Episodes and their end:
@@ -32,18 +32,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from robots.controllers import make_controller
-from twin.observation import ObservationLayout
-from twin.envs.state import StateReader
-from twin.envs.tasks import TASKS
-from twin.envs.tasks.base import goal_distance
-from twin.errors import EnvError, Problem, did_you_mean, one_of
-from twin.physics import PhysicsParams
-from twin.randomization import RandomizationConfig, Randomizer, load_randomization
-from twin.randomization.looks import Looks
-from twin.randomization.sensing import SensorModel
-from twin.spec import CellSpec, load_cell
-from twin.world import World
+from celltwin.robots.controllers import make_controller
+from celltwin.observation import ObservationLayout
+from celltwin.envs.state import StateReader
+from celltwin.envs.tasks import TASKS
+from celltwin.envs.tasks.base import goal_distance
+from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
+from celltwin.physics import PhysicsParams
+from celltwin.randomization import RandomizationConfig, Randomizer, load_randomization
+from celltwin.randomization.looks import Looks
+from celltwin.randomization.sensing import SensorModel
+from celltwin.spec import CellSpec, load_cell
+from celltwin.world import World
 
 DEFAULT_CELLS = {"Reach": "reach_table", "Push": "table_top", "PickPlace": "table_top",
                  "ConveyorPick": "pick_station"}
@@ -67,7 +67,7 @@ class CellEnv(gym.Env):
         robot_name: which robot of a multi-robot cell acts (default: the first).
         randomization: domain randomization: a preset (``none``, ``light``, ``standard``,
             ``aggressive``), a YAML file, or terms; sampled values are in ``info`` at reset.
-        adr: an :class:`twin.randomization.ADR` that widens and narrows the uniform terms.
+        adr: an :class:`celltwin.randomization.ADR` that widens and narrows the uniform terms.
         workspace_low_m, workspace_high_m: box the TCP target stays in under ``ee_delta``, in
             the robot base frame [m]; by default the target stays above the task's work
             surface (the lowest point of its regions less 2 cm), as panda-gym's above its table.
@@ -215,7 +215,7 @@ class CellEnv(gym.Env):
 
     def load_adr_state(self, state: dict) -> None:
         """Continue ADR from a state saved by :meth:`adr_state` (a resumed training run)."""
-        from twin.randomization import ADR
+        from celltwin.randomization import ADR
 
         self.randomizer.adr = ADR.from_dict(state)
 
@@ -335,7 +335,7 @@ class CellEnv(gym.Env):
     # ----------------------------------------------------------------------------- rendering
     def render(self):
         if self.render_mode == "rgb_array":
-            from twin.render import render_view
+            from celltwin.render import render_view
 
             width, height = self.render_size
             self.looks.show()  # textures drawn since the last picture; none before the first

@@ -1,6 +1,6 @@
 """Reads robot and object state out of a world, in the robot's base frame.
 
-This is the pybullet side of :mod:`twin.observation`: it fills the state mapping that the
+This is the pybullet side of :mod:`celltwin.observation`: it fills the state mapping that the
 observation builder turns into a vector. It makes the fewest calls it can per step (one link
 state with velocity for the TCP, one joint-state call for the fingers, one pose and one velocity
 call for the object) because it runs on every env step.

@@ -13,13 +13,13 @@ The conventions (which targets a robot picks from and places at, how parts arriv
 collision is) are in ``docs/layout.md``.
 """
 
-from twin.layout.check import LayoutReport, check_layout
-from twin.layout.compare import run_compare
-from twin.layout.jobs import Job, LayoutError, find_jobs
-from twin.layout.kpis import kpis
-from twin.layout.params import SweepParam, parse_param, with_values
-from twin.layout.runner import RunOptions, RunResult, run_layout
-from twin.layout.sweep import run_sweep
+from celltwin.layout.check import LayoutReport, check_layout
+from celltwin.layout.compare import run_compare
+from celltwin.layout.jobs import Job, LayoutError, find_jobs
+from celltwin.layout.kpis import kpis
+from celltwin.layout.params import SweepParam, parse_param, with_values
+from celltwin.layout.runner import RunOptions, RunResult, run_layout
+from celltwin.layout.sweep import run_sweep
 
 __all__ = ["Job", "LayoutError", "LayoutReport", "RunOptions", "RunResult", "SweepParam",
            "check_layout", "find_jobs", "kpis", "parse_param", "run_compare", "run_layout",

@@ -2,7 +2,7 @@
 
 Three questions per robot, each answered without stepping physics:
 
-1. **Reach**: inverse kinematics (``robots.Kinematics``) for every target the robot must reach,
+1. **Reach**: inverse kinematics (``celltwin.robots.Kinematics``) for every target the robot must reach,
    with every joint kept ``margin`` inside its limits.
 2. **Paths**: the straight line in joint space from home to the configuration above the target
    (``approach_m`` higher, the way the scripted expert comes in) and from there down to the
@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from robots import Kinematics
-from twin.check import Interpenetration, check_interpenetrations, target_pose
-from twin.layout.proximity import Proximity, ProximityProbe
+from celltwin.robots import Kinematics
+from celltwin.check import Interpenetration, check_interpenetrations, target_pose
+from celltwin.layout.proximity import Proximity, ProximityProbe
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ def reach_envelope_m(model, samples: int = 600) -> float:
 
 def report_marks(report: LayoutReport) -> list:
     """Top-view marks of a report: targets green (fine) or red, collisions and near misses."""
-    from twin.layout.topview import Mark
+    from celltwin.layout.topview import Mark
 
     marks = []
     for reach in report.reach:
@@ -274,8 +274,8 @@ def write_check(world, report: LayoutReport, out_dir) -> list:
     import json
     from pathlib import Path
 
-    from twin.atomic import atomic_write_text
-    from twin.layout.topview import draw_top_view
+    from celltwin.core.atomic import atomic_write_text
+    from celltwin.layout.topview import draw_top_view
 
     out_dir = Path(out_dir)
     json_path = atomic_write_text(out_dir / "layout_check.json",

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from twin.errors import CelltwinError, Problem, did_you_mean, one_of
-from twin.spec import CellSpec, SpawnRegionSpec, TargetSpec
+from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+from celltwin.spec import CellSpec, SpawnRegionSpec, TargetSpec
 
 FeedKind = Literal["belt", "bin", "fixture"]
 

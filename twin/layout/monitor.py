@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from twin.layout.proximity import BASE_LINK, ProximityProbe, link_names
+from celltwin.layout.proximity import BASE_LINK, ProximityProbe, link_names
 
 
 @dataclass

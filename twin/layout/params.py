@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from twin.errors import Problem, did_you_mean, one_of
-from twin.layout.jobs import LayoutError
-from twin.spec import CellSpec
-from twin.spec.loader import validate_cell_data
+from celltwin.core.errors import Problem, did_you_mean, one_of
+from celltwin.layout.jobs import LayoutError
+from celltwin.spec import CellSpec
+from celltwin.spec.loader import validate_cell_data
 
 _PATH = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*$")
 _TOKEN = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")

@@ -3,7 +3,7 @@
 A part in the world costs the physics time on every step (0.3-0.6 ms per control step for one
 resting in pick_station, about 5 microseconds even for a static one parked out of the way), so
 a run does not build all the parts it feeds up front. The run cell has no parts at all; the
-runner builds each part with :func:`twin.scene.add_part` (exactly as a world builds a cell's
+runner builds each part with :func:`celltwin.scene.add_part` (exactly as a world builds a cell's
 parts) when it arrives, at its spawn region's centre, and removes it from the world when it
 leaves: placed (it goes on with the outfeed), dropped or missed (it is cleared away). Only the
 parts in the cell are simulated.
@@ -12,7 +12,7 @@ Parts are named after their type and arrival order: ``can_0``, ``can_1``, ... (`
 run feeds one).
 
 By default a part is built as a *rigid body in maximal coordinates* (:func:`add_rigid_part`):
-the same shape, mass, friction and colour as :func:`twin.scene.add_part` gives it, but solved
+the same shape, mass, friction and colour as :func:`celltwin.scene.add_part` gives it, but solved
 by Bullet's rigid-body path instead of as a one-link multibody. For a single free body the
 dynamics are the same; the solver is cheaper: pick_station runs about 20 % faster (measured:
 cycle times within 0.01 s of the multibody's). ``multibody_parts=True`` builds them exactly
@@ -21,10 +21,10 @@ as a world does.
 
 from __future__ import annotations
 
-from twin import scene
-from twin.layout.jobs import Feed, Job
-from twin.spec import CellSpec
-from twin.spec.loader import validate_cell_data
+from celltwin import scene
+from celltwin.layout.jobs import Feed, Job
+from celltwin.spec import CellSpec
+from celltwin.spec.loader import validate_cell_data
 
 
 def run_cell(cell: CellSpec, jobs: list[Job]) -> CellSpec:
@@ -53,7 +53,7 @@ class PartSpawner:
         world: the run world (built from :func:`run_cell`).
         shares: from :func:`feed_shares`.
         labels: body id -> name, updated as parts come and go (shared with the monitors).
-        dynamics: part type name -> :class:`twin.physics.BodyDynamics` overrides to apply to
+        dynamics: part type name -> :class:`celltwin.physics.BodyDynamics` overrides to apply to
             every part of that type (what ``--physics`` says about the cell's parts).
     """
 
@@ -121,7 +121,7 @@ class PartSpawner:
 
 
 def add_rigid_part(client, part, position, yaw_rad: float) -> int:
-    """:func:`twin.scene.add_part` as a rigid body in maximal coordinates (see the module)."""
+    """:func:`celltwin.scene.add_part` as a rigid body in maximal coordinates (see the module)."""
     return scene.add_part(client, part, position, yaw_rad, maximal_coordinates=True)
 
 

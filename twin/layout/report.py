@@ -7,9 +7,9 @@ import io
 import json
 from pathlib import Path
 
-from twin.atomic import atomic_write_text
-from twin.layout.kpis import kpis as compute_kpis
-from twin.layout.runner import PHASES, RunResult
+from celltwin.core.atomic import atomic_write_text
+from celltwin.layout.kpis import kpis as compute_kpis
+from celltwin.layout.runner import PHASES, RunResult
 
 PART_COLUMNS = ("part", "feed", "robot", "outcome", "arrived_s", "ready_s", "start_s", "done_s",
                 "wait_s", "cycle_time_s", "lead_time_s", "place_error_m", "retries", "collisions",
@@ -156,7 +156,7 @@ def write_run(result: RunResult, out_dir: str | Path) -> tuple[dict, list[Path]]
     """Write the run directory; return the KPIs and the paths written."""
     import matplotlib.pyplot as plt
 
-    from twin.layout.topview import save_figure
+    from celltwin.layout.topview import save_figure
 
     out_dir = Path(out_dir)
     k = compute_kpis(result)

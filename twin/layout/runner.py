@@ -3,7 +3,7 @@
 The loop, one control step at a time (``World.step``):
 
 1. **Arrivals.** Each feed brings its next part to its spawn region's centre (built there by
-   :mod:`twin.layout.pool`). A belt feed brings one every ``spacing_m / |speed_mps|`` seconds
+   :mod:`celltwin.layout.pool`). A belt feed brings one every ``spacing_m / |speed_mps|`` seconds
    (or ``arrival_interval_s``); a bin or fixture feed brings the next part as soon as the
    previous one has been lifted out (or every ``arrival_interval_s``). An arrival whose spot
    is still taken waits (counted as delayed).
@@ -17,9 +17,9 @@ The loop, one control step at a time (``World.step``):
    ``descend_lead_s`` away (hovering counts as starved, not as work) and descends so that its
    fingers close as the part passes. A part that has passed before the robot is above the
    point is let go for a robot downstream.
-3. **Work.** Each working robot's :class:`~policies.scripted.pick_place.PickPlaceExpert` turns
+3. **Work.** Each working robot's :class:`~celltwin.experts.pick_place.PickPlaceExpert` turns
    TCP, part and goal (the place target) into one end-effector-delta action, applied once per
-   step through ``robots.controllers`` (positions in the robot's base frame, the frame of the
+   step through ``celltwin.robots.controllers`` (positions in the robot's base frame, the frame of the
    action). Idle robots are not commanded: they hold where they are. Above the part and
    after each cycle, an arm whose posture has wandered is straightened in joint space first
    (``posture_drift_rad``).
@@ -42,15 +42,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from policies.scripted.pick_place import Phase, PickPlaceExpert
-from robots import Kinematics
-from robots.controllers import make_controller
-from twin.check import target_pose
-from twin.layout.jobs import Job, LayoutError, find_jobs
-from twin.layout.monitor import RobotMonitor
-from twin.layout.pool import PartSpawner, feed_shares, run_cell, spawn_pose
-from twin.errors import Problem
-from twin.spec import CellSpec
+from celltwin.experts.pick_place import Phase, PickPlaceExpert
+from celltwin.robots import Kinematics
+from celltwin.robots.controllers import make_controller
+from celltwin.check import target_pose
+from celltwin.layout.jobs import Job, LayoutError, find_jobs
+from celltwin.layout.monitor import RobotMonitor
+from celltwin.layout.pool import PartSpawner, feed_shares, run_cell, spawn_pose
+from celltwin.core.errors import Problem
+from celltwin.spec import CellSpec
 
 # The expert's phases, then "posture": straightening a redundant arm's posture (see
 # RunOptions.posture_drift_rad).
@@ -70,7 +70,7 @@ class RunOptions:
         spacing_m: distance between two parts on a belt; sets the arrival interval [m].
         arrival_interval_s: time between arrivals, overriding ``spacing_m`` [s]; for bins,
             ``None`` refills as soon as the previous part is carried off.
-        pick: name of the pick target to use (default: see :mod:`twin.layout.jobs`).
+        pick: name of the pick target to use (default: see :mod:`celltwin.layout.jobs`).
         place: name of the place target to use.
         pick_window_m: how close to its pick target a part must be for a robot to take it [m].
         intercept_horizon_s: a robot takes a part moving towards its pick target once the
@@ -83,7 +83,7 @@ class RunOptions:
         max_retries: picks of one part that may fail before it counts as dropped [-].
         multibody_parts: build parts exactly as a world does (one-link multibodies) instead
             of as rigid bodies in maximal coordinates, which simulate about 20 % faster (see
-            :mod:`twin.layout.pool`).
+            :mod:`celltwin.layout.pool`).
         posture_drift_rad: the end-effector controller moves the TCP and leaves a redundant
             arm's posture free, so the posture wanders from move to move, up to joint limits
             where the arm gets stuck. Above the part (before descending) and after each
@@ -178,7 +178,7 @@ class FeedRecord:
 
 @dataclass
 class RunResult:
-    """Everything a run measured; :func:`twin.layout.kpis.kpis` turns it into KPIs."""
+    """Everything a run measured; :func:`celltwin.layout.kpis.kpis` turns it into KPIs."""
 
     cell: str
     options: RunOptions
@@ -247,14 +247,14 @@ def run_layout(cell: CellSpec, options: RunOptions = RunOptions(), *, physics=No
     Args:
         cell: the cell.
         options: run settings.
-        physics: physics overrides (a :class:`twin.physics.PhysicsParams`) applied after building.
+        physics: physics overrides (a :class:`celltwin.physics.PhysicsParams`) applied after building.
         progress: optional callback ``progress(sim_s, parts_done, parts)``, called about twice a
             second of wall time.
 
     Raises:
         LayoutError: no robot has a job, bad options, a belt that does not move.
     """
-    from twin.world import World
+    from celltwin.world import World
 
     check_options(options)
     jobs = find_jobs(cell, options.pick, options.place)

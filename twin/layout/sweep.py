@@ -1,9 +1,9 @@
 """`sweep`: layout runs over a grid of layout parameters, in parallel on Ray.
 
 Every grid point is one ``layout run`` of the cell with the parameters set (see
-:mod:`twin.layout.params`). Points run as Ray tasks, one CPU each: on a local Ray started with
+:mod:`celltwin.layout.params`). Points run as Ray tasks, one CPU each: on a local Ray started with
 ``workers`` CPUs by default, or on an existing cluster (``address``). Each task returns its
-:class:`~twin.layout.runner.RunResult`; the driver writes every file, so a remote cluster
+:class:`~celltwin.layout.runner.RunResult`; the driver writes every file, so a remote cluster
 needs no shared disk.
 
 Ray is an optional dependency (``pip install "ray>=2.9"``); without it the sweep says so.
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.atomic import atomic_write_text
-from twin.errors import Problem
-from twin.layout.jobs import LayoutError, find_jobs
-from twin.layout.kpis import kpis
-from twin.layout.params import SweepParam, check_param, grid, with_values
-from twin.layout.runner import RunOptions, RunResult, check_options, run_layout
-from twin.spec import CellSpec
+from celltwin.core.atomic import atomic_write_text
+from celltwin.core.errors import Problem
+from celltwin.layout.jobs import LayoutError, find_jobs
+from celltwin.layout.kpis import kpis
+from celltwin.layout.params import SweepParam, check_param, grid, with_values
+from celltwin.layout.runner import RunOptions, RunResult, check_options, run_layout
+from celltwin.spec import CellSpec
 
 RAY_HINT = 'sweep runs on Ray, which is not installed: pip install "ray>=2.9"'
 METRICS = ("throughput_per_h", "cycle_mean_s", "utilization", "collisions", "near_misses",
@@ -222,8 +222,8 @@ def write_sweep(cell: CellSpec, params: list[SweepParam], points: list[SweepPoin
     """Write sweep.json, sweep.md, heatmap.png and every point's run directory."""
     import matplotlib.pyplot as plt
 
-    from twin.layout.report import write_run
-    from twin.layout.topview import save_figure
+    from celltwin.layout.report import write_run
+    from celltwin.layout.topview import save_figure
 
     out_dir = Path(out_dir)
     paths = []

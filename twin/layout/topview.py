@@ -1,6 +1,6 @@
 """A top view of a cell with planning marks drawn over it: reach circles, targets, trouble spots.
 
-The picture is :func:`twin.render.render_view` with ``view="top"``; the marks are drawn with
+The picture is :func:`celltwin.render.render_view` with ``view="top"``; the marks are drawn with
 matplotlib at the pixels where world points land. :class:`TopViewProjection` rebuilds the
 camera of that view (same bounds, eye, field of view) to find those pixels, so both must change
 together.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.atomic import atomic_write_bytes
-from twin.render import render_view, scene_bounds
+from celltwin.core.atomic import atomic_write_bytes
+from celltwin.render import render_view, scene_bounds
 
 _FOV_DEG = 45.0  # render_view's camera
 _NEAR_M, _FAR_M = 0.05, 50.0

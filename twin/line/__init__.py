@@ -7,12 +7,12 @@ Every problem in a line file is reported at once as a :class:`LineSpecError`. Th
 the meaning of each statistic are documented in ``docs/line.md``.
 """
 
-from twin.line.distributions import DIST_NAMES, Distribution, Sampler
-from twin.line.loader import load_line, parse_line, shipped_line_names, validate_line_data
-from twin.line.report import write_run
-from twin.line.result import (STATES, BufferStats, LeadTimeStats, LineResult, StationStats)
-from twin.line.simulation import simulate
-from twin.line.spec import (BufferSpec, LineSpec, LineSpecError, ProductSpec, ShiftSpec,
+from celltwin.line.distributions import DIST_NAMES, Distribution, Sampler
+from celltwin.line.loader import load_line, parse_line, shipped_line_names, validate_line_data
+from celltwin.line.report import write_run
+from celltwin.line.result import (STATES, BufferStats, LeadTimeStats, LineResult, StationStats)
+from celltwin.line.simulation import simulate
+from celltwin.line.spec import (BufferSpec, LineSpec, LineSpecError, ProductSpec, ShiftSpec,
                             SourceSpec, StationSpec)
 
 __all__ = [

@@ -11,9 +11,9 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from twin.errors import did_you_mean, one_of
-from twin.spec.problems import Finding, Loc
-from twin.spec.references import entries as _entries  # one reader of raw YAML sections
+from celltwin.core.errors import did_you_mean, one_of
+from celltwin.core.problems import Finding, Loc
+from celltwin.spec.references import entries as _entries  # one reader of raw YAML sections
 
 SHARE_TOLERANCE = 1e-6
 

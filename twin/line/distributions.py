@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BeforeValidator, Discriminator, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
-from twin.spec.primitives import PositiveFloat, SpecModel
+from celltwin.spec.primitives import PositiveFloat, SpecModel
 
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 

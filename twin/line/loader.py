@@ -1,7 +1,7 @@
 """The one place line files are read: YAML text to a validated :class:`LineSpec`, or every problem.
 
 YAML parsing and the conversion of pydantic errors into located problems are the cell loader's
-(:mod:`twin.spec.loader`); this module adds the line checks and raises :class:`LineSpecError`.
+(:mod:`celltwin.spec.loader`); this module adds the line checks and raises :class:`LineSpecError`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from twin.line.checks import line_findings
-from twin.line.spec import LineSpec, LineSpecError
-from twin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document, read_document,
+from celltwin.line.checks import line_findings
+from celltwin.line.spec import LineSpec, LineSpecError
+from celltwin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document, read_document,
                               require_mapping, resolve_document, shipped_names,
                               unique_problems, validation_problems)
 

@@ -10,8 +10,8 @@ import io
 import json
 from pathlib import Path
 
-from twin.atomic import atomic_write_bytes, atomic_write_text
-from twin.line.result import SHIFTING_MARGIN, STATES, LineResult
+from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
+from celltwin.line.result import SHIFTING_MARGIN, STATES, LineResult
 
 STATE_COLORS = {"working": "#2e7d32", "waiting": "#90a4ae", "starved": "#fbc02d",
                 "blocked": "#ef6c00", "failed": "#c62828"}

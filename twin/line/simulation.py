@@ -32,10 +32,10 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from twin.errors import Problem
-from twin.line.distributions import Exponential, Sampler
-from twin.line.result import STATES, BufferStats, LeadTimeStats, LineResult, StationStats
-from twin.line.spec import LineSpec, LineSpecError
+from celltwin.core.errors import Problem
+from celltwin.line.distributions import Exponential, Sampler
+from celltwin.line.result import STATES, BufferStats, LeadTimeStats, LineResult, StationStats
+from celltwin.line.spec import LineSpec, LineSpecError
 
 DAY_S = 24 * 3600.0
 

@@ -3,7 +3,7 @@
 A line is a serial chain of stations fed by a source, with a buffer between each pair of
 neighbours. Times carry their unit in the key (``_s``, ``_min``, ``_h``). Models check what one
 value or one section can know; checks across sections (names, references, product shares) live
-in :mod:`twin.line.checks`. ``docs/line.md`` documents the same keys.
+in :mod:`celltwin.line.checks`. ``docs/line.md`` documents the same keys.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Annotated
 from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from twin.errors import CelltwinError, Problem, did_you_mean, one_of
-from twin.line.distributions import Distribution
-from twin.spec.primitives import Name, PositiveFloat, SpecModel
+from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+from celltwin.line.distributions import Distribution
+from celltwin.spec.primitives import Name, PositiveFloat, SpecModel
 
 Share = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]
 INFINITE_WORDS = ("inf", "infinite", "infinity", "unlimited")
@@ -154,7 +154,7 @@ class LineSpec(SpecModel):
         # errors); a spec built in Python gets the same checks here.
         if (info.context or {}).get("references_checked"):
             return self
-        from twin.line.loader import raise_reference_problems
+        from celltwin.line.loader import raise_reference_problems
         raise_reference_problems(self.model_dump(mode="json"))
         return self
 
@@ -195,7 +195,7 @@ class LineSpec(SpecModel):
         return self.source.interarrival_s.expected_value() if self.source else None
 
     def to_yaml(self) -> str:
-        """Serialize as YAML that :func:`twin.line.parse_line` reads back to an equal spec."""
+        """Serialize as YAML that :func:`celltwin.line.parse_line` reads back to an equal spec."""
         import yaml
 
         data = self.model_dump(mode="json", exclude_none=True)

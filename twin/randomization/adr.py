@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.atomic import atomic_write_text
-from twin.randomization.terms import RandomizationConfig, Uniform
+from celltwin.core.atomic import atomic_write_text
+from celltwin.randomization.terms import RandomizationConfig, Uniform
 
 
 @dataclass

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robots.kinematics import yawed
-from twin.errors import Problem, did_you_mean, one_of
-from twin.parts import SHAPES
-from twin.render import DEFAULT_LIGHT_DIRECTION
-from twin.textures import NO_TEXTURE, TEXTURES
-from twin.randomization.terms import Choice, RandomizationError, Term
+from celltwin.robots.kinematics import yawed
+from celltwin.core.errors import Problem, did_you_mean, one_of
+from celltwin.parts import SHAPES
+from celltwin.render import DEFAULT_LIGHT_DIRECTION
+from celltwin.textures import NO_TEXTURE, TEXTURES
+from celltwin.randomization.terms import Choice, RandomizationError, Term
 
 BODY_PARAMETERS = {"mass_kg": (1e-4, None), "lateral_friction": (0.0, None),
                    "rolling_friction": (0.0, None), "spinning_friction": (0.0, None),
@@ -31,7 +31,7 @@ ROBOT_PARAMETERS = {"position_gain": (0.0, None), "velocity_gain": (0.0, None),
 ACTUATOR_PARAMETERS = {"action_noise_std": (0.0, None), "action_scale": (0.0, None)}
 BASE_PARAMETERS = {"base_x_m", "base_y_m", "base_yaw_rad"}
 PART_POSE_PARAMETERS = {"spawn_x_m", "spawn_y_m", "spawn_yaw_rad"}
-# Rebuild the part's body (twin.world.World.rebuild_part); the COM is clamped into the part
+# Rebuild the part's body (celltwin.world.World.rebuild_part); the COM is clamped into the part
 # there, where its size is known.
 PART_GEOMETRY_PARAMETERS = {"com_x_m": (None, None), "com_y_m": (None, None),
                             "com_z_m": (None, None), "size_scale": (0.01, None), "shape": (None, None)}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.textures import NO_TEXTURE, texture_file
+from celltwin.textures import NO_TEXTURE, texture_file
 
 
 class Looks:

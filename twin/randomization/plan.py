@@ -13,8 +13,8 @@ import operator
 
 import numpy as np
 
-from twin.physics_io import EntryWriter
-from twin.randomization.knobs import move_body
+from celltwin.physics_io import EntryWriter
+from celltwin.randomization.knobs import move_body
 
 _DIRECT = ("physics", "actuator", "sensor", "base", "part_pose", "texture")
 
@@ -27,7 +27,7 @@ class ResetPlan:
     """Draw and apply every reset/interval term of one randomizer.
 
     Args:
-        randomizer: the :class:`~twin.randomization.Randomizer` this plan serves.
+        randomizer: the :class:`~celltwin.randomization.Randomizer` this plan serves.
         batch: its uniform batch for the ``reset``/``interval`` phase.
     """
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twin.assets import assets_root
-from twin.errors import Problem, did_you_mean, one_of
-from twin.randomization.terms import RandomizationConfig, RandomizationError
+from celltwin.core.resources import assets_root
+from celltwin.core.errors import Problem, did_you_mean, one_of
+from celltwin.randomization.terms import RandomizationConfig, RandomizationError
 
 
 def preset_names() -> list[str]:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.randomization.knobs import (NAMED_VALUES, EpisodeEffects, Knob, apply_pose_offsets,
+from celltwin.randomization.knobs import (NAMED_VALUES, EpisodeEffects, Knob, apply_pose_offsets,
                                       resolve)
-from twin.randomization.looks import Looks
-from twin.randomization.plan import ResetPlan
-from twin.randomization.terms import RandomizationConfig, Term, Uniform
+from celltwin.randomization.looks import Looks
+from celltwin.randomization.plan import ResetPlan
+from celltwin.randomization.terms import RandomizationConfig, Term, Uniform
 
 
 @dataclass
@@ -74,7 +74,7 @@ class UniformBatch:
     """Draws every uniform term of one phase with a single generator call (resets are hot).
 
     Other distributions are drawn one term at a time, after the batch, in term order; turning
-    draws into parameter values is the reset plan's (twin.randomization.plan).
+    draws into parameter values is the reset plan's (celltwin.randomization.plan).
     """
 
     def __init__(self, groups: list[tuple[int, TermGroup]]):

@@ -12,7 +12,7 @@ applied to the parameter's nominal value) and when it applies (``startup``, ``re
         when: reset
 
 Which parameters exist for which target, and how each is applied, lives in
-:mod:`twin.randomization.knobs`.
+:mod:`celltwin.randomization.knobs`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from twin.errors import CelltwinError
+from celltwin.core.errors import CelltwinError
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -160,7 +160,7 @@ class RandomizationConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> "RandomizationConfig":
         """Read a randomization YAML file, reporting every problem at once."""
-        from twin.spec.loader import load_model
+        from celltwin.spec.loader import load_model
 
         return load_model(path, cls, error=RandomizationError, what="randomization")
 

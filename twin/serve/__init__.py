@@ -9,14 +9,13 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "VirtualController": "twin.serve.virtual_controller",
-    "InProcessController": "twin.serve.in_process",
-    "VirtualControllerServer": "twin.serve.opcua_server",
-    "ServerThread": "twin.serve.opcua_server",
-    "ServerSecurity": "twin.serve.opcua_security",
-    "ensure_certificate": "twin.serve.opcua_security",
-    "ServeError": "twin.serve.errors",
-    "opcua_round_trip": "twin.serve.bench",
+    "VirtualController": "celltwin.serve.virtual_controller",
+    "InProcessController": "celltwin.serve.in_process",
+    "VirtualControllerServer": "celltwin.serve.opcua_server",
+    "ServerThread": "celltwin.serve.opcua_server",
+    "ServerSecurity": "celltwin.serve.opcua_security",
+    "ensure_certificate": "celltwin.serve.opcua_security",
+    "ServeError": "celltwin.serve.errors",
 }
 
 __all__ = sorted(_LAZY)
@@ -25,4 +24,4 @@ __all__ = sorted(_LAZY)
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'twin.serve' has no attribute '{name}'")
+    raise AttributeError(f"module 'celltwin.serve' has no attribute '{name}'")

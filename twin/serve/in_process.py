@@ -1,4 +1,4 @@
-"""The twin as a :class:`~policies.deploy.transport.Controller` in the same process.
+"""The twin as a :class:`~celltwin.controller.interface.Controller` in the same process.
 
 The deployment adapter talks to a real cell through OPC UA; in tests and commissioning it can
 talk to the twin directly through this class, with the same protocol and no sockets. Two clocks:
@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 
-from policies.deploy.transport import ControllerState
-from policies.errors import ControllerError
-from twin.errors import Problem
-from twin.serve.virtual_controller import VirtualController
+from celltwin.controller.interface import ControllerState
+from celltwin.controller.errors import ControllerError
+from celltwin.core.errors import Problem
+from celltwin.serve.virtual_controller import VirtualController
 
 
 class InProcessController:

@@ -2,7 +2,7 @@
 
 Browse names (``[DI]``, ``[Robotics]``, ``[celltwin]`` are the namespaces
 ``http://opcfoundation.org/UA/DI/``, ``http://opcfoundation.org/UA/Robotics/`` and
-``urn:celltwin:opcua``; :mod:`policies.deploy.opcua_model` lists them for clients)::
+``urn:celltwin:opcua``; :mod:`celltwin.controller.opcua_model` lists them for clients)::
 
     Objects/[DI]DeviceSet/[celltwin]MotionDeviceSystem          OPC 40010-1 MotionDeviceSystem
       [Robotics]MotionDevices/<robot>                           MotionDevice
@@ -27,7 +27,7 @@ Browse names (``[DI]``, ``[Robotics]``, ``[celltwin]`` are the namespaces
 
 Instance nodes live in celltwin's namespace with readable string ids
 (``ns=<celltwin>;s=MotionDeviceSystem.CommandInterface.JointSetpoints``); clients should browse
-by name, as :mod:`policies.deploy.opcua_client` does. The companion specification's type nodes
+by name, as :mod:`celltwin.policies.deploy.opcua_client` does. The companion specification's type nodes
 (MotionDeviceSystemType, AxisType, ...) are not loaded: that needs the DI and Robotics
 NodeSet2 files, which asyncua does not ship; instances carry the spec's browse names, and
 measured values carry ``EngineeringUnits`` (UNECE codes) as AnalogUnitType variables do.
@@ -41,8 +41,8 @@ from typing import Awaitable, Callable
 
 from asyncua import Server, ua
 
-from policies.deploy import opcua_model as model
-from policies.deploy.transport import OPERATIONAL_MODES
+from celltwin.controller import opcua_model as model
+from celltwin.controller.interface import OPERATIONAL_MODES
 
 RADIAN = (model.UNIT_RADIAN, "rad", "radian")
 RADIAN_PER_SECOND = (model.UNIT_RADIAN_PER_SECOND, "rad/s", "radian per second")

@@ -34,11 +34,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from policies.deploy.opcua_model import (CLIENT_APPLICATION_URI, SERVER_APPLICATION_URI,
+from celltwin.controller.opcua_model import (CLIENT_APPLICATION_URI, SERVER_APPLICATION_URI,
                                          application_uri)
-from twin.atomic import atomic_write_bytes
-from twin.errors import Problem
-from twin.serve.errors import ServeError
+from celltwin.core.atomic import atomic_write_bytes
+from celltwin.core.errors import Problem
+from celltwin.serve.errors import ServeError
 
 __all__ = ["CLIENT_APPLICATION_URI", "SERVER_APPLICATION_URI", "ServerSecurity", "UserGate",
            "application_uri", "certificate_der", "ensure_certificate"]
@@ -154,7 +154,7 @@ def ensure_certificate(directory: Path | None, name: str, application_uri: str,
         role: ``server`` or ``client`` (extended key usage); defaults to ``name``.
     """
     if directory is None:
-        from twin.assets import cache_dir
+        from celltwin.core.resources import cache_dir
 
         directory = cache_dir("opcua")
     directory = Path(directory)

@@ -1,7 +1,7 @@
 """Serve a :class:`VirtualController` over OPC UA, as a real robot controller would be reached.
 
 The address space (OPC 40010 robotics model plus celltwin's command interface) is laid out in
-:mod:`twin.serve.opcua_address_space`; ``docs/serve.md`` walks through it. This module runs it.
+:mod:`celltwin.serve.opcua_address_space`; ``docs/serve.md`` walks through it. This module runs it.
 
 Commands: writing ``Sequence`` commits. Set-points written before it (in the same Write
 request, as the client does, or earlier) go to the controller together, so arm and gripper
@@ -34,14 +34,14 @@ from asyncua import Server, ua
 from asyncua.common.callback import CallbackType
 from asyncua.common.utils import ServiceError
 
-from policies.deploy.transport import OPERATIONAL_MODES
-from policies.errors import ControllerError
-from twin.errors import Problem
-from twin.serve.errors import ServeError
-from twin.serve.opcua_address_space import CommandHandlers, build_address_space
-from twin.serve.opcua_security import (SERVER_APPLICATION_URI, ServerSecurity, UserGate,
+from celltwin.controller.interface import OPERATIONAL_MODES
+from celltwin.controller.errors import ControllerError
+from celltwin.core.errors import Problem
+from celltwin.serve.errors import ServeError
+from celltwin.serve.opcua_address_space import CommandHandlers, build_address_space
+from celltwin.serve.opcua_security import (SERVER_APPLICATION_URI, ServerSecurity, UserGate,
                                        certificate_der)
-from twin.serve.virtual_controller import VirtualController
+from celltwin.serve.virtual_controller import VirtualController
 
 _LOG = logging.getLogger(__name__)
 _UINT32 = 2 ** 32

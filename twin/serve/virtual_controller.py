@@ -35,10 +35,10 @@ import numpy as np
 
 from pydantic import ValidationError
 
-from policies.deploy.transport import MOVING_MODES, OPERATIONAL_MODES, ControllerState
-from policies.errors import ControllerError
-from twin.errors import PhysicsParamsError, Problem, one_of
-from twin.physics import PhysicsParams
+from celltwin.controller.interface import MOVING_MODES, OPERATIONAL_MODES, ControllerState
+from celltwin.controller.errors import ControllerError
+from celltwin.core.errors import PhysicsParamsError, Problem, one_of
+from celltwin.physics import PhysicsParams
 
 # Modes in which external set-points move the robot (OPC 40010-1 OperationalModeEnumeration).
 
@@ -105,7 +105,7 @@ class VirtualController:
 
         The controller owns the world it builds and closes it in :meth:`close`.
         """
-        from twin.world import World
+        from celltwin.world import World
 
         world = World(cell, physics=physics)
         try:
@@ -342,7 +342,7 @@ class VirtualController:
 
 def _actuation(robot: str, latency_steps: int | None, noise_rad: float | None) -> PhysicsParams:
     """Latency and noise overrides as PhysicsParams, checked like a --physics file."""
-    from twin.spec.loader import validation_problems
+    from celltwin.spec.loader import validation_problems
 
     entry = {key: value for key, value in (("latency_steps", latency_steps),
                                            ("joint_noise_std_rad", noise_rad)) if value is not None}

@@ -1,7 +1,7 @@
 """The one place cells are read: YAML text to a validated :class:`CellSpec`, or every problem.
 
 Reading keeps the YAML node tree beside the data so that each problem carries the line it is
-on. Schema errors (pydantic) and cross-reference errors (:mod:`twin.spec.references`) are
+on. Schema errors (pydantic) and cross-reference errors (:mod:`celltwin.spec.references`) are
 collected in one pass and raised together as a single :class:`CellSpecError`.
 """
 
@@ -15,11 +15,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from twin.assets import assets_root
-from twin.errors import CelltwinError, CellSpecError, Problem, did_you_mean, one_of
-from twin.spec.problems import Finding, Loc, format_loc, kind_of, validation_findings
-from twin.spec.references import reference_findings
-from twin.spec.schema import CellSpec
+from celltwin.core.resources import assets_root
+from celltwin.core.errors import CelltwinError, CellSpecError, Problem, did_you_mean, one_of
+from celltwin.core.problems import Finding, Loc, format_loc, kind_of, validation_findings
+from celltwin.spec.references import reference_findings
+from celltwin.spec.schema import CellSpec
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 

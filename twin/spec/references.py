@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from twin.errors import did_you_mean, one_of
-from twin.spec.problems import Finding, Loc
+from celltwin.core.errors import did_you_mean, one_of
+from celltwin.core.problems import Finding, Loc
 
 # Every named thing shares one namespace: robots and bodies become pybullet bodies looked up
 # by name, and targets and regions are addressed by name from tasks and randomization terms.
@@ -117,7 +117,7 @@ def _robot_model_findings(data: Mapping) -> list[Finding]:
         return []
     # Imported here: the registry pulls in pybullet_data and URDF handling, which
     # validating a cell without robots (or building docs) does not need.
-    from robots.registry import get_robot_model, robot_model_names
+    from celltwin.robots.registry import get_robot_model, robot_model_names
 
     known = list(robot_model_names())
     findings = []

@@ -3,7 +3,7 @@
 Units are SI (metres, kilograms, seconds) and angles are degrees where a key ends in ``_deg``.
 Field docstrings become the fields' descriptions (``use_attribute_docstrings``); ``docs/cells.md``
 documents the same keys. Models check what one value or one section can know; checks across
-sections (names, references, robot models) live in :mod:`twin.spec.references`.
+sections (names, references, robot models) live in :mod:`celltwin.spec.references`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 
-from twin.errors import CellSpecError, Problem, did_you_mean, one_of
-from twin.spec.bodies import (BinSpec, BoxEquipment, BoxPart, ConveyorSpec, CylinderEquipment,
+from celltwin.core.errors import CellSpecError, Problem, did_you_mean, one_of
+from celltwin.spec.bodies import (BinSpec, BoxEquipment, BoxPart, ConveyorSpec, CylinderEquipment,
                               CylinderPart, Equipment, MeshEquipment, Part, SpawnRegionSpec,
                               SpherePart, TargetSpec)
-from twin.spec.primitives import MESH_SUFFIXES, Float, Name, Pose, SpecModel, Vec3
+from celltwin.spec.primitives import MESH_SUFFIXES, Float, Name, Pose, SpecModel, Vec3
 
 __all__ = [
     "CONTROL_MODES", "MESH_SUFFIXES", "BinSpec", "BoxEquipment", "BoxPart", "CellSpec",
@@ -53,7 +53,7 @@ class RobotSpec(SpecModel):
     name: Name
     """unique name of the robot in the cell"""
     model: Annotated[str, Strict()]
-    """registered robot model (``robots.registry``), e.g. ``panda``"""
+    """registered robot model (``celltwin.robots.registry``), e.g. ``panda``"""
     base: Pose = Pose()
     """pose of the robot base in the world frame"""
     control: ControlMode = "ee_delta"
@@ -101,7 +101,7 @@ class CellSpec(SpecModel):
         # schema errors); a spec built in Python gets the same checks here.
         if (info.context or {}).get("references_checked"):
             return self
-        from twin.spec.loader import raise_reference_problems
+        from celltwin.spec.loader import raise_reference_problems
         raise_reference_problems(self.model_dump())
         return self
 
@@ -123,13 +123,13 @@ class CellSpec(SpecModel):
 
     def with_robot_model(self, model: str) -> CellSpec:
         """Return a copy in which every robot is a ``model`` (and ``home_deg`` is dropped)."""
-        from twin.spec.loader import validate_cell_data
+        from celltwin.spec.loader import validate_cell_data
         data = self.model_dump()
         data["robots"] = [{**robot, "model": model, "home_deg": None} for robot in data["robots"]]
         return validate_cell_data(data)
 
     def to_yaml(self) -> str:
-        """Serialize as YAML that :func:`twin.spec.parse_cell` reads back to an equal spec."""
-        from twin.spec.loader import dump_yaml
+        """Serialize as YAML that :func:`celltwin.spec.parse_cell` reads back to an equal spec."""
+        from celltwin.spec.loader import dump_yaml
         return dump_yaml(self.model_dump(mode="json", exclude_none=True))
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from twin.errors import EnvError, Problem, did_you_mean, one_of
+from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
 
 
 class Region:
@@ -19,7 +19,7 @@ class Region:
 
     Args:
         world: the world holding the region's frame body.
-        spec: the region's :class:`twin.spec.SpawnRegionSpec`.
+        spec: the region's :class:`celltwin.spec.SpawnRegionSpec`.
     """
 
     def __init__(self, world, spec):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.envs.tasks.base import Task, find_part, find_region, part_spec
-from twin.envs.tasks.object_tasks import OBJECT_TERMS
-from twin.errors import EnvError, Problem, did_you_mean, one_of
+from celltwin.envs.tasks.base import Task, find_part, find_region, part_spec
+from celltwin.envs.tasks.object_tasks import OBJECT_TERMS
+from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
 
 ENV_ID = "celltwin/ConveyorPick-v0"
 

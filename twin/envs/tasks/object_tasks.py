@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.envs.tasks.base import Task, find_part, find_region, part_spec
+from celltwin.envs.tasks.base import Task, find_part, find_region, part_spec
 
 OBJECT_TERMS = ("ee_position", "ee_velocity", "gripper_width", "object_position",
                 "object_orientation", "object_velocity", "object_angular_velocity")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.envs.tasks.base import Task, find_region
+from celltwin.envs.tasks.base import Task, find_region
 
 
 class ReachTask(Task):

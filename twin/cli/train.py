@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from twin.cli.common import non_negative_int, positive_int
+from celltwin.cli.common import non_negative_int, positive_int
 
 
 def register(subparsers) -> None:
@@ -62,10 +62,10 @@ _TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "control": "env.contro
 
 
 def run_train(args) -> int:
-    from training.config import resolve_config
-    from training.errors import TrainingError
-    from training.trainer import resume, train
-    from twin.errors import Problem
+    from celltwin.training.config import resolve_config
+    from celltwin.training.errors import TrainingError
+    from celltwin.training.trainer import resume, train
+    from celltwin.core.errors import Problem
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if args.resume is not None:
@@ -118,10 +118,10 @@ def _register_evaluate(subparsers) -> None:
 
 
 def run_evaluate(args) -> int:
-    import twin.envs  # noqa: F401  (registers the env ids)
-    from twin.errors import CelltwinError, Problem, did_you_mean, one_of
-    from twin.envs import MAX_EPISODE_STEPS
-    from training.evaluation import Sweep, evaluate, write_report
+    import celltwin.envs  # noqa: F401  (registers the env ids)
+    from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+    from celltwin.envs import MAX_EPISODE_STEPS
+    from celltwin.training.evaluation import Sweep, evaluate, write_report
 
     if args.task not in MAX_EPISODE_STEPS:
         raise CelltwinError(Problem(f"unknown task '{args.task}'" + did_you_mean(args.task, MAX_EPISODE_STEPS),

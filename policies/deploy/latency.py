@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.deploy.opcua_client import OpcUaController
-from twin.serve.opcua_security import CLIENT_APPLICATION_URI, ServerSecurity, ensure_certificate
-from twin.serve.opcua_server import ServerThread
-from twin.serve.virtual_controller import VirtualController
+from celltwin.policies.deploy.opcua_client import OpcUaController
+from celltwin.serve.opcua_security import CLIENT_APPLICATION_URI, ServerSecurity, ensure_certificate
+from celltwin.serve.opcua_server import ServerThread
+from celltwin.serve.virtual_controller import VirtualController
 
 _USER, _PASSWORD = "bench", "bench-password"
 

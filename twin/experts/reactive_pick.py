@@ -1,6 +1,6 @@
 """A pick-and-hold expert whose action depends on the current observation alone.
 
-The phase machine of :mod:`policies.scripted.pick_place` remembers where it is in the cycle
+The phase machine of :mod:`celltwin.experts.pick_place` remembers where it is in the cycle
 (grasp timers, the grasp point). A learner that sees only observations cannot tell those
 phases apart, so cloning it is ambiguous, and relabelling the learner's own states with it
 (DAgger, Ross et al. 2011) gives labels that contradict the demonstrations: the phase the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.scripted.base import Expert
+from celltwin.experts.base import Expert
 
 
 class ReactivePickExpert(Expert):

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from twin.cli.common import non_negative_float, positive_float, positive_int
+from celltwin.cli.common import non_negative_float, positive_float, positive_int
 
 EXIT_STOPPED = 1
 
@@ -57,7 +57,7 @@ def _register_export(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from policies.export import ExportOptions, export_run
+    from celltwin.policies.export import ExportOptions, export_run
 
     options = ExportOptions(
         samples=args.samples, tolerance=args.tolerance, torchscript=not args.no_torchscript,
@@ -123,8 +123,8 @@ def _register_deploy(subparsers) -> None:
 
 
 def run_deploy(args) -> int:
-    from policies.bundle import load_bundle
-    from twin.errors import CelltwinError, Problem
+    from celltwin.policies.bundle import load_bundle
+    from celltwin.core.errors import CelltwinError, Problem
 
     bundle = load_bundle(args.bundle)
     manifest = bundle.manifest
@@ -145,7 +145,7 @@ def run_deploy(args) -> int:
           + (f"; stopped: {stopped[0]['stop_reason']}" if stopped else "")
           + (f"; telemetry {args.telemetry}" if args.telemetry else ""))
     if args.json:
-        from twin.atomic import atomic_write_text
+        from celltwin.core.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps({"bundle": str(args.bundle), "episodes": results},
                                                 indent=2))
@@ -156,10 +156,10 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
     """Episodes on the training cell: the env draws goal and object as in training."""
     import gymnasium as gym
 
-    import twin.envs  # noqa: F401
-    from policies.deploy.adapter import Adapter
-    from twin.serve.in_process import InProcessController
-    from twin.serve.virtual_controller import VirtualController
+    import celltwin.envs  # noqa: F401
+    from celltwin.policies.deploy.adapter import Adapter
+    from celltwin.serve.in_process import InProcessController
+    from celltwin.serve.virtual_controller import VirtualController
 
     manifest = bundle.manifest
     env_kwargs = dict(manifest["training"]["env_kwargs"])
@@ -196,8 +196,8 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
 
 
 def _deploy_opcua(bundle, args, steps: int) -> list[dict]:
-    from policies.deploy.adapter import Adapter
-    from policies.deploy.opcua_client import OpcUaController
+    from celltwin.policies.deploy.adapter import Adapter
+    from celltwin.policies.deploy.opcua_client import OpcUaController
 
     results = []
     with OpcUaController(args.controller, username=args.username, password=args.password,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from policies.scripted.pick_place import Phase, PickPlaceExpert
+from celltwin.experts.pick_place import Phase, PickPlaceExpert
 
 
 @dataclass
@@ -38,7 +38,7 @@ def run_pick_place(world, robot_name: str | None, part: str, goal_position,
     """Pick ``part`` and place it with its centre at ``goal_position`` using the scripted expert.
 
     Args:
-        world: a built :class:`twin.world.World`.
+        world: a built :class:`celltwin.world.World`.
         robot_name: which robot (``None`` for a cell's only robot).
         part: name of the part body.
         goal_position: where the part's centre should end up, world frame [m].
@@ -46,7 +46,7 @@ def run_pick_place(world, robot_name: str | None, part: str, goal_position,
         place_tolerance_m: distance from the goal that counts as placed [m].
         on_step: optional callback ``on_step(world, phase)`` after every control step.
     """
-    from robots.controllers import make_controller
+    from celltwin.robots.controllers import make_controller
 
     robot = world.robot(robot_name)
     controller = make_controller("ee_delta", robot)

@@ -1,6 +1,6 @@
 """The OPC UA information model that celltwin's controller client expects, by browse name.
 
-This is the contract between :mod:`policies.deploy.opcua_client` and any server that wants to
+This is the contract between :mod:`celltwin.policies.deploy.opcua_client` and any server that wants to
 be driven by a celltwin policy (``celltwin serve`` implements it; so could a PLC gateway in a
 real cell). It is names only, no asyncua, so both sides import it cheaply.
 

@@ -6,7 +6,7 @@ import numpy as np
 
 
 class Expert:
-    """Base of the scripted experts (``ee_delta`` envs); see :mod:`policies.scripted.experts`."""
+    """Base of the scripted experts (``ee_delta`` envs); see :mod:`celltwin.experts.by_task`."""
 
     # Whether the action depends on the current observation alone: only such an expert can
     # label states a learner drove it into (DAgger); phase machines remember their phase.

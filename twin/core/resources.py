@@ -1,32 +1,31 @@
 """Where celltwin's shipped assets live: example cells, robot descriptions, presets.
 
-Installed, ``assets/`` is the data package ``celltwin_assets``; in a source checkout it is the
-``assets/`` folder beside this package. Code asks this module and never builds paths itself.
+``assets/`` ships as the data package ``celltwin.assets``; this module finds it with
+importlib.resources, so it works the same from a wheel, an editable install or a zip. Code asks
+this module and never builds paths itself.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
-from twin.errors import CelltwinError, Problem
+from celltwin.core.errors import CelltwinError, Problem
 
 
 @cache
 def assets_root() -> Path:
     """Return the folder that holds celltwin's assets."""
-    # Code run from a source checkout uses that checkout's assets, even when an older
-    # celltwin is installed beside it.
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "assets").is_dir():
-        return checkout / "assets"
-    spec = importlib.util.find_spec("celltwin_assets")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    raise CelltwinError(Problem("celltwin's assets are missing from this installation",
-                                expected="a celltwin_assets package or an assets/ folder"))
+    try:
+        root = Path(str(resources.files("celltwin.assets")))
+    except ModuleNotFoundError:
+        root = None
+    if root is None or not root.is_dir():
+        raise CelltwinError(Problem("celltwin's assets are missing from this installation",
+                                    expected="the celltwin.assets data package"))
+    return root
 
 
 def asset_path(relative: str) -> Path:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.scripted.base import Expert
-from policies.scripted.reactive_conveyor import ReactiveConveyorExpert
-from policies.scripted.reactive_pick import ReactivePickExpert
+from celltwin.experts.base import Expert
+from celltwin.experts.reactive_conveyor import ReactiveConveyorExpert
+from celltwin.experts.reactive_pick import ReactivePickExpert
 
 
 class ReachExpert(Expert):

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from twin.errors import did_you_mean, one_of
+from celltwin.core.errors import did_you_mean, one_of
 
 Loc = tuple[str | int, ...]
 

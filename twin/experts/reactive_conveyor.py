@@ -1,12 +1,12 @@
 """A conveyor-interception expert whose action depends on the current observation alone.
 
 ConveyorPick's part rides the infeed belt into reach, is picked on the move and dropped into
-the tray. The phase machine it replaces (:class:`policies.scripted.pick_place.PickPlaceExpert`
+the tray. The phase machine it replaces (:class:`celltwin.experts.pick_place.PickPlaceExpert`
 aiming ahead of the moving part) switched phase when a waypoint was within a few millimetres;
 on the ``standard``-randomized twin, sensor bias and noise, actuation latency and a belt of
 varying speed keep the TCP from getting that close to a moving target, so it stalled in
 approach or descent, or went on to lift and "place" after a grasp that had missed (19 of 50
-episodes succeeded). Like :class:`~policies.scripted.reactive_pick.ReactivePickExpert`, this
+episodes succeeded). Like :class:`~celltwin.experts.reactive_pick.ReactivePickExpert`, this
 one reads every decision off the observation (so behaviour cloning has one target per state
 and DAgger can relabel), and it follows the part's observed velocity: it commands the belt's
 own motion on top of the correction, so the TCP keeps pace with the part instead of trailing
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.scripted.reactive_pick import ReactivePickExpert
+from celltwin.experts.reactive_pick import ReactivePickExpert
 
 
 class ReactiveConveyorExpert(ReactivePickExpert):
