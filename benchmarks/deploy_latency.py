@@ -10,7 +10,7 @@ Three figures a controller integrator asks for:
    policy is a proportional reacher whose goal alternates every second, so the arm moves and
    the safety layer and IK do real work.
 3. OPC UA read-state + write-set-point round trip on loopback against a served twin
-   (``celltwin.policies.deploy.latency.opcua_round_trip``), p50/p99.
+   (``celltwin.policies.latency.opcua_round_trip``), p50/p99.
 
     python benchmarks/deploy_latency.py [--actions 2000] [--seconds 8] [--opcua 500] [--json FILE]
 """
@@ -143,7 +143,7 @@ def main() -> None:
                   f"overruns {figures['overruns']}/{step['n']}")
     if args.opcua:
         try:
-            from celltwin.policies.deploy.latency import opcua_round_trip
+            from celltwin.policies.latency import opcua_round_trip
         except ImportError as exc:
             print(f"OPC UA round trip: skipped ({exc})")
         else:

@@ -33,9 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from celltwin.policies.errors import ExportError
-from celltwin.policies.manifest import FORMAT, INPUT_KEYS, SCHEMA_VERSION
+from celltwin import __version__
 from celltwin.core.errors import Problem
+from celltwin.policies.bundle import write_bundle
+from celltwin.policies.errors import ExportError
+from celltwin.policies.kinematics import KinematicChain
+from celltwin.policies.manifest import FORMAT, INPUT_KEYS, SCHEMA_VERSION
+from celltwin.policies.parity import check_parity, record_observations
+from celltwin.policies.robot_description import describe_robot
 
 ONNX_FILE = "policy.onnx"
 TORCHSCRIPT_FILE = "policy.pt"
@@ -107,7 +112,6 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
 
     import celltwin.envs  # noqa: F401  (registers the env ids)
     from celltwin.policies.actor import ExportableActor
-    from celltwin.policies.parity import check_parity, record_observations
 
     config = trained.config
     env = gym.make(f"celltwin/{config.task}-v0", **trained.env_kwargs())
@@ -138,7 +142,6 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
 
     manifest = _manifest(trained, described, options, exporter, opset, parity,
                          options.torchscript)
-    from celltwin.policies.bundle import write_bundle
 
     path = write_bundle(out_dir, manifest, files)
     return ExportResult(Path(path), manifest, parity.max_abs_diff, script_diff)
@@ -149,8 +152,6 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
 
 def _describe_env(env, trained, options: ExportOptions) -> dict:
     from celltwin.policies.actor import ActionSpec
-    from celltwin.policies.kinematics import KinematicChain
-    from celltwin.policies.robot_description import describe_robot
     from celltwin.robots.kinematics import home_ee_pose_in_base
     from celltwin.envs import MAX_EPISODE_STEPS
 
@@ -290,8 +291,6 @@ def _default_safety(robot: dict, chain, controller, period_s: float,
 
 def _manifest(trained, described: dict, options: ExportOptions, exporter: str, opset: int,
               parity, torchscript: bool) -> dict:
-    from celltwin import __version__
-
     config = trained.config
     size = sum(n for _, n in described["input_layout"])
     return {

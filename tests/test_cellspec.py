@@ -15,7 +15,7 @@ from celltwin.spec import (BinSpec, BoxEquipment, BoxPart, CellSpec, ConveyorSpe
                        CylinderPart, MeshEquipment, PhysicsSection, Pose, RobotSpec,
                        SpawnRegionSpec, SpherePart, TargetSpec, load_cell, parse_cell,
                        shipped_cell_names)
-from celltwin.spec.loader import parse_yaml_document, validation_problems
+from celltwin.core.documents import parse_yaml_document, validation_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "cells.md"

@@ -114,12 +114,14 @@ def test_deploy_cli_over_opcua_reaches_the_goal(reach_bundle, tmp_path):
 
 
 def test_evaluate_judges_the_exported_bundle_like_the_checkpoint(reach_bundle, tmp_path):
+    from celltwin.policies.bundle_policy import BundlePolicy
     from celltwin.training.evaluation import evaluate
 
     run, bundle = reach_bundle
     kwargs = load_trained(run).env_kwargs()
     from_bundle = evaluate(str(bundle), "celltwin/Reach-v0", kwargs, episodes=10,
-                           grid_episodes=1, randomization=None, sweeps=[], seed=7)
+                           grid_episodes=1, randomization=None, sweeps=[], seed=7,
+                           bundle_policy=BundlePolicy)
     from_checkpoint = evaluate(str(run / "final" / "model.zip"), "celltwin/Reach-v0", kwargs,
                                episodes=10, grid_episodes=1, randomization=None, sweeps=[], seed=7)
     # ONNX parity is ~1e-7, so the two act alike episode for episode.

@@ -16,7 +16,7 @@ from celltwin.cli import main as cli_main
 from celltwin.layout import check_layout, find_jobs, parse_param, with_values
 from celltwin.layout.jobs import LayoutError
 from celltwin.spec import load_cell
-from celltwin.spec.loader import validate_cell_data
+from celltwin.spec import validate_cell_data
 from celltwin.world import World
 
 

@@ -43,7 +43,7 @@ def test_snapshots_of_tqc_and_of_ppo_with_normalization_act_as_their_models():
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from celltwin.training.demos import flatten
+    from celltwin.training.rollouts import flatten
 
     env = gym.make("celltwin/PickPlace-v0")
     tqc = TQC("MultiInputPolicy", env, policy_kwargs={"net_arch": [16]}, seed=1, buffer_size=10)

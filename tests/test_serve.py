@@ -22,7 +22,7 @@ from celltwin.controller import opcua_model as model
 from celltwin.policies.deploy.opcua_client import OpcUaController
 from celltwin.controller.errors import ControllerError
 from celltwin.cli.main import main
-from celltwin.policies.deploy.latency import opcua_round_trip
+from celltwin.policies.latency import opcua_round_trip
 from celltwin.serve.errors import ServeError
 from celltwin.serve.opcua_security import CLIENT_APPLICATION_URI, ServerSecurity, ensure_certificate
 from celltwin.serve.opcua_server import ServerThread

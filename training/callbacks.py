@@ -15,6 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from celltwin.training.config import TrainConfig
 from celltwin.training.evaluation import STARTUP_DRAWS
 from celltwin.training.metrics import MetricsLog, plot_curve
+from celltwin.training.rollouts import EnvSet, PolicySnapshot
 from celltwin.training.run_dir import RunDir
 
 
@@ -27,8 +28,6 @@ class Evaluator:
     """
 
     def __init__(self, config: TrainConfig, episodes: int, rollouts, seed: int = 10_000_000):
-        from celltwin.training.rollouts import EnvSet
-
         self.config = config
         self.episodes = episodes
         self.seed = seed
@@ -38,8 +37,6 @@ class Evaluator:
         self.randomized = EnvSet(config.randomization, STARTUP_DRAWS, seed) if randomized else None
 
     def __call__(self, model, normalizer=None) -> dict:
-        from celltwin.training.rollouts import PolicySnapshot
-
         actor = PolicySnapshot(model, normalizer, flat=self.config.algo == "ppo")
         seeds = [self.seed + episode for episode in range(self.episodes)]
         row = {}

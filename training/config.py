@@ -15,8 +15,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from celltwin.training.errors import TrainingError
+from celltwin.core.documents import (parse_yaml_document, read_document, require_mapping,
+                                     validation_problems)
 from celltwin.core.errors import Problem, did_you_mean, one_of
+from celltwin.experts.by_task import expert_is_markov
+from celltwin.training.errors import TrainingError
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -124,8 +127,6 @@ def preset_names() -> list[str]:
 
 
 def _read(path: Path) -> tuple[dict, Any, str]:
-    from celltwin.spec.loader import parse_yaml_document, read_document, require_mapping
-
     text = read_document(path, error=TrainingError, what="training config")
     data, lines = parse_yaml_document(text, file=str(path), error=TrainingError)
     require_mapping(data, TrainConfig, error=TrainingError, file=str(path), lines=lines,
@@ -164,8 +165,6 @@ def resolve_config(config_file: str | Path | None = None, task: str | None = Non
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        from celltwin.spec.loader import validation_problems
-
         raise TrainingError(validation_problems(exc, TrainConfig, file=file, lines=lines)) from None
     _check_semantics(config, file)
     return _absolute_paths(config)
@@ -186,8 +185,6 @@ def _absolute_paths(config: TrainConfig) -> TrainConfig:
 
 
 def _check_semantics(config: TrainConfig, file: str) -> None:
-    from celltwin.experts.by_task import expert_is_markov
-
     problems = []
     if config.her and config.algo == "ppo":
         problems.append(Problem("hindsight experience replay needs an off-policy algorithm",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from celltwin.training.config import TrainConfig
-from celltwin.training.rollouts import stack_observations
+from celltwin.training.rollouts import EnvSet, PolicySnapshot, flatten, stack_observations
 
 
 @dataclass
@@ -54,7 +54,6 @@ def demo_env_set(config: TrainConfig, seed: int):
     """The randomized twin demonstrations and DAgger rounds run on: ``STARTUP_DRAWS`` envs
     (:data:`celltwin.training.evaluation.STARTUP_DRAWS`), so the clone sees several parts."""
     from celltwin.training.evaluation import STARTUP_DRAWS
-    from celltwin.training.rollouts import EnvSet
 
     dr = config.demos.randomization or config.randomization
     return EnvSet(None if dr in (None, "none") else dr, STARTUP_DRAWS, seed)
@@ -123,8 +122,6 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int, rollouts, env_
     Args:
         env_set: the envs to drive, the same across rounds (the same startup draws).
     """
-    from celltwin.training.rollouts import PolicySnapshot
-
     actor = PolicySnapshot(model, normalizer, flat=config.algo == "ppo")
     recorded = rollouts.run(env_set, "dagger", [seed + i for i in range(episodes)], actor)
     return Demonstrations(_concatenate([e.observations for e in recorded]),
@@ -134,12 +131,6 @@ def relabel(model, config: TrainConfig, episodes: int, seed: int, rollouts, env_
 
 def _concatenate(parts: list[dict]) -> dict:
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
-
-def flatten(observations: dict) -> np.ndarray:
-    """A Dict observation (or a stack of them) as PPO sees it: gymnasium's Dict sorts its
-    keys, and FlattenObservation concatenates them in that order."""
-    return np.concatenate([observations[k] for k in sorted(observations)], axis=-1)
 
 
 # The expert's gripper command is binary (open/close): a squared error that treats it like a

@@ -2,7 +2,10 @@
 twin, and over a grid of physics perturbations.
 
 A policy is anything with ``reset()`` and ``__call__(observation) -> action``: the scripted
-expert, or a stable-baselines3 checkpoint (:func:`load_policy`).
+expert, a stable-baselines3 checkpoint (:func:`load_policy`), or an exported bundle. The
+bundle's policy comes from the caller (``bundle_policy``, which ``celltwin evaluate`` sets to
+:class:`celltwin.policies.bundle_policy.BundlePolicy`): training comes before export and
+never imports it.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 
 from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem
+from celltwin.experts.by_task import make_expert
 from celltwin.randomization.knobs import PART_GEOMETRY_PARAMETERS
+from celltwin.training.algorithms import load_normalizer
 from celltwin.training.legacy import legacy_custom_objects
 
 SB3_ALGORITHMS = ("SAC", "TD3", "DDPG", "PPO", "A2C")
@@ -82,53 +88,19 @@ class SB3Policy:
         return action
 
 
-class BundlePolicy:
-    """An exported bundle acting in the env: the verified ONNX, as the adapter runs it.
-
-    The bundle's actions are in controller units (metres or radians per step, a gripper
-    opening in metres); the env takes them normalized, so the controller scaling is undone
-    here. Evaluating the bundle rather than the checkpoint judges exactly what is deployed.
-    """
-
-    def __init__(self, folder: Path):
-        from celltwin.policies.bundle import load_bundle
-        from celltwin.policies.deploy.runtime import OnnxPolicy
-
-        bundle = load_bundle(folder)
-        self.manifest = bundle.manifest
-        self.onnx = OnnxPolicy(bundle.onnx_bytes, bundle.manifest)
-        self.keys = [entry["key"] for entry in self.manifest["policy"]["input"]["layout"]]
-        control = self.manifest["control"]
-        self.scale = control["scale"] or 1.0
-        self.uses_gripper = control["uses_gripper"]
-        self.arm_size = self.manifest["action"]["arm_size"]
-        closed, opened = self.manifest["robot"]["gripper"]["width_range_m"]
-        self.width_mid, self.width_half = (opened + closed) / 2, (opened - closed) / 2
-
-    def reset(self) -> None:
-        pass
-
-    def __call__(self, observation):
-        vector = np.concatenate([np.asarray(observation[key], np.float32).ravel()
-                                 for key in self.keys])
-        action = self.onnx(vector)
-        arm = action[:self.arm_size] / self.scale
-        if not self.uses_gripper:
-            return arm.astype(np.float32)
-        grip = (action[self.arm_size] - self.width_mid) / self.width_half
-        return np.append(arm, grip).astype(np.float32)
-
-
-def load_policy(spec: str, env):
-    """``expert`` (the task's scripted expert), an exported bundle folder, or the path of an
-    SB3 ``.zip`` checkpoint."""
+def load_policy(spec: str, env, bundle_policy: Callable[[Path], object] | None = None):
+    """``expert`` (the task's scripted expert), the path of an SB3 ``.zip`` checkpoint, or an
+    exported bundle folder, acted by ``bundle_policy(folder)``."""
     if spec == "expert":
-        from celltwin.experts.by_task import make_expert
-
         return make_expert(env)
     path = Path(spec)
     if path.is_dir() and (path / "manifest.json").is_file():
-        return BundlePolicy(path)
+        if bundle_policy is None:
+            raise CelltwinError(Problem("no bundle policy given to act an exported bundle",
+                                        path="POLICY", value=spec,
+                                        expected="bundle_policy=celltwin.policies.bundle_policy"
+                                                 ".BundlePolicy, as `celltwin evaluate` passes"))
+        return bundle_policy(path)
     if not path.is_file():
         raise CelltwinError(Problem("policy not found", path="POLICY", value=spec,
                                     expected="'expert', a bundle folder (celltwin export) or an "
@@ -146,8 +118,6 @@ def load_policy(spec: str, env):
         except Exception:  # the wrong algorithm class fails to load; try the next
             continue
         # A run's model.zip sits beside the normalization statistics it was trained with.
-        from celltwin.training.algorithms import load_normalizer
-
         return SB3Policy(model, load_normalizer(path.parent / "vecnormalize.pkl"))
     raise CelltwinError(Problem("not a stable-baselines3 checkpoint this version can load",
                                 file=str(path), expected=f"a model saved by one of {SB3_ALGORITHMS}"))
@@ -185,16 +155,17 @@ def run_episodes(env, policy, episodes: int, seed: int) -> Outcome:
 
 def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
              grid_episodes: int, randomization: str | None, sweeps: list[Sweep], seed: int,
-             progress=None) -> dict:
+             progress=None, bundle_policy: Callable[[Path], object] | None = None) -> dict:
     """Evaluate on the nominal twin, the randomized twin and every grid point of ``sweeps``.
 
     The randomized twin is :data:`STARTUP_DRAWS` envs taken in turn, as in training's
     evaluations: one env would judge the policy on a single draw of the startup terms.
+    ``bundle_policy`` acts an exported bundle (see :func:`load_policy`).
     """
     env = gym.make(env_id, **env_kwargs)
     draws = []
     try:
-        policy = load_policy(policy_spec, env)
+        policy = load_policy(policy_spec, env, bundle_policy)
         base = env.unwrapped
         results = {"policy": policy_spec, "env": env_id, "seed": seed,
                    "env_kwargs": {key: str(value) for key, value in env_kwargs.items()}}
@@ -206,8 +177,8 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
             for each in envs:
                 each.unwrapped.set_randomization(randomization)
             # A scripted expert is bound to its env; a checkpoint or a bundle is not.
-            policies = [policy, *(load_policy(policy_spec, each) for each in draws)] \
-                if policy_spec == "expert" else policy
+            policies = [policy, *(load_policy(policy_spec, each, bundle_policy)
+                                  for each in draws)] if policy_spec == "expert" else policy
             results["randomized"] = asdict(run_episodes(envs, policies, episodes, seed))
             results["randomization"] = randomization
             results["randomized_draws"] = len(envs)

@@ -30,9 +30,11 @@ from typing import Sequence
 
 import numpy as np
 
+from celltwin.core.errors import CelltwinError, Problem
+from celltwin.experts.by_task import make_expert
+from celltwin.training.algorithms import usable_cores
 from celltwin.training.config import TrainConfig
 from celltwin.training.errors import TrainingError
-from celltwin.core.errors import Problem
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,6 @@ class PolicySnapshot:
         if self._policy is None:
             self._policy = self._class.load(io.BytesIO(self._bytes), device="cpu")
         if self._flat:   # PPO's VecNormalize saw the flattened observation
-            from celltwin.training.demos import flatten
-
             observation = flatten(observation)
         if self._normalizer is not None:
             observation = self._normalizer.normalize_obs(observation)
@@ -135,8 +135,6 @@ class EnvHost:
     def expert(self, env_set: EnvSet, draw: int):
         key = (env_set, draw)
         if key not in self.experts:
-            from celltwin.experts.by_task import make_expert
-
             self.experts[key] = make_expert(self.env(env_set, draw).unwrapped)
         return self.experts[key]
 
@@ -205,6 +203,12 @@ def stack_observations(observations: list[dict]) -> dict:
     return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
 
 
+def flatten(observations: dict) -> np.ndarray:
+    """A Dict observation (or a stack of them) as PPO sees it: gymnasium's Dict sorts its
+    keys, and FlattenObservation concatenates them in that order."""
+    return np.concatenate([observations[k] for k in sorted(observations)], axis=-1)
+
+
 def _serve(connection, config: TrainConfig) -> None:
     """A worker process: run what the parent sends until it says close (or goes away)."""
     import signal
@@ -230,8 +234,6 @@ def _serve(connection, config: TrainConfig) -> None:
             except Interrupted:
                 return
             except Exception as exc:  # sent back whole: a typed error stays typed
-                from celltwin.core.errors import CelltwinError
-
                 if not isinstance(exc, CelltwinError):   # a bug: say where, in the worker
                     exc.add_note(f"in rollout worker:\n{traceback.format_exc()}")
                 try:
@@ -257,8 +259,6 @@ class Rollouts:
     """
 
     def __init__(self, config: TrainConfig, workers: int | None = None):
-        from celltwin.training.algorithms import usable_cores
-
         workers = config.rollout_workers if workers is None else workers
         self.workers = workers or usable_cores()
         self._local = EnvHost(config) if self.workers <= 1 else None

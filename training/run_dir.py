@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from celltwin.training.algorithms import load_model, read_normalization
 from celltwin.training.config import TrainConfig, load_config
 from celltwin.training.errors import TrainingError
 from celltwin.core.atomic import atomic_write_text
@@ -220,8 +221,6 @@ class Trained:
 
 def load_trained(run_dir: str | Path, checkpoint: bool = False) -> Trained:
     """Load a run's final model (or, with ``checkpoint``, its newest checkpoint)."""
-    from celltwin.training.algorithms import load_model, read_normalization
-
     run = RunDir(run_dir)
     config = run.config()
     folder = run.latest_checkpoint().path if checkpoint else run.final_dir

@@ -12,12 +12,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from celltwin import __version__
 from celltwin.training.algorithms import (env_count, load_model, make_model, make_vec_env, probe_env,
                                  resolve_device, wrap_normalization)
 from celltwin.training.callbacks import Evaluator, RunCallback
 from celltwin.training.config import TrainConfig
+from celltwin.training.demos import (AnchorCallback, BehaviourCloner, collect_into, demo_env_set,
+                                     relabel)
 from celltwin.training.errors import TrainingError
 from celltwin.training.metrics import MetricsLog, plot_curve
+from celltwin.training.rollouts import Rollouts
 from celltwin.training.run_dir import RunDir
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import Problem
@@ -77,8 +81,6 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
     venv = make_vec_env(config, n_envs)
     rollouts = None
     try:
-        from celltwin.training.rollouts import Rollouts
-
         rollouts = Rollouts(config)
         stats = checkpoint.file("vecnormalize.pkl") if checkpoint else None
         venv = wrap_normalization(config, venv, stats)
@@ -150,7 +152,6 @@ def _use_demonstrations(model, config: TrainConfig, log, rollouts, resumed: bool
     the restored replay buffer nor cloned again: they only rebuild the anchor and the actor
     freeze, so a resumed run goes on as the interrupted one would have.
     """
-    from celltwin.training.demos import AnchorCallback, BehaviourCloner, collect_into
     from celltwin.training.features import standardize_from
 
     started = time.perf_counter()
@@ -193,8 +194,6 @@ def _dagger(model, config: TrainConfig, demos, log, rollouts) -> list[dict]:
     checkpoint and does not redo these rounds.
     """
     import copy
-
-    from celltwin.training.demos import BehaviourCloner, demo_env_set, relabel
 
     env_set = demo_env_set(config, 2_000_000 + config.seed)  # the same startup draws every round
     normalizer = model.get_vec_normalize_env()
@@ -279,8 +278,6 @@ def _finish(run: RunDir, config, model, evaluator, callback, train_wall: float,
 def _meta(config: TrainConfig) -> dict:
     import stable_baselines3
     import torch
-
-    from celltwin import __version__
 
     device = resolve_device(config.device)
     return {"celltwin": __version__, "python": platform.python_version(),

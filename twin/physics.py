@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from celltwin.core.atomic import atomic_write_text
+from celltwin.core.documents import load_model, parse_model
 from celltwin.core.errors import PhysicsParamsError
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -144,13 +145,9 @@ class PhysicsParams(BaseModel):
     @classmethod
     def from_yaml_text(cls, text: str, *, file: str | None = None) -> "PhysicsParams":
         """Parse parameters from YAML text; every problem is reported at once."""
-        from celltwin.spec.loader import parse_model
-
         return parse_model(text, cls, file=file, error=PhysicsParamsError)
 
     @classmethod
     def load(cls, path: str | Path) -> "PhysicsParams":
         """Read parameters from a YAML file (an overrides file sets only some fields)."""
-        from celltwin.spec.loader import load_model
-
         return load_model(path, cls, error=PhysicsParamsError, what="physics")

@@ -7,35 +7,67 @@ anything is applied, so a bad overrides file changes nothing and reports every u
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING
+from typing import Any, Callable, Protocol
 
 from celltwin.core.errors import PhysicsParamsError, Problem, did_you_mean
 from celltwin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
                           RobotActuation)
-
-if TYPE_CHECKING:
-    from celltwin.world import World
 
 # getDynamicsInfo tuple positions
 _MASS, _LATERAL, _RESTITUTION, _ROLLING, _SPINNING = 0, 1, 5, 6, 7
 _JOINT_DAMPING = 6  # getJointInfo
 
 
-def _links(world: "World") -> dict[str, tuple[int, int]]:
+class IndexTables:
+    """A world's name -> pybullet index tables, each read from the world on first use.
+
+    Every world owns one (``World.index_tables``); rebuilding a part makes it forget what
+    depended on the old body (:meth:`forget_part`).
+    """
+
+    def __init__(self) -> None:
+        self._tables: dict[str, dict] = {}
+
+    def get(self, name: str, read: Callable[[], dict]) -> dict:
+        """The table called ``name``, made by ``read()`` the first time it is asked for."""
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = read()
+        return table
+
+    def forget_part(self, name: str) -> None:
+        """Part ``name`` is a new body now: the link table and its nominal inertia are stale."""
+        self._tables.pop("links", None)
+        self._tables.get("inertia", {}).pop(name, None)  # re-read from the new shape
+
+
+class PhysicsHost(Protocol):
+    """What this module needs of a world (:class:`celltwin.world.World` is one)."""
+
+    client: Any
+    bodies: dict[str, int]
+    robots: dict[str, Any]
+    static_bodies: list[str]
+    index_tables: IndexTables
+
+    def joint_value(self, key: str, field: str) -> Any:
+        """One field of joint ``key`` (``robot/joint``) as it is now."""
+
+    def record_physics_values(self, entries: tuple, values: list) -> None:
+        """Note values an :class:`EntryWriter` just applied."""
+
+
+def _links(world: PhysicsHost) -> dict[str, tuple[int, int]]:
     """Map every addressable body/link name to ``(body_id, link_index)`` (cached per world)."""
-    if "links" not in world._name_maps:
-        world._name_maps["links"] = _read_links(world)
-    return world._name_maps["links"]
+    return world.index_tables.get("links", lambda: _read_links(world))
 
 
-def _joints(world: "World") -> dict[str, tuple[str, int, int]]:
+def _joints(world: PhysicsHost) -> dict[str, tuple[str, int, int]]:
     """Map ``robot/joint`` names to ``(robot_name, body_id, joint_index)`` (cached per world)."""
-    if "joints" not in world._name_maps:
-        world._name_maps["joints"] = _read_joints(world)
-    return world._name_maps["joints"]
+    return world.index_tables.get("joints", lambda: _read_joints(world))
 
 
-def _read_links(world: "World") -> dict[str, tuple[int, int]]:
+def _read_links(world: PhysicsHost) -> dict[str, tuple[int, int]]:
     client = world.client
     links: dict[str, tuple[int, int]] = {}
     for name, body in world.bodies.items():
@@ -46,7 +78,7 @@ def _read_links(world: "World") -> dict[str, tuple[int, int]]:
     return links
 
 
-def _read_joints(world: "World") -> dict[str, tuple[str, int, int]]:
+def _read_joints(world: PhysicsHost) -> dict[str, tuple[str, int, int]]:
     client = world.client
     joints = {}
     for name, robot in world.robots.items():
@@ -57,7 +89,7 @@ def _read_joints(world: "World") -> dict[str, tuple[str, int, int]]:
     return joints
 
 
-def read_physics(world: "World") -> PhysicsParams:
+def read_physics(world: PhysicsHost) -> PhysicsParams:
     """Read every knob from pybullet and the robots (used once, right after building)."""
     client = world.client
     engine = client.getPhysicsEngineParameters()
@@ -94,7 +126,7 @@ def _force_limit(robot, joint_index: int) -> float:
     return float(robot.gripper_force_n)
 
 
-def _check_names(world: "World", params: PhysicsParams, links, joints) -> None:
+def _check_names(world: PhysicsHost, params: PhysicsParams, links, joints) -> None:
     problems = []
     for section, known in (("bodies", links), ("joints", joints), ("robots", world.robots)):
         for key in getattr(params, section):
@@ -124,7 +156,7 @@ def as_entries(params: PhysicsParams) -> tuple[dict, dict]:
     return globals_, sections
 
 
-def apply_physics(world: "World", params: PhysicsParams) -> None:
+def apply_physics(world: PhysicsHost, params: PhysicsParams) -> None:
     """Check every name in ``params``, then apply every field that is set."""
     _check_names(world, params, _links(world), _joints(world))
     apply_entries(world, *as_entries(params))
@@ -135,7 +167,7 @@ _BODY_FIELDS = {"mass_kg": "mass", "lateral_friction": "lateralFriction",
                 "restitution": "restitution"}
 
 
-def apply_entries(world: "World", globals_: dict, sections: dict) -> None:
+def apply_entries(world: PhysicsHost, globals_: dict, sections: dict) -> None:
     """Apply checked values: globals by name, sections as ``{key: {field: value}}``.
 
     The hot path of randomized resets, so it works on plain dicts and touches pybullet only
@@ -175,10 +207,10 @@ def apply_entries(world: "World", globals_: dict, sections: dict) -> None:
             robot.velocity_gain = fields["velocity_gain"]
 
 
-def _apply_joints(world: "World", entries: dict) -> None:
+def _apply_joints(world: PhysicsHost, entries: dict) -> None:
     table = _joint_table(world)
     change = world.client.changeDynamics
-    current = world._physics.value
+    current = world.joint_value
     new_limits: dict[str, list[float]] = {}
     grip: dict[str, float] = {}
     for key, fields in entries.items():
@@ -189,9 +221,9 @@ def _apply_joints(world: "World", entries: dict) -> None:
         if limit is None and friction is None:
             continue
         if limit is None:
-            limit = current("joints", key, "force_limit")
+            limit = current(key, "force_limit")
         if friction is None:
-            friction = current("joints", key, "friction") or 0.0
+            friction = current(key, "friction") or 0.0
         effective = limit - friction if limit > friction else 0.0  # friction eats into the force
         if slot is None:
             grip[robot_name] = effective
@@ -207,20 +239,22 @@ def _apply_joints(world: "World", entries: dict) -> None:
         world.robots[robot_name].gripper_force_n = force
 
 
-def _joint_table(world: "World") -> dict[str, tuple[str, int, int, int | None]]:
+def _joint_table(world: PhysicsHost) -> dict[str, tuple[str, int, int, int | None]]:
     """``robot/joint`` -> (robot, body, joint index, slot in the arm order or None) (cached)."""
-    if "joint_table" not in world._name_maps:
-        table = {}
-        for key, (robot_name, body, index) in _joints(world).items():
-            arm = world.robots[robot_name].arm_joint_indices.tolist()
-            table[key] = (robot_name, body, index, arm.index(index) if index in arm else None)
-        world._name_maps["joint_table"] = table
-    return world._name_maps["joint_table"]
+    return world.index_tables.get("joint_table", lambda: _read_joint_table(world))
 
 
-def _nominal_inertia(world: "World", key: str, body: int, link: int):
+def _read_joint_table(world: PhysicsHost) -> dict[str, tuple[str, int, int, int | None]]:
+    table = {}
+    for key, (robot_name, body, index) in _joints(world).items():
+        arm = world.robots[robot_name].arm_joint_indices.tolist()
+        table[key] = (robot_name, body, index, arm.index(index) if index in arm else None)
+    return table
+
+
+def _nominal_inertia(world: PhysicsHost, key: str, body: int, link: int):
     """Mass and local inertia diagonal of a body/link as built (cached on first use)."""
-    table = world._name_maps.setdefault("inertia", {})
+    table = world.index_tables.get("inertia", dict)
     if key not in table:
         info = world.client.getDynamicsInfo(body, link)
         table[key] = (info[0], tuple(info[2]))
@@ -241,7 +275,7 @@ class EntryWriter:
         entries: ``(section, key, field)`` triples; a call passes one value per triple.
     """
 
-    def __init__(self, world: "World", entries: list[tuple[str, str, str]]):
+    def __init__(self, world: PhysicsHost, entries: list[tuple[str, str, str]]):
         self.world = world
         self.entries = list(entries)
         links, joints = _links(world), _joint_table(world)
@@ -269,19 +303,19 @@ class EntryWriter:
         # now. A writer is built right after a restore and used right after each restore, so
         # what is not written here is always the snapshot's value.
         self._forces = []
-        current = world._physics.value
+        current = world.joint_value
         for robot_name, entries_ in forces.items():
             arm, fingers = [], []
             for key, fields in entries_.items():
                 slot = joints[key][3]
-                limit = fields.get("force_limit"), current("joints", key, "force_limit")
-                friction = fields.get("friction"), current("joints", key, "friction") or 0.0
+                limit = fields.get("force_limit"), current(key, "force_limit")
+                friction = fields.get("friction"), current(key, "friction") or 0.0
                 (fingers if slot is None else arm).append((slot, limit, friction))
             robot = world.robots[robot_name]
             self._forces.append((robot, arm, fingers, _whole_arm(robot, arm)))
         self._entries = tuple(self.entries)
         self._change = world.client.changeDynamics  # BulletClient makes a partial per lookup
-        self._record = world._physics.record_values
+        self._record = world.record_physics_values
 
     def __call__(self, values: list) -> None:
         change = self._change

@@ -17,7 +17,7 @@ import math
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection
+from typing import Callable, Collection
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from celltwin.core.errors import Problem, WorldError, did_you_mean, one_of
 from celltwin.meshes import PreparedMesh, prepare_mesh
 from celltwin.parts import PartGeometry
 from celltwin.physics import PhysicsParams
-from celltwin.physics_io import apply_entries, apply_physics, as_entries, read_physics
+from celltwin.physics_io import IndexTables, apply_entries, apply_physics, as_entries, read_physics
 from celltwin.physics_state import PhysicsRecord
 from celltwin.spec import CellSpec, load_cell
 
@@ -65,6 +65,15 @@ class World:
     Use as a context manager, or call :meth:`close`, to free the pybullet client.
     """
 
+    # The client's hot functions, bound in __init__ from _BOUND (and unbound by close).
+    _step: Callable[[], None]
+    _set_filter: Callable
+    _get_pose: Callable
+    _set_pose: Callable
+    _set_velocity: Callable
+    _multiply: Callable
+    _from_euler: Callable
+
     def __init__(self, cell: CellSpec | str | Path, physics: PhysicsParams | None = None,
                  gui: bool = False, held_grippers: Collection[str] = ()):
         self.spec = cell if isinstance(cell, CellSpec) else load_cell(cell)
@@ -78,7 +87,6 @@ class World:
                                          value=name, expected=one_of(names)))
         self._held_grippers = frozenset(held_grippers)
         self.client = gui_client() if gui else direct_client()
-        self._client_id = self.client._client
         self.bodies: dict[str, int] = {}
         self.robots: dict[str, Robot] = {}
         self.conveyors: dict[str, Conveyor] = {}
@@ -90,7 +98,7 @@ class World:
         self.revision = 0  # counts rebuilt parts: holders of part body ids compare it
         self._part_specs: dict = {}
         self._snapshots: list[int] = []
-        self._name_maps: dict = {}  # name -> pybullet index tables, filled on first use
+        self.index_tables = IndexTables()  # name -> pybullet index tables, for physics_io
         try:
             self._build()
             self._physics = PhysicsRecord(read_physics(self))
@@ -257,6 +265,15 @@ class World:
             position = (centre[0] + c * x - s * y, centre[1] + s * x + c * y, position[2])
         self._set_pose(body, (position[0] + dx, position[1] + dy, position[2]), turned)
 
+    def move_base(self, name: str, dx: float, dy: float, yaw_rad: float) -> None:
+        """Shift body ``name`` (a robot's base, say) by ``dx``, ``dy`` [m] and turn it by
+        ``yaw_rad`` about the world z axis through its origin."""
+        body = self.body(name)
+        position, orientation = self._get_pose(body)  # bound once: randomized resets are hot
+        if yaw_rad:
+            orientation = yawed(yaw_rad, orientation)
+        self._set_pose(body, (position[0] + dx, position[1] + dy, position[2]), orientation)
+
     def place_part(self, name: str, position, yaw_rad: float) -> np.ndarray:
         """Put part ``name`` at rest, upright with ``yaw_rad``, where the nominal part's centre
         would be at ``position`` [m].
@@ -313,8 +330,7 @@ class World:
         self._moving_links = [(body if b == old else b, link) for b, link in self._moving_links]
         for conveyor in self.conveyors.values():
             conveyor.carried = frozenset(body if b == old else b for b in conveyor.carried)
-        self._name_maps.pop("links", None)
-        self._name_maps.get("inertia", {}).pop(name, None)  # re-read from the new shape
+        self.index_tables.forget_part(name)
         entry = self.physics_params().bodies[name]
         apply_entries(self, {}, {"bodies": {name: {k: v for k, v in entry.__dict__.items()
                                                    if v is not None}}})
@@ -352,6 +368,10 @@ class World:
     def joint_value(self, key: str, field: str):
         """One field of joint ``key`` (``robot/joint``) as it is now."""
         return self._physics.value("joints", key, field)
+
+    def record_physics_values(self, entries: tuple, values: list) -> None:
+        """Note values a :class:`celltwin.physics_io.EntryWriter` just applied to this world."""
+        self._physics.record_values(entries, values)
 
     def latency_steps(self, robot: str) -> int:
         """Actuation latency of ``robot`` [control steps]."""
@@ -420,7 +440,7 @@ class World:
     # ----------------------------------------------------------------------------- lifetime
     def close(self) -> None:
         """Disconnect the pybullet client; the world is unusable afterwards."""
-        if getattr(self, "client", None) is not None and self.client._client >= 0:
+        if getattr(self, "client", None) is not None and not self.client.closed:
             self.client.disconnect()
             for attribute in _BOUND:  # bound to the old client id, which pybullet reuses
                 setattr(self, attribute, self._closed)
@@ -431,7 +451,7 @@ class World:
 
     @property
     def closed(self) -> bool:
-        return self.client._client < 0
+        return self.client.closed
 
     def __enter__(self) -> "World":
         return self

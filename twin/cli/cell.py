@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from celltwin.cli.common import add_world_arguments, build_world
+from celltwin.core.atomic import atomic_write_text
 
 
 def register(subparsers) -> None:
@@ -29,7 +30,6 @@ def register(subparsers) -> None:
 
 
 def run_check(args) -> int:
-    from celltwin.core.atomic import atomic_write_text
     from celltwin.check import check_cell
 
     with build_world(args) as world:

@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 from celltwin.cli.common import add_world_arguments, build_world
+from celltwin.core.atomic import atomic_write_text
+from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+from celltwin.experts.cycle import run_pick_place
 
 
 def register(subparsers) -> None:
@@ -22,10 +25,7 @@ def register(subparsers) -> None:
 
 
 def run_demo(args) -> int:
-    from celltwin.experts.cycle import run_pick_place
-    from celltwin.core.atomic import atomic_write_text
     from celltwin.check import target_pose
-    from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
     from celltwin.render import render_cell
 
     started = time.perf_counter()

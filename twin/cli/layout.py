@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from celltwin.cli.common import (add_world_arguments, non_negative_float, positive_float,
-                             positive_int)
+from celltwin.cli.common import (add_world_arguments, build_world, non_negative_float,
+                                 positive_float, positive_int)
+from celltwin.core.errors import CelltwinError
+from celltwin.physics import PhysicsParams
 
 
 def register(subparsers) -> None:
@@ -120,14 +122,11 @@ def _cell(source, robot: str | None):
 
 
 def _physics(args):
-    from celltwin.physics import PhysicsParams
-
     return PhysicsParams.load(args.physics) if args.physics else None
 
 
 # ---------------------------------------------------------------------------------- handlers
 def run_check(args) -> int:
-    from celltwin.cli.common import build_world
     from celltwin.layout.check import check_layout, write_check
 
     with build_world(args) as world:
@@ -155,7 +154,6 @@ def run_run(args) -> int:
 
 
 def run_compare(args) -> int:
-    from celltwin.core.errors import CelltwinError
     from celltwin.layout.compare import run_compare as compare, write_compare
     from celltwin.layout.jobs import find_jobs
 
@@ -189,7 +187,6 @@ def run_compare(args) -> int:
 
 
 def run_sweep(args) -> int:
-    from celltwin.core.errors import CelltwinError
     from celltwin.layout.params import parse_param
     from celltwin.layout.sweep import plan, run_sweep as sweep, write_sweep
 

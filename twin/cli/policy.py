@@ -15,6 +15,13 @@ import sys
 from pathlib import Path
 
 from celltwin.cli.common import non_negative_float, positive_float, positive_int
+from celltwin.core.atomic import atomic_write_text
+from celltwin.core.errors import CelltwinError, Problem
+from celltwin.policies.bundle import load_bundle
+from celltwin.policies.deploy.adapter import Adapter
+from celltwin.policies.export import ExportOptions, export_run
+from celltwin.serve.in_process import InProcessController
+from celltwin.serve.virtual_controller import VirtualController
 
 EXIT_STOPPED = 1
 
@@ -57,8 +64,6 @@ def _register_export(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from celltwin.policies.export import ExportOptions, export_run
-
     options = ExportOptions(
         samples=args.samples, tolerance=args.tolerance, torchscript=not args.no_torchscript,
         workspace_low_m=tuple(args.workspace_low) if args.workspace_low else None,
@@ -123,9 +128,6 @@ def _register_deploy(subparsers) -> None:
 
 
 def run_deploy(args) -> int:
-    from celltwin.policies.bundle import load_bundle
-    from celltwin.core.errors import CelltwinError, Problem
-
     bundle = load_bundle(args.bundle)
     manifest = bundle.manifest
     steps = args.steps or manifest["training"].get("max_episode_steps") or 50
@@ -145,8 +147,6 @@ def run_deploy(args) -> int:
           + (f"; stopped: {stopped[0]['stop_reason']}" if stopped else "")
           + (f"; telemetry {args.telemetry}" if args.telemetry else ""))
     if args.json:
-        from celltwin.core.atomic import atomic_write_text
-
         atomic_write_text(args.json, json.dumps({"bundle": str(args.bundle), "episodes": results},
                                                 indent=2))
     return EXIT_STOPPED if stopped else 0
@@ -157,9 +157,6 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
     import gymnasium as gym
 
     import celltwin.envs  # noqa: F401
-    from celltwin.policies.deploy.adapter import Adapter
-    from celltwin.serve.in_process import InProcessController
-    from celltwin.serve.virtual_controller import VirtualController
 
     manifest = bundle.manifest
     env_kwargs = dict(manifest["training"]["env_kwargs"])
@@ -196,7 +193,6 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
 
 
 def _deploy_opcua(bundle, args, steps: int) -> list[dict]:
-    from celltwin.policies.deploy.adapter import Adapter
     from celltwin.policies.deploy.opcua_client import OpcUaController
 
     results = []

@@ -6,7 +6,11 @@ import argparse
 import os
 from pathlib import Path
 
-from celltwin.cli.common import add_world_arguments, non_negative_float, non_negative_int
+from celltwin.cli.common import (add_world_arguments, build_world, non_negative_float,
+                                 non_negative_int)
+from celltwin.core.errors import Problem
+from celltwin.serve.errors import ServeError
+from celltwin.serve.virtual_controller import VirtualController
 
 PASSWORD_ENV = "CELLTWIN_OPCUA_PASSWORD"
 
@@ -56,9 +60,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from celltwin.cli.common import build_world
     from celltwin.serve.opcua_server import VirtualControllerServer
-    from celltwin.serve.virtual_controller import VirtualController
 
     security = _security(args)
     if not security.insecure:
@@ -101,8 +103,6 @@ async def _serve(server, security) -> None:
 
 
 def _security(args: argparse.Namespace):
-    from celltwin.core.errors import Problem
-    from celltwin.serve.errors import ServeError
     from celltwin.serve.opcua_security import ServerSecurity
 
     if args.insecure:

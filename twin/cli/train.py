@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 from celltwin.cli.common import non_negative_int, positive_int
+from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+from celltwin.policies.bundle_policy import BundlePolicy
+from celltwin.training.config import resolve_config
+from celltwin.training.errors import TrainingError
 
 
 def register(subparsers) -> None:
@@ -62,10 +66,7 @@ _TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "control": "env.contro
 
 
 def run_train(args) -> int:
-    from celltwin.training.config import resolve_config
-    from celltwin.training.errors import TrainingError
     from celltwin.training.trainer import resume, train
-    from celltwin.core.errors import Problem
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if args.resume is not None:
@@ -119,7 +120,6 @@ def _register_evaluate(subparsers) -> None:
 
 def run_evaluate(args) -> int:
     import celltwin.envs  # noqa: F401  (registers the env ids)
-    from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
     from celltwin.envs import MAX_EPISODE_STEPS
     from celltwin.training.evaluation import Sweep, evaluate, write_report
 
@@ -139,7 +139,8 @@ def run_evaluate(args) -> int:
 
     results = evaluate(args.policy, f"celltwin/{args.task}-v0", kwargs,
                        episodes=args.episodes, grid_episodes=args.grid_episodes,
-                       randomization=args.dr, sweeps=sweeps, seed=args.seed, progress=progress)
+                       randomization=args.dr, sweeps=sweeps, seed=args.seed, progress=progress,
+                       bundle_policy=BundlePolicy)
     written = write_report(results, args.out)
     print(f"nominal:    {results['nominal']['success_rate']:.0%} success, "
           f"return {results['nominal']['mean_return']:.2f}")

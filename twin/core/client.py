@@ -54,6 +54,16 @@ class CachedBulletClient(BulletClient):
             self.__dict__[name] = attribute
         return attribute
 
+    @property
+    def client_id(self) -> int:
+        """pybullet's id of this client (``physicsClientId``); -1 once disconnected."""
+        return self._client
+
+    @property
+    def closed(self) -> bool:
+        """Whether this client was disconnected."""
+        return self._client < 0
+
     def disconnect(self) -> None:
         """Disconnect and forget every bound function: pybullet reuses client ids, and a
         function still bound to this id would reach whichever client gets it next."""

@@ -40,8 +40,10 @@ from celltwin.envs.tasks.base import goal_distance
 from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
 from celltwin.physics import PhysicsParams
 from celltwin.randomization import RandomizationConfig, Randomizer, load_randomization
+from celltwin.randomization import ADR
 from celltwin.randomization.looks import Looks
 from celltwin.randomization.sensing import SensorModel
+from celltwin.render import render_view
 from celltwin.spec import CellSpec, load_cell
 from celltwin.world import World
 
@@ -215,8 +217,6 @@ class CellEnv(gym.Env):
 
     def load_adr_state(self, state: dict) -> None:
         """Continue ADR from a state saved by :meth:`adr_state` (a resumed training run)."""
-        from celltwin.randomization import ADR
-
         self.randomizer.adr = ADR.from_dict(state)
 
     # ----------------------------------------------------------------------------- episode
@@ -335,8 +335,6 @@ class CellEnv(gym.Env):
     # ----------------------------------------------------------------------------- rendering
     def render(self):
         if self.render_mode == "rgb_array":
-            from celltwin.render import render_view
-
             width, height = self.render_size
             self.looks.show()  # textures drawn since the last picture; none before the first
             effects = self.randomizer.effects  # light and camera randomization, if any

@@ -24,12 +24,14 @@ class Expert:
     def reset(self) -> None:
         """Forget the current episode (call after ``env.reset``)."""
 
-    def _term(self, observation, name: str) -> np.ndarray:
+    def term(self, observation, name: str) -> np.ndarray:
+        """Observation term ``name`` (``ee_position``, ...) out of a Dict or flat observation."""
         vector = observation["observation"] if isinstance(observation, dict) else observation
         return np.asarray(self.layout.get(vector, name), dtype=float)
 
     @staticmethod
-    def _goal(observation) -> np.ndarray:
+    def goal(observation) -> np.ndarray:
+        """The desired goal of a Dict observation, or the last three values of a flat one."""
         if isinstance(observation, dict):
             return np.asarray(observation["desired_goal"], dtype=float)
         return np.asarray(observation[-3:], dtype=float)
@@ -38,8 +40,10 @@ class Expert:
     # (a randomized twin, a real controller) does not turn the approach into an oscillation.
     gain = 0.6
 
-    def _delta(self, ee: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def delta(self, ee: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Normalized ``ee_delta`` action: ``gain`` of the way from ``ee`` to ``target``."""
         return np.clip(self.gain * (target - ee) / self.scale_m, -1.0, 1.0)
 
-    def _finish(self, action: np.ndarray) -> np.ndarray:
+    def finish(self, action: np.ndarray) -> np.ndarray:
+        """``action`` as the env takes it: float32, without the gripper when the task has none."""
         return (action if self.uses_gripper else action[:3]).astype(np.float32)

@@ -21,8 +21,8 @@ class ReachExpert(Expert):
     markov = True
 
     def __call__(self, observation) -> np.ndarray:
-        ee = self._term(observation, "ee_position")
-        return self._finish(np.append(self._delta(ee, self._goal(observation)), -1.0))
+        ee = self.term(observation, "ee_position")
+        return self.finish(np.append(self.delta(ee, self.goal(observation)), -1.0))
 
 
 class PushExpert(Expert):
@@ -47,12 +47,12 @@ class PushExpert(Expert):
         self.pushing = False
 
     def __call__(self, observation) -> np.ndarray:
-        ee = self._term(observation, "ee_position")
-        obj = self._term(observation, "object_position")
-        goal = self._goal(observation)
+        ee = self.term(observation, "ee_position")
+        obj = self.term(observation, "object_position")
+        goal = self.goal(observation)
         line = goal[:2] - obj[:2]
         if np.linalg.norm(line) < 1e-6:
-            return self._finish(np.array([0.0, 0.0, 0.0, -1.0]))
+            return self.finish(np.array([0.0, 0.0, 0.0, -1.0]))
         direction = np.append(line / np.linalg.norm(line), 0.0)
         behind = obj - self.contact_gap_m * direction
         behind[2] = obj[2] + self.push_height_m
@@ -70,13 +70,13 @@ class PushExpert(Expert):
                 if abs(ee[2] - behind[2]) < 0.01:
                     self.pushing = True
                 delta = np.clip((behind - ee) / self.scale_m, -0.4, 0.4)  # gently onto the table
-                return self._finish(np.append(delta, -1.0))
-            return self._finish(np.append(self._delta(ee, target), -1.0))
+                return self.finish(np.append(delta, -1.0))
+            return self.finish(np.append(self.delta(ee, target), -1.0))
         # Push: aim past the contact point along the line, scaled down near the goal.
         remaining = np.linalg.norm(line)
         target = ee + direction * min(remaining, self.scale_m)
         target[2] = behind[2]
-        return self._finish(np.append(self._delta(ee, target), -1.0))
+        return self.finish(np.append(self.delta(ee, target), -1.0))
 
 
 # Each task's expert and its settings. PickPlace: reactive, so that clones of it are

@@ -56,21 +56,21 @@ class ReactiveConveyorExpert(ReactivePickExpert):
         self.carry_height_m = carry_height_m
         self.descend_speed = descend_speed
         self.match_speed_mps = match_speed_mps
-        self.period_s = self._env.world.control_period_s
+        self.period_s = self.env.world.control_period_s
 
     def reset(self) -> None:
         super().reset()
-        geometry = self._env.world.part_geometries[self._env.task.object_name]
+        geometry = self.env.world.part_geometries[self.env.task.object_name]
         # A heavy or slippery part slides down between the fingers while it is carried; it
         # is still held while the TCP is within its half height of its centre.
         self.hold_height_m = float(geometry.half_extents_m[2]) + 0.01
 
     def __call__(self, observation) -> np.ndarray:
-        ee = self._term(observation, "ee_position")
-        part = self._term(observation, "object_position")
-        velocity = self._term(observation, "object_velocity")
-        width = float(self._term(observation, "gripper_width")[0])
-        goal = self._goal(observation)
+        ee = self.term(observation, "ee_position")
+        part = self.term(observation, "object_position")
+        velocity = self.term(observation, "object_velocity")
+        width = float(self.term(observation, "gripper_width")[0])
+        goal = self.goal(observation)
         to_goal = float(np.linalg.norm(part[:2] - goal[:2]))
         horizontal = float(np.linalg.norm(ee[:2] - part[:2]))
         vertical = abs(float(ee[2] - part[2]))
@@ -79,7 +79,7 @@ class ReactiveConveyorExpert(ReactivePickExpert):
         if clamped:
             return self._carry(ee, part, goal, to_goal)
         if to_goal < 0.06 and part[2] < goal[2] + 0.06:  # in the tray, or dropping in: leave
-            return self._act(ee, [ee[0], ee[1], goal[2] + self.carry_height_m], 1.0)
+            return self.act(ee, [ee[0], ee[1], goal[2] + self.carry_height_m], 1.0)
         belt = velocity.copy()
         belt[2] = 0.0  # the belt carries the part sideways; a falling part is not followed
         ahead = part + self.lead_s * belt
@@ -92,12 +92,12 @@ class ReactiveConveyorExpert(ReactivePickExpert):
             wait = ahead.copy()
             wait[:2] *= self.reach_radius_m / reach
             wait[2] += self.clearance_m
-            return self._act(ee, wait, 1.0)
+            return self.act(ee, wait, 1.0)
         horizontal = float(np.linalg.norm(ee[:2] - ahead[:2]))
         vertical = abs(float(ee[2] - ahead[2]))
         # Closing while the TCP still sweeps past the part (latency keeps it moving a step or
         # two) grips a round part off its diameter, and it squeezes out: match speeds first.
-        sweep = self._term(observation, "ee_velocity")[:2] - belt[:2]
+        sweep = self.term(observation, "ee_velocity")[:2] - belt[:2]
         closing = width < self.open_m - 0.002
         if ((horizontal < self.align_m and vertical < self.grasp_height_m
              and sweep @ sweep < self.match_speed_mps ** 2)
@@ -105,24 +105,24 @@ class ReactiveConveyorExpert(ReactivePickExpert):
                     and vertical < 2.5 * self.grasp_height_m)):
             return self._follow(ee, ahead, belt, -1.0)  # close, riding along with the part
         # The funnel of ReactivePickExpert, around where the part is about to be.
-        height = self._funnel_height(horizontal, width)
+        height = self.funnel_height(horizontal, width)
         return self._follow(ee, ahead + [0.0, 0.0, height], belt, 1.0)
 
     def _carry(self, ee: np.ndarray, part: np.ndarray, goal: np.ndarray,
                to_goal: float) -> np.ndarray:
         if to_goal < self.release_align_m and part[2] < goal[2] + self.release_height_m:
-            return self._finish(np.array([0.0, 0.0, 0.0, 1.0]))  # over the tray, low: let go
+            return self.finish(np.array([0.0, 0.0, 0.0, 1.0]))  # over the tray, low: let go
         if part[2] < self.rest_z + 0.03 and to_goal > 0.05:
             # Off the belt first, straight up and gently: sideways at belt height drags the
             # part along the belt and out of a grip that is still building up.
-            return self._act(ee, ee + [0.0, 0.0, 0.05], -1.0, self.lift_speed)
+            return self.act(ee, ee + [0.0, 0.0, 0.05], -1.0, self.lift_speed)
         # Over the goal, coming down as it gets close: aim the part, not the TCP, at it, and
         # a centimetre below the release height, so that it gets there instead of creeping up
         # on it (a hover at the threshold labels the same state "hold" and "let go").
         descent = min(1.0, max(0.0, (to_goal - self.release_align_m) / 0.05))
         height = self.release_height_m - 0.01 + (self.carry_height_m + 0.01) * descent
         target = goal + [0.0, 0.0, height]
-        return self._act(ee, ee + (target - part), -1.0, self.carry_speed)
+        return self.act(ee, ee + (target - part), -1.0, self.carry_speed)
 
     def _follow(self, ee: np.ndarray, target: np.ndarray, belt: np.ndarray,
                 grip: float) -> np.ndarray:
@@ -133,4 +133,4 @@ class ReactiveConveyorExpert(ReactivePickExpert):
         # Down onto the part no faster than descend_speed: a full-speed descent seen a step
         # late (latency) overshoots below the part and knocks it off the belt.
         delta[2] = max(delta[2], -self.descend_speed)
-        return self._finish(np.append(delta, grip))
+        return self.finish(np.append(delta, grip))

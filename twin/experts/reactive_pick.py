@@ -44,28 +44,28 @@ class ReactivePickExpert(Expert):
                  grasp_height_m: float = 0.008, lift_speed: float = 0.25,
                  carry_speed: float = 0.7, funnel_m: float = 0.03):
         super().__init__(env)
-        self._env = env.unwrapped
+        self.env = env.unwrapped
         self.clearance_m = clearance_m
         self.align_m = align_m
         self.grasp_height_m = grasp_height_m
         self.lift_speed = lift_speed
         self.carry_speed = carry_speed
         self.funnel_m = funnel_m
-        self.open_m = float(self._env.robot.model.gripper_width_range_m[1])
+        self.open_m = float(self.env.robot.model.gripper_width_range_m[1])
         self.reset()
 
     def reset(self) -> None:
-        env = self._env
+        env = self.env
         geometry = env.world.part_geometries[env.task.object_name]
         self.part_width_m = 2 * min(geometry.half_extents_m[:2])
         state = env.reader.read()  # after env.reset: the part at rest
         self.rest_z = float(state["object_position"][2])
 
     def __call__(self, observation) -> np.ndarray:
-        ee = self._term(observation, "ee_position")
-        part = self._term(observation, "object_position")
-        width = float(self._term(observation, "gripper_width")[0])
-        goal = self._goal(observation)
+        ee = self.term(observation, "ee_position")
+        part = self.term(observation, "object_position")
+        width = float(self.term(observation, "gripper_width")[0])
+        goal = self.goal(observation)
         horizontal = float(np.linalg.norm(ee[:2] - part[:2]))
         vertical = abs(float(ee[2] - part[2]))
         # Closed on the part: narrower than open, wider than half the part (a yawed part
@@ -73,9 +73,9 @@ class ReactivePickExpert(Expert):
         clamped = 0.5 * self.part_width_m < width < self.open_m - 0.008
         if clamped and horizontal < 0.03 and vertical < 0.03:
             speed = self.lift_speed if part[2] < self.rest_z + 0.01 else self.carry_speed
-            return self._act(ee, goal, -1.0, speed)
+            return self.act(ee, goal, -1.0, speed)
         if width <= 0.5 * self.part_width_m:  # closed on nothing: open, back above the part
-            return self._act(ee, part + [0.0, 0.0, self.clearance_m], 1.0)
+            return self.act(ee, part + [0.0, 0.0, self.clearance_m], 1.0)
         # Fingers already on their way shut near the grasp point keep closing: with actuation
         # latency the TCP is seen a step late, and reopening on that stale view made the
         # gripper chatter open-shut until the episode ran out. (The width alone cannot tell
@@ -85,21 +85,22 @@ class ReactivePickExpert(Expert):
         if ((horizontal < self.align_m and vertical < self.grasp_height_m)
                 or (closing and horizontal < 2 * self.align_m
                     and vertical < 2.5 * self.grasp_height_m)):
-            return self._finish(np.array([0.0, 0.0, 0.0, -1.0]))  # at the grasp point: close
+            return self.finish(np.array([0.0, 0.0, 0.0, -1.0]))  # at the grasp point: close
         # A funnel: the further off horizontally, or the less open the fingers, the higher
         # above the part it aims. Continuous on purpose: a clone blurs every switch in its
         # expert, and a switch between "stay above" and "go down" blurred is a hover that
         # never reaches the grasp point (seen: 5 of 100 cloned episodes stalled 1-3 cm off).
-        return self._act(ee, part + [0.0, 0.0, self._funnel_height(horizontal, width)], 1.0)
+        return self.act(ee, part + [0.0, 0.0, self.funnel_height(horizontal, width)], 1.0)
 
-    def _funnel_height(self, horizontal: float, width: float) -> float:
+    def funnel_height(self, horizontal: float, width: float) -> float:
         """How high above the part the approach aims [m], at ``horizontal`` TCP-to-part
         distance [m] with the fingers ``width`` [m] open."""
         offset = min(1.0, max(0.0, (horizontal - 0.5 * self.align_m) / self.funnel_m))
         closed = min(1.0, max(0.0, (self.open_m - 0.004 - width) / 0.01))
         return self.clearance_m * max(offset, closed)
 
-    def _act(self, ee: np.ndarray, target: np.ndarray, grip: float,
-             speed: float = 1.0) -> np.ndarray:
+    def act(self, ee: np.ndarray, target: np.ndarray, grip: float,
+            speed: float = 1.0) -> np.ndarray:
+        """Towards ``target`` at most ``speed`` (normalized) per step, with gripper ``grip``."""
         delta = np.clip(self.gain * (np.asarray(target) - ee) / self.scale_m, -speed, speed)
-        return self._finish(np.append(delta, grip))
+        return self.finish(np.append(delta, grip))

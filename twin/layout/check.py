@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from celltwin.robots import Kinematics
+from celltwin.core.atomic import atomic_write_text
 from celltwin.check import Interpenetration, check_interpenetrations, target_pose
 from celltwin.layout.proximity import Proximity, ProximityProbe
 
@@ -274,7 +275,6 @@ def write_check(world, report: LayoutReport, out_dir) -> list:
     import json
     from pathlib import Path
 
-    from celltwin.core.atomic import atomic_write_text
     from celltwin.layout.topview import draw_top_view
 
     out_dir = Path(out_dir)

@@ -18,9 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from celltwin.core.atomic import atomic_write_text
+from celltwin.core.atomic import atomic_write_bytes
+from celltwin.layout.check import reach_envelope_m
+from celltwin.layout.jobs import find_jobs
+from celltwin.check import target_pose
 from celltwin.layout.kpis import kpis
+from celltwin.layout.report import write_run
 from celltwin.layout.runner import PHASES, RunOptions, RunResult, run_layout
 from celltwin.spec import CellSpec
+from celltwin.world import World
 
 TIE_SHARE = 0.01
 
@@ -210,11 +216,7 @@ def top_view_image(cell: CellSpec, options: RunOptions, title: str) -> np.ndarra
     """A top view of ``cell`` with reach circles and each robot's pick and place targets."""
     import matplotlib.pyplot as plt
 
-    from celltwin.check import target_pose
-    from celltwin.layout.check import reach_envelope_m
-    from celltwin.layout.jobs import find_jobs
     from celltwin.layout.topview import Mark, draw_top_view
-    from celltwin.world import World
 
     with World(cell) as world:
         marks = []
@@ -241,8 +243,6 @@ def write_compare(entries: list[Entry], out_dir: str | Path,
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from celltwin.core.atomic import atomic_write_bytes
-    from celltwin.layout.report import write_run
     from celltwin.layout.topview import save_figure
 
     out_dir = Path(out_dir)

@@ -22,7 +22,7 @@ import numpy as np
 from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.layout.jobs import LayoutError
 from celltwin.spec import CellSpec
-from celltwin.spec.loader import validate_cell_data
+from celltwin.spec import validate_cell_data
 
 _PATH = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*$")
 _TOKEN = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")

@@ -24,7 +24,7 @@ from __future__ import annotations
 from celltwin import scene
 from celltwin.layout.jobs import Feed, Job
 from celltwin.spec import CellSpec
-from celltwin.spec.loader import validate_cell_data
+from celltwin.spec import validate_cell_data
 
 
 def run_cell(cell: CellSpec, jobs: list[Job]) -> CellSpec:

@@ -51,6 +51,7 @@ from celltwin.layout.monitor import RobotMonitor
 from celltwin.layout.pool import PartSpawner, feed_shares, run_cell, spawn_pose
 from celltwin.core.errors import Problem
 from celltwin.spec import CellSpec
+from celltwin.world import World
 
 # The expert's phases, then "posture": straightening a redundant arm's posture (see
 # RunOptions.posture_drift_rad).
@@ -254,8 +255,6 @@ def run_layout(cell: CellSpec, options: RunOptions = RunOptions(), *, physics=No
     Raises:
         LayoutError: no robot has a job, bad options, a belt that does not move.
     """
-    from celltwin.world import World
-
     check_options(options)
     jobs = find_jobs(cell, options.pick, options.place)
     world_physics, part_dynamics = _split_physics(cell, physics)

@@ -23,6 +23,7 @@ from celltwin.core.errors import Problem
 from celltwin.layout.jobs import LayoutError, find_jobs
 from celltwin.layout.kpis import kpis
 from celltwin.layout.params import SweepParam, check_param, grid, with_values
+from celltwin.layout.report import write_run
 from celltwin.layout.runner import RunOptions, RunResult, check_options, run_layout
 from celltwin.spec import CellSpec
 
@@ -222,7 +223,6 @@ def write_sweep(cell: CellSpec, params: list[SweepParam], points: list[SweepPoin
     """Write sweep.json, sweep.md, heatmap.png and every point's run directory."""
     import matplotlib.pyplot as plt
 
-    from celltwin.layout.report import write_run
     from celltwin.layout.topview import save_figure
 
     out_dir = Path(out_dir)

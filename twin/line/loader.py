@@ -1,7 +1,8 @@
 """The one place line files are read: YAML text to a validated :class:`LineSpec`, or every problem.
 
-YAML parsing and the conversion of pydantic errors into located problems are the cell loader's
-(:mod:`celltwin.spec.loader`); this module adds the line checks and raises :class:`LineSpecError`.
+YAML parsing and the conversion of pydantic errors into located problems are shared with the
+other documents (:mod:`celltwin.core.documents`); this module adds the line checks and raises
+:class:`LineSpecError`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from celltwin.core.documents import (LineIndex, findings_to_problems, parse_yaml_document,
+                                     read_document, require_mapping, resolve_document,
+                                     shipped_names, unique_problems, validation_problems)
 from celltwin.line.checks import line_findings
 from celltwin.line.spec import LineSpec, LineSpecError
-from celltwin.spec.loader import (LineIndex, findings_to_problems, parse_yaml_document, read_document,
-                              require_mapping, resolve_document, shipped_names,
-                              unique_problems, validation_problems)
-
 
 
 def validate_line_data(data: Any, *, file: str | None = None,
@@ -39,13 +39,6 @@ def validate_line_data(data: Any, *, file: str | None = None,
     if problems or spec is None:
         raise LineSpecError(problems)
     return spec
-
-
-def raise_reference_problems(data: Any) -> None:
-    """Raise :class:`LineSpecError` if a line built in Python has broken cross-references."""
-    problems = findings_to_problems(line_findings(data))
-    if problems:
-        raise LineSpecError(problems)
 
 
 def parse_line(text: str, *, file: str | None = None) -> LineSpec:

@@ -14,7 +14,9 @@ from typing import Annotated
 from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from celltwin.core.documents import findings_to_problems
 from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+from celltwin.line.checks import line_findings
 from celltwin.line.distributions import Distribution
 from celltwin.spec.primitives import Name, PositiveFloat, SpecModel
 
@@ -154,8 +156,9 @@ class LineSpec(SpecModel):
         # errors); a spec built in Python gets the same checks here.
         if (info.context or {}).get("references_checked"):
             return self
-        from celltwin.line.loader import raise_reference_problems
-        raise_reference_problems(self.model_dump(mode="json"))
+        problems = findings_to_problems(line_findings(self.model_dump(mode="json")))
+        if problems:
+            raise LineSpecError(problems)
         return self
 
     @property

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from celltwin.robots.kinematics import yawed
 from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.parts import SHAPES
 from celltwin.render import DEFAULT_LIGHT_DIRECTION
@@ -200,8 +199,4 @@ def move_body(world, kind: str, key: str, dx: float, dy: float, yaw: float) -> N
     if kind != "base":
         world.move_part(key, dx, dy, yaw)
         return
-    body = world.body(key)
-    position, orientation = world._get_pose(body)  # bound once by the world: resets are hot
-    if yaw:
-        orientation = yawed(yaw, orientation)
-    world._set_pose(body, (position[0] + dx, position[1] + dy, position[2]), orientation)
+    world.move_base(key, dx, dy, yaw)

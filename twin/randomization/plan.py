@@ -97,7 +97,7 @@ class ResetPlan:
         the names drawn for terms that choose names)."""
         randomizer, batch = self.randomizer, self.batch
         raw = batch.sample(rng, randomizer.adr)
-        distribution = randomizer._distribution if randomizer.adr is not None else _own
+        distribution = randomizer.distribution if randomizer.adr is not None else _own
         others, names = [], []
         for group, choices in self._others:
             if choices is None:
@@ -141,6 +141,6 @@ class ResetPlan:
             move_body(randomizer.world, kind, key, 0.0 if x is None else values[x],
                       0.0 if y is None else values[y], 0.0 if yaw is None else values[yaw])
         if self.generic:
-            randomizer._apply_values({index: values[start:stop]
-                                      for index, start, stop in self.generic})
+            randomizer.apply_values({index: values[start:stop]
+                                     for index, start, stop in self.generic})
         return dict(zip(self.labels, values))

@@ -156,7 +156,8 @@ class Randomizer:
         self.startup_values = self._apply(self._sample(("startup",), rng))
         return self.startup_values
 
-    def _distribution(self, term: Term):
+    def distribution(self, term: Term):
+        """The distribution ``term`` draws from now: its ADR range when ADR adapts it."""
         if self.adr is not None and term.label in self.adr.ranges:
             low, high = self.adr.ranges[term.label]
             return Uniform(low=low, high=high)
@@ -173,7 +174,7 @@ class Randomizer:
         batch = self._batch(when)
         samples = batch.split(batch.sample(rng, self.adr))
         for index, group in batch.others:
-            samples[index] = self._distribution(group.term).sample(rng, group.size)
+            samples[index] = self.distribution(group.term).sample(rng, group.size)
         return samples
 
     def reset(self, rng: np.random.Generator) -> dict[str, float]:
@@ -193,17 +194,18 @@ class Randomizer:
 
     def step(self, step_index: int, rng: np.random.Generator) -> None:
         """Re-sample the interval terms due at this control step."""
-        due = {index: self._distribution(group.term).sample(rng, len(group.knobs))
+        due = {index: self.distribution(group.term).sample(rng, len(group.knobs))
                for index, group in enumerate(self.groups)
                if group.term.when == "interval" and step_index % group.term.every_n_steps == 0}
         if due:
             self.values.update(self._apply(due))
 
     def _apply(self, samples: dict[int, np.ndarray]) -> dict[str, float]:
-        return self._apply_values({index: self.groups[index].values(sample).tolist()
-                                   for index, sample in samples.items()})
+        return self.apply_values({index: self.groups[index].values(sample).tolist()
+                                  for index, sample in samples.items()})
 
-    def _apply_values(self, all_values: dict[int, list]) -> dict[str, float]:
+    def apply_values(self, all_values: dict[int, list]) -> dict[str, float]:
+        """Apply values per term index (as the terms' groups give them); return the report."""
         sections: dict[str, dict[str, dict]] = {"bodies": {}, "joints": {}, "robots": {}}
         offsets: dict = {}
         # Rebuilt parts first: the terms that follow (mass, friction, colour) then reach the

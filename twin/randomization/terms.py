@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from celltwin.core.documents import load_model
 from celltwin.core.errors import CelltwinError
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -160,8 +161,6 @@ class RandomizationConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> "RandomizationConfig":
         """Read a randomization YAML file, reporting every problem at once."""
-        from celltwin.spec.loader import load_model
-
         return load_model(path, cls, error=RandomizationError, what="randomization")
 
     def to_yaml(self) -> str:

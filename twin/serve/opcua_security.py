@@ -38,6 +38,7 @@ from celltwin.controller.opcua_model import (CLIENT_APPLICATION_URI, SERVER_APPL
                                          application_uri)
 from celltwin.core.atomic import atomic_write_bytes
 from celltwin.core.errors import Problem
+from celltwin.core.resources import cache_dir
 from celltwin.serve.errors import ServeError
 
 __all__ = ["CLIENT_APPLICATION_URI", "SERVER_APPLICATION_URI", "ServerSecurity", "UserGate",
@@ -154,8 +155,6 @@ def ensure_certificate(directory: Path | None, name: str, application_uri: str,
         role: ``server`` or ``client`` (extended key usage); defaults to ``name``.
     """
     if directory is None:
-        from celltwin.core.resources import cache_dir
-
         directory = cache_dir("opcua")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from celltwin.controller.interface import MOVING_MODES, OPERATIONAL_MODES, ControllerState
 from celltwin.controller.errors import ControllerError
+from celltwin.core.documents import validation_problems
 from celltwin.core.errors import PhysicsParamsError, Problem, one_of
 from celltwin.physics import PhysicsParams
 
@@ -342,8 +343,6 @@ class VirtualController:
 
 def _actuation(robot: str, latency_steps: int | None, noise_rad: float | None) -> PhysicsParams:
     """Latency and noise overrides as PhysicsParams, checked like a --physics file."""
-    from celltwin.spec.loader import validation_problems
-
     entry = {key: value for key, value in (("latency_steps", latency_steps),
                                            ("joint_noise_std_rad", noise_rad)) if value is not None}
     try:

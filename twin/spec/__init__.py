@@ -9,12 +9,12 @@ from celltwin.spec.loader import load_cell, parse_cell, shipped_cell_names
 from celltwin.spec.schema import (CONTROL_MODES, MESH_SUFFIXES, BinSpec, BoxEquipment, BoxPart,
                               CellSpec, ControlMode, ConveyorSpec, CylinderEquipment, CylinderPart,
                               Equipment, MeshEquipment, Part, PhysicsSection, Pose, RobotSpec,
-                              SpawnRegionSpec, SpherePart, TargetSpec)
+                              SpawnRegionSpec, SpherePart, TargetSpec, validate_cell_data)
 
 __all__ = [
     "CONTROL_MODES", "MESH_SUFFIXES", "BinSpec", "BoxEquipment", "BoxPart", "CellSpec",
     "ControlMode", "ConveyorSpec", "CylinderEquipment", "CylinderPart", "Equipment",
     "MeshEquipment", "Part",
     "PhysicsSection", "Pose", "RobotSpec", "SpawnRegionSpec", "SpherePart", "TargetSpec",
-    "load_cell", "parse_cell", "shipped_cell_names",
+    "load_cell", "parse_cell", "shipped_cell_names", "validate_cell_data",
 ]

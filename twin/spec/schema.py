@@ -3,26 +3,33 @@
 Units are SI (metres, kilograms, seconds) and angles are degrees where a key ends in ``_deg``.
 Field docstrings become the fields' descriptions (``use_attribute_docstrings``); ``docs/cells.md``
 documents the same keys. Models check what one value or one section can know; checks across
-sections (names, references, robot models) live in :mod:`celltwin.spec.references`.
+sections (names, references, robot models) live in :mod:`celltwin.spec.references`, and
+:func:`validate_cell_data` runs both on a raw document and reports every problem at once.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
+from pydantic import (Field, Strict, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
+from celltwin.core.documents import (LineIndex, dump_yaml, findings_to_problems, require_mapping,
+                                     unique_problems)
 from celltwin.core.errors import CellSpecError, Problem, did_you_mean, one_of
+from celltwin.core.problems import validation_findings
 from celltwin.spec.bodies import (BinSpec, BoxEquipment, BoxPart, ConveyorSpec, CylinderEquipment,
                               CylinderPart, Equipment, MeshEquipment, Part, SpawnRegionSpec,
                               SpherePart, TargetSpec)
 from celltwin.spec.primitives import MESH_SUFFIXES, Float, Name, Pose, SpecModel, Vec3
+from celltwin.spec.references import reference_findings
 
 __all__ = [
     "CONTROL_MODES", "MESH_SUFFIXES", "BinSpec", "BoxEquipment", "BoxPart", "CellSpec",
     "ControlMode", "ConveyorSpec", "CylinderEquipment", "CylinderPart", "Equipment",
     "MeshEquipment", "Part", "PhysicsSection", "Pose", "RobotSpec", "SpawnRegionSpec",
-    "SpherePart", "TargetSpec",
+    "SpherePart", "TargetSpec", "validate_cell_data",
 ]
 
 ControlMode = Literal["joint_position", "joint_delta", "ee_delta"]
@@ -101,8 +108,9 @@ class CellSpec(SpecModel):
         # schema errors); a spec built in Python gets the same checks here.
         if (info.context or {}).get("references_checked"):
             return self
-        from celltwin.spec.loader import raise_reference_problems
-        raise_reference_problems(self.model_dump())
+        problems = unique_problems(findings_to_problems(reference_findings(self.model_dump())))
+        if problems:
+            raise CellSpecError(problems)
         return self
 
     def body_names(self) -> list[str]:
@@ -123,13 +131,33 @@ class CellSpec(SpecModel):
 
     def with_robot_model(self, model: str) -> CellSpec:
         """Return a copy in which every robot is a ``model`` (and ``home_deg`` is dropped)."""
-        from celltwin.spec.loader import validate_cell_data
         data = self.model_dump()
         data["robots"] = [{**robot, "model": model, "home_deg": None} for robot in data["robots"]]
         return validate_cell_data(data)
 
     def to_yaml(self) -> str:
         """Serialize as YAML that :func:`celltwin.spec.parse_cell` reads back to an equal spec."""
-        from celltwin.spec.loader import dump_yaml
         return dump_yaml(self.model_dump(mode="json", exclude_none=True))
 
+
+def validate_cell_data(data: Any, *, file: str | None = None, base_dir: Path | None = None,
+                       lines: LineIndex | None = None) -> CellSpec:
+    """Validate a raw cell document (as YAML gives it) and return the spec.
+
+    Raises:
+        CellSpecError: with every schema and reference problem found.
+    """
+    lines = lines or LineIndex()
+    require_mapping(data, CellSpec, error=CellSpecError, file=file, lines=lines, what="cell")
+    findings = list(lines.duplicate_keys)
+    spec = None
+    try:
+        spec = CellSpec.model_validate(
+            data, context={"base_dir": base_dir, "references_checked": True})
+    except ValidationError as exc:
+        findings += validation_findings(exc, CellSpec)
+    findings += reference_findings(data)
+    problems = unique_problems(findings_to_problems(findings, file=file, lines=lines))
+    if problems or spec is None:
+        raise CellSpecError(problems)
+    return spec

@@ -6,6 +6,9 @@ against a real ``celltwin serve`` server in the same process, with its real-time
 the twin, so the figure includes whatever the physics takes from the server's loop. Server,
 client loop and timing loop share one interpreter (and its GIL); a server in its own process,
 as in production, can only do better. ``benchmarks/deploy_latency.py`` reports it.
+
+It sits beside :mod:`celltwin.policies.deploy`, not in it: it starts a served twin (pybullet),
+which the controller side never loads.
 """
 
 from __future__ import annotations
