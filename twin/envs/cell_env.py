@@ -7,7 +7,10 @@ Composition, not inheritance: a :class:`celltwin.world.World` (physics), one
 Episodes and their end:
     * ``reset`` restores the snapshot taken right after the world was built (bit-exact), then
       the task places its object and draws a goal from ``self.np_random``. The same seed and the
-      same actions therefore give identical observations.
+      same actions therefore give identical observations. The robot's joint-sensor noise
+      (``robots.<name>.joint_noise_std_rad``) draws from ``self.np_random`` too.
+    * Actuation latency (``robots.<name>.latency_steps``) is the robot's: the controller's
+      set-points reach the motors that many steps later (:mod:`celltwin.robots.actuation`).
     * ``terminated`` is True when the task succeeds (goal reached), as in panda-gym v3.
     * ``truncated`` is True when physics blows up (non-finite state or runaway speed;
       ``info["physics_blowup"]`` says so). The time limit (``max_episode_steps`` of the
@@ -22,7 +25,6 @@ learning with HER. For algorithms that want one vector (PPO), wrap the env in Gy
 
 from __future__ import annotations
 
-import collections
 import copy
 import math
 import os
@@ -108,7 +110,6 @@ class CellEnv(gym.Env):
         self._last_success: bool | None = None
         self._define_spaces()
         self.set_randomization(randomization, adr)
-        self._pending: collections.deque = collections.deque()
         self._last_obs = None
 
     def _build_twin(self) -> None:
@@ -231,7 +232,7 @@ class CellEnv(gym.Env):
             if self.world.revision != self._revision:
                 self._follow_rebuilt_parts()
             self._snapshot = self.world.snapshot()
-        self._pending.clear()
+        self.robot.actuation.rng = self.np_random  # joint-sensor noise, seeded by reset(seed)
         self._steps = 0
         self._last_success = False
         with self.world.motor_batch():  # restored targets and new gains/limits sent once
@@ -262,7 +263,7 @@ class CellEnv(gym.Env):
             action = np.append(action, GRIPPER_CLOSED)
         if self.randomizer.active:
             action = self._disturb(action)
-        self._actuate(action)
+        self.controller.apply(action)  # the robot's actuation applies any latency
         if self.render_mode == "human":
             self.looks.show()  # an interval texture term may have drawn a new texture
         self.world.step()
@@ -298,17 +299,6 @@ class CellEnv(gym.Env):
             arm = arm + self.np_random.normal(0.0, effects.action_noise_std, arm.shape)
         return np.append(np.clip(arm, self.controller.action_low[:-1], self.controller.action_high[:-1]),
                          action[-1])
-
-    def _actuate(self, action: np.ndarray) -> None:
-        latency = self.world.latency_steps(self.robot.name)
-        if latency == 0:
-            self.controller.apply(action)
-            return
-        # Actuation latency: a command takes effect `latency` control steps after it was
-        # issued; until then the motors keep their previous targets.
-        self._pending.append(action)
-        if len(self._pending) > latency:
-            self.controller.apply(self._pending.popleft())
 
     def _physics_sane(self, state: dict) -> bool:
         # A NaN or inf anywhere makes the sum non-finite; comparisons with NaN are False.
