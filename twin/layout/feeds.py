@@ -16,9 +16,8 @@ import numpy as np
 
 from celltwin.core.errors import Problem
 from celltwin.layout.jobs import Feed, Job, LayoutError
-from celltwin.layout.options import RunOptions
 from celltwin.layout.pool import PartSpawner, spawn_pose
-from celltwin.layout.records import FeedRecord, PartRecord
+from celltwin.layout.records import FeedRecord, PartRecord, RunOptions
 
 
 @dataclass

@@ -19,8 +19,8 @@ The loop, one control step at a time (``World.step``):
    point is let go for a robot downstream.
 3. **Work.** Each working robot's :class:`~celltwin.experts.pick_place.PickPlaceExpert` turns
    TCP, part and goal (the place target) into one end-effector-delta action, applied once per
-   step through ``celltwin.robots.controllers`` (positions in the robot's base frame, the frame of the
-   action). Idle robots are not commanded: they hold where they are. Above the part and
+   step through ``celltwin.robots.controllers`` (positions in the robot's base frame, the frame
+   of the action). Idle robots are not commanded: they hold where they are. Above the part and
    after each cycle, an arm whose posture has wandered is straightened in joint space first
    (``posture_drift_rad``).
 4. **Outcome.** When the expert is done, the part is *out* if it lies within
@@ -33,10 +33,10 @@ Time of every robot is *busy* (working on a part), *starved* (no part ready for 
 *blocked* (holding a finished part it cannot put down; the outfeed here takes every part,
 so always 0): they sum to the simulated time.
 
-The pieces: the settings in :mod:`celltwin.layout.options`, what is measured in
-:mod:`celltwin.layout.records`, arrivals (step 1) in :mod:`celltwin.layout.feeds`, one robot's
-controllers, expert and geometry in :mod:`celltwin.layout.worker`; this module assigns parts,
-works them and judges the outcome (steps 2-4).
+The pieces: the settings and what is measured in :mod:`celltwin.layout.records`, arrivals
+(step 1) in :mod:`celltwin.layout.feeds`, one robot's controllers, expert and geometry in
+:mod:`celltwin.layout.worker`; this module assigns parts, works them and judges the outcome
+(steps 2-4).
 """
 
 from __future__ import annotations
@@ -50,15 +50,14 @@ from celltwin.experts.pick_place import Phase
 from celltwin.layout.feeds import Arrivals
 from celltwin.layout.jobs import find_jobs
 from celltwin.layout.monitor import RobotMonitor
-from celltwin.layout.options import MAX_PARTS, RunOptions, check_options
 from celltwin.layout.pool import PartSpawner, feed_shares, run_cell
-from celltwin.layout.records import (PHASES, FeedRecord, PartRecord, RobotRecord,
-                                     RunResult)
+from celltwin.layout.records import (MAX_PARTS, PHASES, FeedRecord, PartRecord, RobotRecord,
+                                     RunOptions, RunResult, check_options)
 from celltwin.layout.worker import Worker
 from celltwin.spec import CellSpec
 
-# The run's options and records live in their own modules; kpis, report, compare, sweep and the
-# CLI import them from here, as before the split.
+# The run's options and records live in celltwin.layout.records; kpis, report, compare, sweep
+# and the CLI import them from here, as before the split.
 __all__ = ["MAX_PARTS", "PHASES", "FeedRecord", "PartRecord", "RobotRecord", "RunOptions",
            "RunResult", "check_options", "run_layout"]
 
@@ -74,7 +73,8 @@ def run_layout(cell: CellSpec, options: RunOptions = RunOptions(), *, physics=No
     Args:
         cell: the cell.
         options: run settings.
-        physics: physics overrides (a :class:`celltwin.physics.PhysicsParams`) applied after building.
+        physics: physics overrides (a :class:`celltwin.physics.PhysicsParams`) applied after
+            building.
         progress: optional callback ``progress(sim_s, parts_done, parts)``, called about twice a
             second of wall time.
 

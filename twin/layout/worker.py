@@ -16,8 +16,7 @@ from celltwin.experts.pick_place import PickPlaceExpert
 from celltwin.layout.feeds import footprint_m
 from celltwin.layout.jobs import Job
 from celltwin.layout.monitor import RobotMonitor
-from celltwin.layout.options import RunOptions
-from celltwin.layout.records import PartRecord, RobotRecord
+from celltwin.layout.records import PartRecord, RobotRecord, RunOptions
 from celltwin.robots import Kinematics
 from celltwin.robots.controllers import make_controller
 
