@@ -42,14 +42,23 @@ def test_registration_comes_from_the_task_class(name):
     assert yaml.safe_load(preset_path(name).read_text())["task"] == name
 
 
+def _help(command: str) -> str:
+    """``celltwin COMMAND --help``, on one line."""
+    import contextlib
+    import io
+
+    from celltwin.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(out.getvalue().split())
+
+
 def test_every_view_of_the_tasks_is_the_registry():
     assert celltwin.envs.ENV_IDS == tuple(cls.env_id for cls in TASKS.values())
-    from celltwin.cli.main import build_parser
-
-    parser = build_parser()
-    for name in TASKS:
-        assert parser.parse_args(["train", "--task", name]).task == name
-        assert parser.parse_args(["evaluate", "expert", "--task", name]).task == name
+    for command in ("train", "evaluate"):
+        assert ", ".join(TASKS) in _help(command)
 
 
 def test_the_shipped_tasks_keep_their_facts():
@@ -117,10 +126,8 @@ def test_a_registered_task_needs_no_other_edit(toy_task):
     assert TrainConfig(task="ToyReach").task == "ToyReach"
     with pytest.raises(TrainingError, match="did you mean 'ToyReach'"):
         resolve_config(task="ToyReech")
-    # The CLI's --task.
-    from celltwin.cli.main import build_parser
-
-    assert build_parser().parse_args(["train", "--task", "ToyReach"]).task == "ToyReach"
+    # The CLI's --task: listed in the help.
+    assert "ConveyorPick, ToyReach" in _help("train")
 
 
 def test_unknown_tasks_are_refused_everywhere_with_a_suggestion(tmp_path):

@@ -69,19 +69,10 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, 0.0, strict=False)
 
 
-def task_name(text: str) -> str:
-    """argparse type: the name of a registered task (:data:`celltwin.envs.tasks.TASKS`)."""
-    from celltwin.core.errors import did_you_mean
-    from celltwin.envs.tasks import TASKS
-
-    if text not in TASKS:
-        raise argparse.ArgumentTypeError(f"unknown task '{text}'{did_you_mean(text, TASKS)} "
-                                         f"(tasks: {', '.join(TASKS)})")
-    return text
-
-
 def task_help(what: str) -> str:
-    """Help text of a ``--task`` option: ``what``, then the registered tasks."""
+    """Help text of a ``--task`` option: ``what``, then the registered tasks. (Names are
+    checked by the command, not by argparse: an unknown one is a located error with a
+    suggestion, one line and exit 2, as every other bad value.)"""
     from celltwin.envs.tasks import TASKS
 
     return f"{what}: {', '.join(TASKS)}"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from celltwin.cli.common import non_negative_int, positive_int, task_help, task_name
+from celltwin.cli.common import non_negative_int, positive_int, task_help
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def _register_train(subparsers) -> None:
                     "summary.json. --resume RUN_DIR continues an interrupted run.")
     parser.add_argument("config", nargs="?", type=Path, default=None, metavar="CONFIG",
                         help="training config (YAML); default: the --task preset")
-    parser.add_argument("--task", type=task_name, default=None, metavar="TASK",
+    parser.add_argument("--task", default=None, metavar="TASK",
                         help=task_help("the task to train, from its preset"))
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
     parser.add_argument("--cell", default=None, help="cell file or example name")
@@ -103,8 +103,7 @@ def _register_evaluate(subparsers) -> None:
                     "evaluation.json, evaluation.md and heatmap.png into the run directory.")
     parser.add_argument("policy", metavar="POLICY",
                         help="'expert', an exported bundle folder, or a path to an SB3 .zip")
-    parser.add_argument("--task", type=task_name, required=True, metavar="TASK",
-                        help=task_help("the task"))
+    parser.add_argument("--task", required=True, metavar="TASK", help=task_help("the task"))
     parser.add_argument("--cell", default=None, help="cell file or example (default: the task's)")
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
     parser.add_argument("--physics", type=Path, default=None, help="physics overrides (YAML)")
@@ -121,10 +120,10 @@ def _register_evaluate(subparsers) -> None:
 
 def run_evaluate(args) -> int:
     from celltwin.core.errors import CelltwinError, Problem
-    from celltwin.envs.tasks import TASKS
+    from celltwin.envs.tasks import task_class
     from celltwin.training.evaluation import Sweep, evaluate, write_report
 
-    env_id = TASKS[args.task].env_id  # --task is a registered task (task_name)
+    env_id = task_class(args.task, error=CelltwinError, path="--task").env_id
     sweeps = [Sweep.parse(text) for text in args.sweep]
     if len(sweeps) > 2:
         raise CelltwinError(Problem("at most two --sweep parameters", path="--sweep",
