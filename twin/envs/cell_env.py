@@ -37,9 +37,9 @@ from gymnasium import spaces
 from celltwin.robots.controllers import make_controller
 from celltwin.observation import ObservationLayout
 from celltwin.envs.state import StateReader
-from celltwin.envs.tasks import TASKS
+from celltwin.envs.tasks import task_class
 from celltwin.envs.tasks.base import goal_distance
-from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
+from celltwin.core.errors import EnvError, Problem, one_of
 from celltwin.physics import PhysicsParams
 from celltwin.randomization import RandomizationConfig, Randomizer, load_randomization
 from celltwin.randomization.looks import Looks
@@ -47,8 +47,6 @@ from celltwin.randomization.sensing import SensorModel
 from celltwin.spec import CellSpec, load_cell
 from celltwin.world import World
 
-DEFAULT_CELLS = {"Reach": "reach_table", "Push": "table_top", "PickPlace": "table_top",
-                 "ConveyorPick": "pick_station"}
 MAX_EE_SPEED_MPS = 10.0       # far beyond any arm; only a numerical explosion gets there
 MAX_OBJECT_SPEED_MPS = 20.0
 GRIPPER_CLOSED = -1.0
@@ -58,8 +56,8 @@ class CellEnv(gym.Env):
     """Goal-conditioned robot task on a cell twin.
 
     Args:
-        task: ``Reach``, ``Push``, ``PickPlace`` or ``ConveyorPick``.
-        cell: cell file, example name or CellSpec (default: the task's default cell).
+        task: a task name of :data:`celltwin.envs.tasks.TASKS` (``Reach``, ``PickPlace``...).
+        cell: cell file, example name or CellSpec (default: the task's ``default_cell``).
         robot: swap the cell's robots for this registered model.
         control: ``ee_delta``, ``joint_delta`` or ``joint_position``.
         reward: ``sparse`` (-1 until success, then 0) or ``dense`` (-distance [m]).
@@ -85,9 +83,7 @@ class CellEnv(gym.Env):
                  render_width: int = 480, render_height: int = 480,
                  robot_name: str | None = None, randomization=None, adr=None,
                  workspace_low_m=None, workspace_high_m=None, **task_options):
-        if task not in TASKS:
-            raise EnvError(Problem(f"unknown task '{task}'" + did_you_mean(task, TASKS),
-                                   path="task", value=task, expected=one_of(TASKS)))
+        task_cls = task_class(task)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise EnvError(Problem(f"unknown render mode '{render_mode}'", path="render_mode",
                                    expected=one_of(self.metadata["render_modes"])))
@@ -95,13 +91,13 @@ class CellEnv(gym.Env):
             raise EnvError(Problem("render_mode 'human' opens pybullet's window and needs a "
                                    "display; none is set (DISPLAY)", path="render_mode",
                                    expected="'rgb_array' on a headless machine"))
-        spec = cell if isinstance(cell, CellSpec) else load_cell(cell or DEFAULT_CELLS[task])
+        spec = cell if isinstance(cell, CellSpec) else load_cell(cell or task_cls.default_cell)
         if robot is not None:
             spec = spec.with_robot_model(robot)
         self.render_mode = render_mode
         self.render_size = (int(render_width), int(render_height))
         self._twin_options = {"spec": spec, "physics": _physics(physics), "robot_name": robot_name,
-                              "task": task, "reward": reward, "task_options": task_options,
+                              "task": task_cls, "reward": reward, "task_options": task_options,
                               "control": control, "workspace": (workspace_low_m, workspace_high_m)}
         self._build_twin()
         self.layout = ObservationLayout(self.task.observation_terms)
@@ -120,14 +116,14 @@ class CellEnv(gym.Env):
         # A task that never opens the gripper holds it closed, welded shut: the same robot,
         # about 30% less physics time per step (robots/held_gripper.py).
         # (A robot name the cell lacks is left to world.robot() below to report.)
-        held = (name,) if not TASKS[options["task"]].uses_gripper and \
+        held = (name,) if not options["task"].uses_gripper and \
             name in {robot.name for robot in spec.robots} else ()
         self.world = World(spec, physics=options["physics"], gui=self.render_mode == "human",
                            held_grippers=held)
         try:
             self.robot = self.world.robot(name)
-            self.task = TASKS[options["task"]](self.world, self.robot, options["reward"],
-                                               **options["task_options"])
+            self.task = options["task"](self.world, self.robot, options["reward"],
+                                        **options["task_options"])
             self.controller = self._make_controller(options["control"], *options["workspace"])
         except BaseException:
             self.world.close()
@@ -248,7 +244,7 @@ class CellEnv(gym.Env):
         state = self.reader.read()
         observation = self._observation(state)
         self._last_obs = observation
-        success = self._goal_distance(observation) < self.task.distance_threshold_m
+        success = self.task.is_success(self._goal_distance(observation))
         return observation, {"is_success": success,
                              "randomization": values}
 
@@ -276,7 +272,7 @@ class CellEnv(gym.Env):
             observation = self._observation(state)
             self._last_obs = observation
         distance = self._goal_distance(observation)
-        success = bool(not blowup and distance < self.task.distance_threshold_m)
+        success = bool(not blowup and self.task.is_success(distance))
         self._last_success = success
         reward = self.task.reward_from_distance(distance)
         info = {"is_success": success, "physics_blowup": blowup,
