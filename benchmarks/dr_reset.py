@@ -18,6 +18,8 @@ import time
 
 import gymnasium as gym
 
+from celltwin.envs.tasks import TASKS  # registers the ids too
+
 
 def resets_per_s(env, count: int, seed: int) -> float:
     started = time.perf_counter()
@@ -29,15 +31,14 @@ def resets_per_s(env, count: int, seed: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="standard")
-    parser.add_argument("--task", default="PickPlace")
+    parser.add_argument("--task", default="PickPlace", choices=sorted(TASKS))
     parser.add_argument("--resets", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    import celltwin.envs  # noqa: F401
-
-    envs = {"plain": gym.make(f"celltwin/{args.task}-v0").unwrapped,
-            args.preset: gym.make(f"celltwin/{args.task}-v0", randomization=args.preset).unwrapped}
+    env_id = TASKS[args.task].env_id
+    envs = {"plain": gym.make(env_id).unwrapped,
+            args.preset: gym.make(env_id, randomization=args.preset).unwrapped}
     try:
         import panda_gym  # noqa: F401
 

@@ -29,10 +29,9 @@ import time
 import gymnasium as gym
 import numpy as np
 
-# The two pairs are the default; Push (gripper held closed on both sides) on request.
-PAIRS = {"Reach": ("celltwin/Reach-v0", "PandaReach-v3"),
-         "PickPlace": ("celltwin/PickPlace-v0", "PandaPickAndPlace-v3"),
-         "Push": ("celltwin/Push-v0", "PandaPush-v3")}
+# Each task's panda-gym peer. The two pairs are the default; Push (gripper held closed
+# on both sides) on request.
+PEERS = {"Reach": "PandaReach-v3", "PickPlace": "PandaPickAndPlace-v3", "Push": "PandaPush-v3"}
 
 
 class SteppingTimer:
@@ -95,10 +94,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--resets", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(PAIRS), default=["Reach", "PickPlace"])
+    parser.add_argument("--tasks", nargs="+", choices=sorted(PEERS), default=["Reach", "PickPlace"])
     args = parser.parse_args()
 
-    for ours_id, peer_id in (PAIRS[task] for task in args.tasks):
+    from celltwin.envs.tasks import TASKS
+
+    for ours_id, peer_id in ((TASKS[task].env_id, PEERS[task]) for task in args.tasks):
         ours, ours_timer = make(ours_id)
         peer, peer_timer = make(peer_id)
         assert ours.action_space.shape == peer.action_space.shape, (ours.action_space, peer.action_space)

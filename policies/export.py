@@ -114,9 +114,9 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
     from celltwin.policies.actor import ExportableActor
 
     config = trained.config
-    env = gym.make(f"celltwin/{config.task}-v0", **trained.env_kwargs())
+    env = gym.make(config.env_id(), **trained.env_kwargs())
     try:
-        described = _describe_env(env, trained, options)
+        described = _describe_env(env, options)
         layout = [(key, size) for key, size in described["input_layout"]]
         actor_layout = [("flat", sum(size for _, size in layout))] if trained.flatten else layout
         module = ExportableActor(trained.model, actor_layout, trained.obs_rms, trained.clip_obs,
@@ -150,10 +150,9 @@ def export_trained(trained, out_dir: str | os.PathLike, *,
 # --- what the env says ------------------------------------------------------------------------
 
 
-def _describe_env(env, trained, options: ExportOptions) -> dict:
+def _describe_env(env, options: ExportOptions) -> dict:
     from celltwin.policies.actor import ActionSpec
     from celltwin.robots.kinematics import home_ee_pose_in_base
-    from celltwin.envs import MAX_EPISODE_STEPS
 
     unwrapped = env.unwrapped
     robot, controller, task = unwrapped.robot, unwrapped.controller, unwrapped.task
@@ -215,7 +214,7 @@ def _describe_env(env, trained, options: ExportOptions) -> dict:
         },
         "action": _action_section(mode, arm_size, robot_section["joint_names"], float(scale)),
         "safety": safety,
-        "max_episode_steps": MAX_EPISODE_STEPS.get(trained.config.task),
+        "max_episode_steps": task.max_episode_steps,
     }
 
 

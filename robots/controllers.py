@@ -13,6 +13,9 @@ The base frame for ``ee_delta`` keeps a policy independent of where the robot st
 cell, and matches how real controllers take Cartesian jogs. Controllers do not clip actions to
 ``action_low``/``action_high`` (the env decides that); the robot clips its joint targets to the
 joint limits. Non-finite actions raise :class:`RobotError` instead of commanding NaN.
+
+Joint controllers start from the measured joint positions (with the robot's sensor noise), and
+every set-point goes through the robot's actuation (its latency), as on a real controller.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ class JointPositionController(Controller):
         self.max_step_rad = np.where(limits > 0, limits * control_period_s, np.inf)
 
     def _apply_arm(self, arm_action: np.ndarray) -> None:
-        current = self.robot.joint_positions()
+        current = self.robot.measured_joint_positions()
         step = np.clip(arm_action - current, -self.max_step_rad, self.max_step_rad)
         self.robot.command_joint_positions(current + step)
 
@@ -123,7 +126,7 @@ class JointDeltaController(Controller):
                                               for name in robot.model.arm_joint_names])
 
     def _apply_arm(self, arm_action: np.ndarray) -> None:
-        self.robot.command_joint_positions(self.robot.joint_positions()
+        self.robot.command_joint_positions(self.robot.measured_joint_positions()
                                            + self.scale_rad * arm_action)
 
 

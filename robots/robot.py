@@ -6,6 +6,10 @@ envs) live in one process without touching each other. The per-step methods
 simulated second in every env, so they make one batched pybullet call each and reuse
 precomputed argument lists instead of building them per call.
 
+Commands and joint readings pass through the robot's :class:`Actuation`
+(``robot.actuation``), which delays set-points by the actuation latency and adds joint-sensor
+noise; with neither, a command goes straight to the motors.
+
 The robot is simulated from its merged description (:meth:`RobotModel.merged_urdf`): links
 held by fixed joints are part of the link that carries them, so the TCP is not a pybullet link
 of its own but a fixed frame on one (``ee_link_index`` + ``ee_offset_*``). Every TCP query here
@@ -14,7 +18,6 @@ accounts for that offset, and names of merged links still resolve to the link ca
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Sequence
 
@@ -22,7 +25,9 @@ import numpy as np
 import pybullet
 from pybullet_utils.bullet_client import BulletClient
 
+from celltwin.robots.actuation import Actuation, MotorBatch
 from celltwin.robots.errors import RobotError
+from celltwin.robots.finger_gear import FingerGear
 from celltwin.robots.registry import RobotModel
 from celltwin.core.errors import Problem, did_you_mean, one_of
 
@@ -48,10 +53,13 @@ class Robot:
         num_movable_joints: revolute and prismatic joints of the body, fingers included.
         arm_lower: arm joint lower limits from the URDF [rad].
         arm_upper: arm joint upper limits from the URDF [rad].
+        actuation: the set-point path to the motors: latency, sensor noise, motor targets.
+        finger_gear: the gear coupling two fingers (:mod:`celltwin.robots.finger_gear`), or None.
 
     Physics parameters (``position_gain``, ``velocity_gain``, ``arm_force_limits``,
     ``gripper_force_n``) are properties: setting one re-sends the current targets, so the new
-    value acts from the next physics step without waiting for the next command.
+    value acts from the next physics step without waiting for the next command. Latency and
+    sensor noise are ``actuation.latency_steps`` and ``actuation.joint_noise_std_rad``.
     """
 
     def __init__(self, client: BulletClient, model: RobotModel, name: str,
@@ -140,52 +148,25 @@ class Robot:
         # Bound once: BulletClient builds a functools.partial on every attribute access.
         self._arm_list = arm
         self._finger_list = fingers
-        # With two fingers geared together (_couple_fingers), one motor drives both, as in the
-        # Franka hand and most parallel grippers: one constraint row fewer for the solver on
-        # every substep, and no two motors fighting through the gear.
+        # Two fingers are geared together (robots/finger_gear.py): one motor drives both.
         self._driven_fingers = fingers[:1] if len(fingers) == 2 else fingers
-        self._gear: int | None = None
+        self.finger_gear: FingerGear | None = None
         self._get_joint_states = client.getJointStates
         self._get_link_state = client.getLinkState
         self._multiply = client.multiplyTransforms
         self._set_motors = client.setJointMotorControlArray
-        self._change_constraint = client.changeConstraint
-        # The last targets, re-sent when a gain or force limit changes so it acts at once.
-        self._arm_target: list[float] | None = None
-        self._finger_target: list[float] | None = None
-        self._held = 0          # depth of motor_batch() blocks
-        self._resend_due = False
+        self.actuation = Actuation(self._send_arm, self._send_fingers, name)
+        self._command_arm = self.actuation.command_arm
+        self._command_fingers = self.actuation.command_fingers
         # pybullet's own defaults, which panda-gym runs with.
         self.position_gain = 0.1
         self.velocity_gain = 1.0
         self.arm_force_limits = self.urdf_effort_limits
         self.gripper_force_n = float(model.gripper_force_n)
-        self._couple_fingers()
+        if len(fingers) == 2:
+            self.finger_gear = FingerGear(client, self.body_id, *fingers, model.gripper_force_n)
         self._check_home()
         self.reset_joints(model.home, model.gripper_width_range_m[1])
-
-    def _couple_fingers(self) -> None:
-        # Two independently position-controlled fingers that both press at their force limit
-        # leave the grasped part free to slide sideways with them; real parallel grippers are
-        # mechanically coupled. A gear constraint (ratio -1, as in pybullet's own Panda
-        # example) keeps both fingers at the same opening, so a grasp stays centred.
-        if len(self._finger_list) != 2:
-            return
-        left, right = self._finger_list
-        self._gear = self.client.createConstraint(
-            self.body_id, left, self.body_id, right, jointType=pybullet.JOINT_GEAR,
-            jointAxis=[1, 0, 0], parentFramePosition=[0, 0, 0], childFramePosition=[0, 0, 0])
-        self._gear_max_force = self._gear_force()
-        self.client.changeConstraint(self._gear, gearRatio=-1, erp=0.1,
-                                     maxForce=self._gear_max_force)
-        # The driven finger's motor moves the other one through the gear; pybullet's default
-        # velocity motor on it would brake it, so it gets none.
-        self.client.setJointMotorControl2(self.body_id, right, pybullet.VELOCITY_CONTROL,
-                                          force=0.0)
-
-    def _gear_force(self) -> float:
-        # Well above the half of the motor's force that the gear passes on while gripping.
-        return 4.0 * max(self._gripper_force_n, float(self.model.gripper_force_n))
 
     # --- names -----------------------------------------------------------------------------
 
@@ -236,7 +217,7 @@ class Robot:
         self._position_gain = self._non_negative("position gain", value)
         self._arm_kp = [self._position_gain] * self.dof
         self._finger_kp = [self._position_gain] * len(self._driven_fingers)
-        self._resend()
+        self.actuation.resend()
 
     @property
     def velocity_gain(self) -> float:
@@ -248,7 +229,7 @@ class Robot:
         self._velocity_gain = self._non_negative("velocity gain", value)
         self._arm_kd = [self._velocity_gain] * self.dof
         self._finger_kd = [self._velocity_gain] * len(self._driven_fingers)
-        self._resend()
+        self.actuation.resend()
 
     @property
     def arm_force_limits(self) -> np.ndarray:
@@ -270,7 +251,7 @@ class Robot:
                                      value=forces, expected=f"{self.dof} non-negative torques [N m]"))
         self._arm_force_limits = None
         self._arm_forces = forces
-        self._resend()
+        self.actuation.resend()
 
     @property
     def gripper_force_n(self) -> float:
@@ -285,14 +266,9 @@ class Robot:
         # per finger.
         share = len(self._finger_list) / max(len(self._driven_fingers), 1)
         self._finger_forces = [force * share] * len(self._driven_fingers)
-        gear_force = self._gear_force() if self._gear is not None else None
-        if gear_force is not None and gear_force != self._gear_max_force:
-            # Only this setter changes it and restoreState leaves it alone, so a randomized
-            # reset that draws a grip weaker than the model's (the gear keeps its margin over
-            # the model's force) skips the call: about 1 us of a 115 us reset.
-            self._gear_max_force = gear_force
-            self._change_constraint(self._gear, maxForce=gear_force)
-        self._resend()
+        if self.finger_gear is not None:
+            self.finger_gear.follow_grip(force)
+        self.actuation.resend()
 
     def _non_negative(self, what: str, value: float) -> float:
         number = float(value)
@@ -301,41 +277,14 @@ class Robot:
                                      expected="a finite number >= 0"))
         return number
 
-    @contextlib.contextmanager
-    def motor_batch(self):
+    def motor_batch(self) -> MotorBatch:
         """Send the motor commands once, at the end, for every change made inside the block.
 
         A randomized reset restores the targets and then sets gains, arm force limits and the
         gripper force: each would re-send both motor arrays. Nothing steps the physics inside
         a reset, so sending once afterwards acts identically and keeps resets cheap.
         """
-        self.hold_motors()
-        try:
-            yield self
-        finally:
-            self.release_motors()
-
-    def hold_motors(self) -> None:
-        """Start a :meth:`motor_batch` (for callers that batch several robots at once)."""
-        self._held += 1
-
-    def release_motors(self) -> None:
-        """End a :meth:`motor_batch`: send what changed while it was held."""
-        self._held -= 1
-        if not self._held and self._resend_due:
-            self._resend_due = False
-            self._resend()
-
-    def _resend(self) -> None:
-        """Re-issue the current targets so that new gains and limits act from the next step."""
-        if self._held:
-            self._resend_due = True
-            return
-        # Targets are None until reset_joints() in __init__, by when every parameter is set.
-        if self._arm_target is not None:
-            self._send_arm()
-        if self._finger_target is not None:
-            self._send_fingers()
+        return MotorBatch((self.actuation,))
 
     # --- state -----------------------------------------------------------------------------
 
@@ -352,16 +301,24 @@ class Robot:
         q = self.as_joint_vector(q, "joint positions")
         for joint, value in zip(self._arm_list, q.tolist()):
             self.client.resetJointState(self.body_id, joint, value, 0.0)
-        self.command_joint_positions(q)
+        finger = None
         if gripper_width is not None:
             finger = self._finger_position(gripper_width)
             for joint, value in zip(self._finger_list, finger):
                 self.client.resetJointState(self.body_id, joint, value, 0.0)
-            self.command_gripper_width(gripper_width)
+            finger = finger[:len(self._driven_fingers)]
+        self.actuation.apply_now(self._clipped(q), finger)  # at rest now: nothing on its way
 
     def joint_positions(self) -> np.ndarray:
         """Return the arm joint positions [rad], shape (dof,)."""
         return np.array([s[0] for s in self._get_joint_states(self.body_id, self._arm_list)])
+
+    def measured_joint_positions(self) -> np.ndarray:
+        """Return the arm joint positions as the joint sensors report them [rad], shape (dof,).
+
+        What a controller reads: :meth:`joint_positions` with the actuation's sensor noise.
+        """
+        return self.actuation.measured(self.joint_positions())
 
     def joint_velocities(self) -> np.ndarray:
         """Return the arm joint velocities [rad/s], shape (dof,)."""
@@ -418,42 +375,43 @@ class Robot:
     # --- commands --------------------------------------------------------------------------
 
     def command_joint_positions(self, q: Sequence[float]) -> None:
-        """Set the arm motors' position targets, clipped to the joint limits [rad]."""
-        target = np.clip(self.as_joint_vector(q, "joint position command"),
-                         self.arm_lower, self.arm_upper)
-        self._arm_target = target.tolist()
-        self._send_arm()
+        """Set the arm motors' position targets, clipped to the joint limits [rad].
+
+        They act ``actuation.latency_steps`` control steps from now (at once without latency).
+        """
+        self._command_arm(self._clipped(self.as_joint_vector(q, "joint position command")))
 
     def command_gripper_width(self, width_m: float) -> None:
         """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range.
 
-        A gripper held closed (``RobotModel.held_closed``) checks the width and ignores it.
+        They act after the actuation latency, as arm targets do. A gripper held closed
+        (``RobotModel.held_closed``) checks the width and ignores it.
         """
-        target = self._finger_position(width_m)[:len(self._driven_fingers)]
-        if target == self._finger_target:
-            return  # the motor already has this target (a gripper held open or closed)
-        self._finger_target = target
-        self._send_fingers()
+        self._command_fingers(self._finger_position(width_m)[:len(self._driven_fingers)])
 
     def motor_targets(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Return the arm and finger motor targets last commanded (for snapshots)."""
-        return tuple(self._arm_target), tuple(self._finger_target)
+        """Return the arm and finger targets the motors hold now (after latency)."""
+        return tuple(self.actuation.arm_target), tuple(self.actuation.finger_target)
 
     def restore_motor_targets(self, targets: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
         """Re-send targets from :meth:`motor_targets`; a pybullet snapshot does not hold them."""
-        self._arm_target, self._finger_target = list(targets[0]), list(targets[1])
-        self._resend()
+        self.actuation.arm_target = list(targets[0])
+        self.actuation.finger_target = list(targets[1])
+        self.actuation.resend()
 
-    def _send_arm(self) -> None:
+    def _clipped(self, q: np.ndarray) -> list[float]:
+        return np.clip(q, self.arm_lower, self.arm_upper).tolist()
+
+    def _send_arm(self, target: Sequence[float]) -> None:
         self._set_motors(self.body_id, self._arm_list, pybullet.POSITION_CONTROL,
-                         targetPositions=self._arm_target, forces=self._arm_forces,
+                         targetPositions=target, forces=self._arm_forces,
                          positionGains=self._arm_kp, velocityGains=self._arm_kd)
 
-    def _send_fingers(self) -> None:
+    def _send_fingers(self, target: Sequence[float]) -> None:
         if not self._driven_fingers:
             return  # a gripper held closed has no finger motors; width commands do nothing
         self._set_motors(self.body_id, self._driven_fingers, pybullet.POSITION_CONTROL,
-                         targetPositions=self._finger_target, forces=self._finger_forces,
+                         targetPositions=target, forces=self._finger_forces,
                          positionGains=self._finger_kp, velocityGains=self._finger_kd)
 
     def _finger_position(self, width_m: float) -> list[float]:
@@ -474,12 +432,13 @@ class Robot:
         return q
 
     def hold(self) -> None:
-        """Command the current arm and finger positions as targets, so the robot stays put.
+        """Make the current arm and finger positions the targets at once, so the robot stays put.
 
-        Call after ``restoreState``: a pybullet snapshot holds joint states, not motor targets.
+        Set-points on their way are dropped and the latency is skipped (a stop acts now). Also
+        for after ``restoreState``: a pybullet snapshot holds joint states, not motor targets.
         """
-        self.command_joint_positions(self.joint_positions())
-        self.command_gripper_width(self.gripper_width())
+        fingers = self._finger_position(self.gripper_width())[:len(self._driven_fingers)]
+        self.actuation.apply_now(self._clipped(self.joint_positions()), fingers)
 
     def _check_home(self) -> None:
         home = np.array(self.model.home, dtype=float)

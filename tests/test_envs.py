@@ -15,9 +15,10 @@ import celltwin.envs  # noqa: F401  (registers celltwin/*)
 from celltwin.experts.by_task import make_expert
 from celltwin.robots import controller_modes, robot_model_names
 from celltwin.envs import ENV_IDS
+from celltwin.envs.tasks import TASKS as REGISTRY
 from celltwin.core.errors import EnvError
 
-TASKS = ("Reach", "Push", "PickPlace", "ConveyorPick")
+TASKS = tuple(REGISTRY)
 
 
 def make(task: str, **kwargs):
@@ -256,6 +257,7 @@ def test_rgb_array_rendering_and_human_without_display(monkeypatch):
 
 def test_every_registered_id_is_listed_and_typos_get_a_suggestion():
     assert set(ENV_IDS) == {f"celltwin/{t}-v0" for t in TASKS}
+    assert TASKS == ("Reach", "Push", "PickPlace", "ConveyorPick")
     with pytest.raises(gym.error.Error, match="Reach"):
         gym.make("celltwin/Reech-v0")
 
@@ -263,11 +265,9 @@ def test_every_registered_id_is_listed_and_typos_get_a_suggestion():
 @pytest.mark.parametrize("task", TASKS)
 def test_experts_that_claim_to_be_reactive_answer_the_observation_alone(task):
     # What DAgger relies on: the same observation gets the same action, whatever came before.
-    from celltwin.experts.by_task import expert_is_markov
-
     env = make(task)
     expert = make_expert(env)
-    assert expert.markov == expert_is_markov(task)
+    assert isinstance(expert, REGISTRY[task].expert)
     if not expert.markov:
         env.close()
         return

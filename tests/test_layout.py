@@ -283,3 +283,18 @@ def test_jobs_follow_the_target_naming_convention():
     two_arms = {job.robot: (job.pick.name, job.place.name)
                 for job in find_jobs(load_cell("two_arm_line"))}
     assert two_arms == {"arm_a": ("pick_a", "place_a"), "arm_b": ("pick_b", "place_b")}
+
+
+def test_run_honours_the_robots_actuation_latency(monkeypatch, capsys, tmp_path):
+    # Latency is the robot's actuation, which the world steps: a run with set-points arriving
+    # 5 control periods late is another run, not a copy of the prompt one.
+    physics = tmp_path / "latency.yaml"
+    physics.write_text("robots: {arm: {latency_steps: 5}}\n")
+    runs = {}
+    for name, extra in (("prompt", ()), ("late", ("--physics", str(physics)))):
+        out_dir = tmp_path / name
+        runs[name] = run_kpis(monkeypatch, capsys, out_dir, "pick_station", "--pick",
+                              "pick_bin", "--parts", "2", *extra)[0]
+        runs[name]["csv"] = (out_dir / "parts.csv").read_text()
+    assert runs["late"]["csv"] != runs["prompt"]["csv"]
+    assert runs["late"]["cycle_time_s"]["mean"] != runs["prompt"]["cycle_time_s"]["mean"]

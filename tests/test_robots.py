@@ -310,13 +310,15 @@ def test_one_motor_grips_with_the_force_of_each_finger(client, name):
 
 def test_gear_force_follows_the_grip_and_skips_unchanged_sends(client):
     model = get_robot_model("panda")
-    robot = Robot(client, model, "robot")
     changes = []
-    inner = robot._change_constraint
-    robot._change_constraint = lambda *args, **kwargs: (changes.append(kwargs), inner(*args, **kwargs))
+    inner = client.changeConstraint
+    # An instance attribute wins over BulletClient's lookup; the gear binds it when built.
+    client.changeConstraint = lambda *args, **kwargs: (changes.append(kwargs), inner(*args, **kwargs))
+    robot = Robot(client, model, "robot")
+    changes.clear()  # building set the gear's ratio and force
 
     def gear_force():
-        return client.getConstraintInfo(robot._gear)[10]
+        return client.getConstraintInfo(robot.finger_gear.constraint_id)[10]
 
     margin = 4.0 * model.gripper_force_n
     robot.gripper_force_n = 0.5 * model.gripper_force_n  # weaker: the gear keeps its margin

@@ -337,17 +337,26 @@ def test_cli_bad_input_is_one_line_and_exit_2(capsys):
     assert "no_such_cell" in lines[0] and "--user" in lines[1] and f"port {port}" in lines[2]
 
 
-def test_cli_serves_until_ctrl_c():
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# SIGINT is Ctrl-C; a server started in the background of a script inherits SIGINT ignored and
+# must still stop on it; SIGTERM is how a service manager stops it.
+@pytest.mark.parametrize("signum, inherited_sigint_ignored",
+                         [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_cli_serves_until_ctrl_c(signum, inherited_sigint_ignored):
     command = [sys.executable, "-m", "celltwin.cli.main", "serve", CELL, "--insecure", "--port", "0",
                "--latency-steps", "1"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=_ignore_sigint if inherited_sigint_ignored else None)
     try:
         first = server.stdout.readline()
         assert "serving robot 'arm' (panda) at opc.tcp://127.0.0.1:" in first, server.stderr.read()
         endpoint = first.split(" at ")[1].strip()
         with OpcUaController(endpoint) as controller:
             assert controller.read_state().operational_mode == "AUTOMATIC"
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signum)
         out, err = server.communicate(timeout=30)
     finally:
         if server.poll() is None:

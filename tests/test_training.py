@@ -349,7 +349,7 @@ def test_the_wall_time_budget_is_checked_between_evaluations(tmp_path):
 
 
 def test_dagger_needs_a_reactive_expert_and_demonstrations():
-    from celltwin.experts.by_task import expert_is_markov
+    from celltwin.envs.tasks import TASKS
 
     with pytest.raises(TrainingError) as error:
         resolve_config(task="Push", overrides={"demos.episodes": 5, "demos.dagger_rounds": 1})
@@ -357,8 +357,8 @@ def test_dagger_needs_a_reactive_expert_and_demonstrations():
     with pytest.raises(TrainingError) as error:
         resolve_config(task="PickPlace", overrides={"demos.episodes": 0, "demos.dagger_rounds": 1})
     assert "demos.episodes > 0" in str(error.value)
-    assert expert_is_markov("PickPlace") and expert_is_markov("ConveyorPick")
-    assert not expert_is_markov("Push")
+    assert TASKS["PickPlace"].expert.markov and TASKS["ConveyorPick"].expert.markov
+    assert not TASKS["Push"].expert.markov
 
 
 def test_cloning_decays_its_learning_rate_and_restores_it_for_the_anchor():

@@ -1,7 +1,7 @@
 """TrainConfig: everything that defines a training run, validated like cell files.
 
 A run is defined by one YAML document (or the same keys given as ``celltwin train`` flags on
-top of a per-task preset, ``training/presets/<task>.yaml``). The resolved config is written
+top of the task's preset, the file its task class names in ``training/presets``). The resolved config is written
 into the run directory, so a run can be repeated, resumed and exported from that file alone.
 Unknown keys, wrong types and out-of-range values are reported all at once, each with its file,
 line and dotted path.
@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from celltwin.core.documents import (parse_yaml_document, read_document, require_mapping,
                                      validation_problems)
 from celltwin.core.errors import Problem, did_you_mean, one_of
-from celltwin.experts.by_task import expert_is_markov
+from celltwin.envs.tasks import TASKS, task_class
 from celltwin.training.errors import TrainingError
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 PRESETS_DIR = Path(__file__).parent / "presets"
-TASKS = ("Reach", "Push", "PickPlace", "ConveyorPick")
 ALGORITHMS = ("sac", "tqc", "ppo")
 
 
@@ -70,7 +70,7 @@ class TrainConfig(BaseModel):
     """A training run.
 
     Attributes:
-        task: ``Reach``, ``Push``, ``PickPlace`` or ``ConveyorPick``.
+        task: a registered task (:data:`celltwin.envs.tasks.TASKS`: ``Reach``, ``PickPlace``...).
         algo: ``sac``, ``tqc`` (sb3-contrib) or ``ppo``.
         her: hindsight experience replay (off-policy algorithms on goal tasks).
         steps: environment steps, summed over all envs.
@@ -90,7 +90,7 @@ class TrainConfig(BaseModel):
     """
 
     model_config = _CONFIG
-    task: Literal["Reach", "Push", "PickPlace", "ConveyorPick"]
+    task: str
     algo: Literal["sac", "tqc", "ppo"] = "sac"
     her: bool = True
     steps: int = Field(20_000, ge=1)
@@ -111,12 +111,20 @@ class TrainConfig(BaseModel):
     max_wall_s: float | None = Field(None, gt=0)  # once spent: a last evaluation, then stop
     source: str | None = None   # where the config came from (preset or file), for the record
 
+    @field_validator("task")
+    @classmethod
+    def _registered_task(cls, task: str) -> str:
+        if task not in TASKS:
+            raise PydanticCustomError("unknown_task", "unknown task '{task}'{hint}", {
+                "task": task, "hint": did_you_mean(task, TASKS), "expected": one_of(TASKS)})
+        return task
+
     def env_kwargs(self) -> dict:
         """Keyword arguments for ``gym.make`` (``None`` values left out)."""
         return {key: value for key, value in self.env.model_dump().items() if value is not None}
 
     def env_id(self) -> str:
-        return f"celltwin/{self.task}-v0"
+        return TASKS[self.task].env_id
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -135,10 +143,13 @@ def _read(path: Path) -> tuple[dict, Any, str]:
 
 
 def preset_path(task: str) -> Path:
-    if task not in TASKS:
-        raise TrainingError(Problem(f"unknown task '{task}'" + did_you_mean(task, TASKS),
-                                    path="task", value=task, expected=one_of(TASKS)))
-    return PRESETS_DIR / f"{task.lower()}.yaml"
+    """The preset file ``task``'s class names: a name in ``PRESETS_DIR``, or a YAML file."""
+    preset = task_class(task, error=TrainingError).preset
+    if preset is None:
+        raise TrainingError(Problem(f"task '{task}' has no training preset", path="task",
+                                    value=task, expected="a config file (CONFIG)"))
+    path = Path(preset)
+    return path if path.suffix in (".yaml", ".yml") else PRESETS_DIR / f"{preset}.yaml"
 
 
 def resolve_config(config_file: str | Path | None = None, task: str | None = None,
@@ -185,6 +196,7 @@ def _absolute_paths(config: TrainConfig) -> TrainConfig:
 
 
 def _check_semantics(config: TrainConfig, file: str) -> None:
+    expert = TASKS[config.task].expert
     problems = []
     if config.her and config.algo == "ppo":
         problems.append(Problem("hindsight experience replay needs an off-policy algorithm",
@@ -206,7 +218,11 @@ def _check_semantics(config: TrainConfig, file: str) -> None:
         problems.append(Problem("scripted demonstrations drive the ee_delta controller",
                                 path="demos.episodes", file=file, value=config.demos.episodes,
                                 expected="env.control: ee_delta, or demos.episodes: 0"))
-    if config.demos.dagger_rounds and not expert_is_markov(config.task):
+    if config.demos.episodes and expert is None:
+        problems.append(Problem(f"task {config.task} has no scripted expert to demonstrate",
+                                path="demos.episodes", file=file, value=config.demos.episodes,
+                                expected="demos.episodes: 0 for this task"))
+    if config.demos.dagger_rounds and expert is not None and not expert.markov:
         problems.append(Problem(
             f"DAgger needs an expert that acts on the observation alone; the {config.task} "
             "expert is a phase machine", path="demos.dagger_rounds", file=file,

@@ -145,9 +145,9 @@ class EnvHost:
         for the task's full length whatever happens (``env.unwrapped``: HER's bookkeeping and
         DAgger want whole episodes); ``evaluate`` (``policy`` acts until the episode ends).
         """
-        from celltwin.envs import MAX_EPISODE_STEPS
+        from celltwin.envs.tasks import TASKS
 
-        horizon = MAX_EPISODE_STEPS[self.config.task]
+        horizon = TASKS[self.config.task].max_episode_steps
         done = []
         for index, seed in jobs:
             if self.interrupted():

@@ -109,7 +109,8 @@ def read_physics(world: PhysicsHost) -> PhysicsParams:
                                     friction=0.0, force_limit=_force_limit(robot, index))
     robots = {name: RobotActuation(position_gain=robot.position_gain,
                                    velocity_gain=robot.velocity_gain,
-                                   latency_steps=0, joint_noise_std_rad=0.0)
+                                   latency_steps=robot.actuation.latency_steps,
+                                   joint_noise_std_rad=robot.actuation.joint_noise_std_rad)
               for name, robot in world.robots.items()}
     # Substeps are World.step's loop count, not pybullet's numSubSteps; the cell sets them.
     return PhysicsParams(timestep_s=engine["fixedTimeStep"], substeps=1,
@@ -162,6 +163,7 @@ def apply_physics(world: PhysicsHost, params: PhysicsParams) -> None:
     apply_entries(world, *as_entries(params))
 
 
+_ACTUATION_FIELDS = frozenset(("latency_steps", "joint_noise_std_rad"))
 _BODY_FIELDS = {"mass_kg": "mass", "lateral_friction": "lateralFriction",
                 "rolling_friction": "rollingFriction", "spinning_friction": "spinningFriction",
                 "restitution": "restitution"}
@@ -205,6 +207,8 @@ def apply_entries(world: PhysicsHost, globals_: dict, sections: dict) -> None:
             robot.position_gain = fields["position_gain"]
         if "velocity_gain" in fields:
             robot.velocity_gain = fields["velocity_gain"]
+        for field in _ACTUATION_FIELDS.intersection(fields):  # the robot's actuation steps them
+            setattr(robot.actuation, field, fields[field])
 
 
 def _apply_joints(world: PhysicsHost, entries: dict) -> None:
@@ -282,7 +286,7 @@ class EntryWriter:
         bodies: dict[str, list] = {}
         self._damping: list[tuple[int, int, int]] = []
         forces: dict[str, dict[str, dict[str, int]]] = {}
-        self._gains: list[tuple[object, str, int]] = []
+        self._robot_fields: list[tuple[object, str, int]] = []  # (robot or actuation, field, at)
         for position, (section, key, field) in enumerate(self.entries):
             if section == "bodies":
                 bodies.setdefault(key, []).append((field, position))
@@ -290,8 +294,10 @@ class EntryWriter:
                 self._damping.append((joints[key][1], joints[key][2], position))
             elif section == "joints":
                 forces.setdefault(joints[key][0], {}).setdefault(key, {})[field] = position
-            elif field in ("position_gain", "velocity_gain"):  # the others are only recorded
-                self._gains.append((world.robots[key], field, position))
+            else:  # gains on the robot, latency and sensor noise on its actuation
+                robot = world.robots[key]
+                owner = robot.actuation if field in _ACTUATION_FIELDS else robot
+                self._robot_fields.append((owner, field, position))
         self._bodies = []
         for key, fields in bodies.items():
             body, link = links[key]
@@ -344,8 +350,8 @@ class EntryWriter:
                 robot.arm_force_limits = limits
             if fingers:
                 robot.gripper_force_n = grip
-        for robot, field, position in self._gains:
-            setattr(robot, field, values[position])
+        for owner, field, position in self._robot_fields:
+            setattr(owner, field, values[position])
         self._record(self._entries, values)
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Collection
 import numpy as np
 
 from celltwin.robots import Robot, get_robot_model
+from celltwin.robots.actuation import ActuationState, MotorBatch
 from celltwin.robots.kinematics import yawed
 from celltwin import scene
 from celltwin.core.client import direct_client, gui_client
@@ -49,7 +50,8 @@ class Snapshot:
     state_id: int
     params: PhysicsParams
     conveyor_speeds: tuple[float, ...]
-    motor_targets: tuple
+    actuation: tuple[ActuationState, ...]
+    """Per robot: motor targets and the set-points still on their way (latency)."""
 
 
 class World:
@@ -117,7 +119,7 @@ class World:
         # disconnect, so close() replaces every one of them.
         for attribute, method in _BOUND.items():
             setattr(self, attribute, getattr(self.client, method))
-        self._robot_list = tuple(self.robots.values())
+        self._actuations = tuple(robot.actuation for robot in self.robots.values())
         self._moving_links = [(self.bodies[name], -1) for name in self.parts]
         self._moving_links += [(robot.body_id, link) for robot in self.robots.values()
                                for link in range(self.client.getNumJoints(robot.body_id))]
@@ -162,9 +164,7 @@ class World:
                           robot_spec.base.quaternion_xyzw())
             home = (np.radians(robot_spec.home_deg) if robot_spec.home_deg is not None
                     else np.asarray(model.home))
-            robot.reset_joints(home, model.gripper_width_range_m[1])
-            robot.command_joint_positions(home)
-            robot.command_gripper_width(model.gripper_width_range_m[1])
+            robot.reset_joints(home, model.gripper_width_range_m[1])  # and holds it there
             self.robots[robot_spec.name] = robot
             self._add(robot_spec.name, robot.body_id)
 
@@ -374,23 +374,29 @@ class World:
         self._physics.record_values(entries, values)
 
     def latency_steps(self, robot: str) -> int:
-        """Actuation latency of ``robot`` [control steps]."""
-        return self._physics.value("robots", robot, "latency_steps") or 0
+        """Actuation latency of ``robot`` [control steps] (``robot.actuation`` applies it)."""
+        return self.robot(robot).actuation.latency_steps
 
     def step(self, control_steps: int = 1) -> None:
-        """Advance ``control_steps`` control periods; conveyors carry parts every period."""
+        """Advance ``control_steps`` control periods; conveyors carry parts every period.
+
+        Each period starts by sending the set-points whose actuation latency ran out.
+        """
         conveyors = tuple(self.conveyors.values())
         substeps = range(self._physics.substeps)
-        step = self._step
+        step, actuations = self._step, self._actuations
         for _ in range(control_steps):
+            for actuation in actuations:
+                if actuation.pending:  # latency: set-points on their way
+                    actuation.advance()
             for conveyor in conveyors:
                 conveyor.carry()
             for _ in substeps:
                 step()
 
-    def motor_batch(self) -> "MotorBatch":
+    def motor_batch(self) -> MotorBatch:
         """Every robot sends its motor commands once, when the block ends (see Robot)."""
-        return MotorBatch(self._robot_list)
+        return MotorBatch(self._actuations)
 
     # ----------------------------------------------------------------------------- snapshots
     def snapshot(self) -> Snapshot:
@@ -399,10 +405,11 @@ class World:
         self._snapshots.append(state_id)
         return Snapshot(state_id, self.physics_params(),
                         tuple(c.speed_mps for c in self.conveyors.values()),
-                        tuple(r.motor_targets() for r in self.robots.values()))
+                        tuple(actuation.state() for actuation in self._actuations))
 
     def restore(self, snapshot: Snapshot, overwritten=frozenset()) -> None:
-        """Return the world to ``snapshot``: bodies, contacts, parameters and motor targets.
+        """Return the world to ``snapshot``: bodies, contacts, parameters, motor targets and
+        the set-points on their way.
 
         Args:
             snapshot: from :meth:`snapshot` of this world.
@@ -423,9 +430,9 @@ class World:
             self._physics.reset_to(snapshot.params, overwritten)
         for conveyor, speed in zip(self.conveyors.values(), snapshot.conveyor_speeds):
             conveyor.speed_mps = speed
-        for robot, targets in zip(self.robots.values(), snapshot.motor_targets):
+        for actuation, state in zip(self._actuations, snapshot.actuation):
             # restoreState brings back joint states but not motor targets.
-            robot.restore_motor_targets(targets)
+            actuation.restore(state)
         self._flush_contact_cache()
 
     def _flush_contact_cache(self) -> None:
@@ -459,30 +466,3 @@ class World:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-class MotorBatch:
-    """The context of :meth:`World.motor_batch`: holds every robot's motors, then releases them.
-
-    A class rather than a generator-based context manager: every env reset opens one, and
-    contextlib's machinery cost more than the block's own bookkeeping.
-    """
-
-    __slots__ = ("_robots",)
-
-    def __init__(self, robots):
-        self._robots = robots
-
-    def __enter__(self) -> "MotorBatch":
-        for robot in self._robots:
-            robot.hold_motors()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        failure = None
-        for robot in self._robots:  # every robot is released, even if one fails to send
-            try:
-                robot.release_motors()
-            except Exception as error:  # noqa: BLE001 - re-raised below
-                failure = failure or error
-        if failure is not None:
-            raise failure

@@ -67,3 +67,12 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     return _number(text, float, 0.0, strict=False)
+
+
+def task_help(what: str) -> str:
+    """Help text of a ``--task`` option: ``what``, then the registered tasks. (Names are
+    checked by the command, not by argparse: an unknown one is a located error with a
+    suggestion, one line and exit 2, as every other bad value.)"""
+    from celltwin.envs.tasks import TASKS
+
+    return f"{what}: {', '.join(TASKS)}"

@@ -156,11 +156,12 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
     """Episodes on the training cell: the env draws goal and object as in training."""
     import gymnasium as gym
 
-    import celltwin.envs  # noqa: F401
+    from celltwin.envs.tasks import task_class
 
     manifest = bundle.manifest
     env_kwargs = dict(manifest["training"]["env_kwargs"])
-    env = gym.make(f"celltwin/{manifest['training']['task']}-v0", **env_kwargs)
+    env = gym.make(task_class(manifest["training"]["task"], path="manifest training.task").env_id,
+                   **env_kwargs)
     object_name = args.object or manifest["observation"]["object_name"]
     results = []
     adapter = None

@@ -77,8 +77,9 @@ def run_serve(args: argparse.Namespace) -> int:
                                          serial_number=f"{world.spec.name}/{controller.robot_name}")
         try:
             asyncio.run(_serve(server, security))
-        except KeyboardInterrupt:
-            print("stopped")
+        except KeyboardInterrupt:   # a second Ctrl-C while stopping
+            pass
+        print("stopped")
         return 0
     finally:
         world.close()
@@ -86,6 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 async def _serve(server, security) -> None:
     import asyncio
+    import signal
 
     await server.start()
     try:
@@ -97,7 +99,14 @@ async def _serve(server, security) -> None:
         print(f"security: {mode}; control period {controller.control_period_s * 1e3:g} ms, "
               f"latency {controller.latency_steps} steps, noise {controller.noise_rad:g} rad")
         print("Ctrl-C to stop", flush=True)
-        await asyncio.Event().wait()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # Handled here rather than left to Python's KeyboardInterrupt: a server started in the
+        # background of a script inherits SIGINT ignored, and a service manager stops with
+        # SIGTERM. Either signal stops the server cleanly, whatever the parent's dispositions.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
     finally:
         await server.stop()
 

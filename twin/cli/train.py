@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from celltwin.cli.common import non_negative_int, positive_int
-from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
+from celltwin.cli.common import non_negative_int, positive_int, task_help
+from celltwin.core.errors import CelltwinError, Problem
 from celltwin.policies.bundle_policy import BundlePolicy
 from celltwin.training.config import resolve_config
 from celltwin.training.errors import TrainingError
@@ -21,13 +21,14 @@ def register(subparsers) -> None:
 def _register_train(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train a policy (SB3) on the twin under domain randomization",
-        description="Trains from CONFIG (YAML), or from the task's preset in training/presets "
+        description="Trains from CONFIG (YAML), or from the task's preset (training/presets) "
                     "with the flags on top, and writes a run directory: config.yaml, "
                     "metrics.csv, learning_curve.png, tensorboard/, checkpoints/, final/, "
                     "summary.json. --resume RUN_DIR continues an interrupted run.")
     parser.add_argument("config", nargs="?", type=Path, default=None, metavar="CONFIG",
                         help="training config (YAML); default: the --task preset")
-    parser.add_argument("--task", default=None, help="Reach, Push, PickPlace or ConveyorPick")
+    parser.add_argument("--task", default=None, metavar="TASK",
+                        help=task_help("the task to train, from its preset"))
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
     parser.add_argument("--cell", default=None, help="cell file or example name")
     parser.add_argument("--control", default=None, help="ee_delta, joint_delta or joint_position")
@@ -103,7 +104,7 @@ def _register_evaluate(subparsers) -> None:
                     "evaluation.json, evaluation.md and heatmap.png into the run directory.")
     parser.add_argument("policy", metavar="POLICY",
                         help="'expert', an exported bundle folder, or a path to an SB3 .zip")
-    parser.add_argument("--task", required=True, help="Reach, Push, PickPlace or ConveyorPick")
+    parser.add_argument("--task", required=True, metavar="TASK", help=task_help("the task"))
     parser.add_argument("--cell", default=None, help="cell file or example (default: the task's)")
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
     parser.add_argument("--physics", type=Path, default=None, help="physics overrides (YAML)")
@@ -119,13 +120,10 @@ def _register_evaluate(subparsers) -> None:
 
 
 def run_evaluate(args) -> int:
-    import celltwin.envs  # noqa: F401  (registers the env ids)
-    from celltwin.envs import MAX_EPISODE_STEPS
+    from celltwin.envs.tasks import task_class
     from celltwin.training.evaluation import Sweep, evaluate, write_report
 
-    if args.task not in MAX_EPISODE_STEPS:
-        raise CelltwinError(Problem(f"unknown task '{args.task}'" + did_you_mean(args.task, MAX_EPISODE_STEPS),
-                                    path="--task", expected=one_of(MAX_EPISODE_STEPS)))
+    env_id = task_class(args.task, error=CelltwinError, path="--task").env_id
     sweeps = [Sweep.parse(text) for text in args.sweep]
     if len(sweeps) > 2:
         raise CelltwinError(Problem("at most two --sweep parameters", path="--sweep",
@@ -137,7 +135,7 @@ def run_evaluate(args) -> int:
         if sys.stderr.isatty():
             print(f"\rgrid {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
 
-    results = evaluate(args.policy, f"celltwin/{args.task}-v0", kwargs,
+    results = evaluate(args.policy, env_id, kwargs,
                        episodes=args.episodes, grid_episodes=args.grid_episodes,
                        randomization=args.dr, sweeps=sweeps, seed=args.seed, progress=progress,
                        bundle_policy=BundlePolicy)

@@ -1,6 +1,6 @@
 """Gymnasium environments on cell twins, registered as ``celltwin/<Task>-v0``.
 
-Importing this module registers them::
+Importing this module registers one id per task of :data:`celltwin.envs.tasks.TASKS`::
 
     import gymnasium as gym
     import celltwin.envs  # noqa: F401
@@ -8,25 +8,25 @@ Importing this module registers them::
     env = gym.make("celltwin/PickPlace-v0", robot="kuka_iiwa", reward="dense")
 
 or, without the import, ``gym.make("celltwin.envs:celltwin/PickPlace-v0")``.
+
+:class:`CellEnv` (pybullet, the world) loads on first use (PEP 562): registering the ids and
+reading the task registry, as the CLI does to list tasks, stays light.
 """
 
 from __future__ import annotations
 
-import gymnasium as gym
+import importlib
 
-from celltwin.envs.cell_env import DEFAULT_CELLS, CellEnv
+from celltwin.envs.tasks import TASKS, Task, register_task, task_class  # registers the ids
 from celltwin.observation import ObservationLayout
 
-# Episode lengths [control steps at 25 Hz]: panda-gym's 50 for the bench-top tasks; the part
-# on the conveyor needs time to come within reach.
-MAX_EPISODE_STEPS = {"Reach": 50, "Push": 50, "PickPlace": 50, "ConveyorPick": 150}
+__all__ = ["CellEnv", "ENV_IDS", "TASKS", "ObservationLayout", "Task", "register_task",
+           "task_class"]
 
-ENV_IDS = tuple(f"celltwin/{task}-v0" for task in MAX_EPISODE_STEPS)
 
-for _task, _steps in MAX_EPISODE_STEPS.items():
-    _id = f"celltwin/{_task}-v0"
-    if _id not in gym.registry:
-        gym.register(id=_id, entry_point="celltwin.envs.cell_env:CellEnv", kwargs={"task": _task},
-                     max_episode_steps=_steps)
-
-__all__ = ["CellEnv", "DEFAULT_CELLS", "ENV_IDS", "MAX_EPISODE_STEPS", "ObservationLayout"]
+def __getattr__(name: str):
+    if name == "CellEnv":
+        return importlib.import_module("celltwin.envs.cell_env").CellEnv
+    if name == "ENV_IDS":  # a view of the registry, current whenever it is read
+        return tuple(cls.env_id for cls in TASKS.values())
+    raise AttributeError(f"module 'celltwin.envs' has no attribute '{name}'")

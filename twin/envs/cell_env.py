@@ -7,7 +7,10 @@ Composition, not inheritance: a :class:`celltwin.world.World` (physics), one
 Episodes and their end:
     * ``reset`` restores the snapshot taken right after the world was built (bit-exact), then
       the task places its object and draws a goal from ``self.np_random``. The same seed and the
-      same actions therefore give identical observations.
+      same actions therefore give identical observations. The robot's joint-sensor noise
+      (``robots.<name>.joint_noise_std_rad``) draws from ``self.np_random`` too.
+    * Actuation latency (``robots.<name>.latency_steps``) is the robot's: the controller's
+      set-points reach the motors that many steps later (:mod:`celltwin.robots.actuation`).
     * ``terminated`` is True when the task succeeds (goal reached), as in panda-gym v3.
     * ``truncated`` is True when physics blows up (non-finite state or runaway speed;
       ``info["physics_blowup"]`` says so). The time limit (``max_episode_steps`` of the
@@ -22,7 +25,6 @@ learning with HER. For algorithms that want one vector (PPO), wrap the env in Gy
 
 from __future__ import annotations
 
-import collections
 import copy
 import math
 import os
@@ -35,9 +37,9 @@ from gymnasium import spaces
 from celltwin.robots.controllers import make_controller
 from celltwin.observation import ObservationLayout
 from celltwin.envs.state import StateReader
-from celltwin.envs.tasks import TASKS
+from celltwin.envs.tasks import task_class
 from celltwin.envs.tasks.base import goal_distance
-from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
+from celltwin.core.errors import EnvError, Problem, one_of
 from celltwin.physics import PhysicsParams
 from celltwin.randomization import RandomizationConfig, Randomizer, load_randomization
 from celltwin.randomization import ADR
@@ -47,8 +49,6 @@ from celltwin.render import render_view
 from celltwin.spec import CellSpec, load_cell
 from celltwin.world import World
 
-DEFAULT_CELLS = {"Reach": "reach_table", "Push": "table_top", "PickPlace": "table_top",
-                 "ConveyorPick": "pick_station"}
 MAX_EE_SPEED_MPS = 10.0       # far beyond any arm; only a numerical explosion gets there
 MAX_OBJECT_SPEED_MPS = 20.0
 GRIPPER_CLOSED = -1.0
@@ -58,8 +58,8 @@ class CellEnv(gym.Env):
     """Goal-conditioned robot task on a cell twin.
 
     Args:
-        task: ``Reach``, ``Push``, ``PickPlace`` or ``ConveyorPick``.
-        cell: cell file, example name or CellSpec (default: the task's default cell).
+        task: a task name of :data:`celltwin.envs.tasks.TASKS` (``Reach``, ``PickPlace``...).
+        cell: cell file, example name or CellSpec (default: the task's ``default_cell``).
         robot: swap the cell's robots for this registered model.
         control: ``ee_delta``, ``joint_delta`` or ``joint_position``.
         reward: ``sparse`` (-1 until success, then 0) or ``dense`` (-distance [m]).
@@ -85,9 +85,7 @@ class CellEnv(gym.Env):
                  render_width: int = 480, render_height: int = 480,
                  robot_name: str | None = None, randomization=None, adr=None,
                  workspace_low_m=None, workspace_high_m=None, **task_options):
-        if task not in TASKS:
-            raise EnvError(Problem(f"unknown task '{task}'" + did_you_mean(task, TASKS),
-                                   path="task", value=task, expected=one_of(TASKS)))
+        task_cls = task_class(task)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise EnvError(Problem(f"unknown render mode '{render_mode}'", path="render_mode",
                                    expected=one_of(self.metadata["render_modes"])))
@@ -95,13 +93,13 @@ class CellEnv(gym.Env):
             raise EnvError(Problem("render_mode 'human' opens pybullet's window and needs a "
                                    "display; none is set (DISPLAY)", path="render_mode",
                                    expected="'rgb_array' on a headless machine"))
-        spec = cell if isinstance(cell, CellSpec) else load_cell(cell or DEFAULT_CELLS[task])
+        spec = cell if isinstance(cell, CellSpec) else load_cell(cell or task_cls.default_cell)
         if robot is not None:
             spec = spec.with_robot_model(robot)
         self.render_mode = render_mode
         self.render_size = (int(render_width), int(render_height))
         self._twin_options = {"spec": spec, "physics": _physics(physics), "robot_name": robot_name,
-                              "task": task, "reward": reward, "task_options": task_options,
+                              "task": task_cls, "reward": reward, "task_options": task_options,
                               "control": control, "workspace": (workspace_low_m, workspace_high_m)}
         self._build_twin()
         self.layout = ObservationLayout(self.task.observation_terms)
@@ -110,7 +108,6 @@ class CellEnv(gym.Env):
         self._last_success: bool | None = None
         self._define_spaces()
         self.set_randomization(randomization, adr)
-        self._pending: collections.deque = collections.deque()
         self._last_obs = None
 
     def _build_twin(self) -> None:
@@ -121,14 +118,14 @@ class CellEnv(gym.Env):
         # A task that never opens the gripper holds it closed, welded shut: the same robot,
         # about 30% less physics time per step (robots/held_gripper.py).
         # (A robot name the cell lacks is left to world.robot() below to report.)
-        held = (name,) if not TASKS[options["task"]].uses_gripper and \
+        held = (name,) if not options["task"].uses_gripper and \
             name in {robot.name for robot in spec.robots} else ()
         self.world = World(spec, physics=options["physics"], gui=self.render_mode == "human",
                            held_grippers=held)
         try:
             self.robot = self.world.robot(name)
-            self.task = TASKS[options["task"]](self.world, self.robot, options["reward"],
-                                               **options["task_options"])
+            self.task = options["task"](self.world, self.robot, options["reward"],
+                                        **options["task_options"])
             self.controller = self._make_controller(options["control"], *options["workspace"])
         except BaseException:
             self.world.close()
@@ -231,7 +228,7 @@ class CellEnv(gym.Env):
             if self.world.revision != self._revision:
                 self._follow_rebuilt_parts()
             self._snapshot = self.world.snapshot()
-        self._pending.clear()
+        self.robot.actuation.rng = self.np_random  # joint-sensor noise, seeded by reset(seed)
         self._steps = 0
         self._last_success = False
         with self.world.motor_batch():  # restored targets and new gains/limits sent once
@@ -247,7 +244,7 @@ class CellEnv(gym.Env):
         state = self.reader.read()
         observation = self._observation(state)
         self._last_obs = observation
-        success = self._goal_distance(observation) < self.task.distance_threshold_m
+        success = self.task.is_success(self._goal_distance(observation))
         return observation, {"is_success": success,
                              "randomization": values}
 
@@ -262,7 +259,7 @@ class CellEnv(gym.Env):
             action = np.append(action, GRIPPER_CLOSED)
         if self.randomizer.active:
             action = self._disturb(action)
-        self._actuate(action)
+        self.controller.apply(action)  # the robot's actuation applies any latency
         if self.render_mode == "human":
             self.looks.show()  # an interval texture term may have drawn a new texture
         self.world.step()
@@ -275,7 +272,7 @@ class CellEnv(gym.Env):
             observation = self._observation(state)
             self._last_obs = observation
         distance = self._goal_distance(observation)
-        success = bool(not blowup and distance < self.task.distance_threshold_m)
+        success = bool(not blowup and self.task.is_success(distance))
         self._last_success = success
         reward = self.task.reward_from_distance(distance)
         info = {"is_success": success, "physics_blowup": blowup,
@@ -298,17 +295,6 @@ class CellEnv(gym.Env):
             arm = arm + self.np_random.normal(0.0, effects.action_noise_std, arm.shape)
         return np.append(np.clip(arm, self.controller.action_low[:-1], self.controller.action_high[:-1]),
                          action[-1])
-
-    def _actuate(self, action: np.ndarray) -> None:
-        latency = self.world.latency_steps(self.robot.name)
-        if latency == 0:
-            self.controller.apply(action)
-            return
-        # Actuation latency: a command takes effect `latency` control steps after it was
-        # issued; until then the motors keep their previous targets.
-        self._pending.append(action)
-        if len(self._pending) > latency:
-            self.controller.apply(self._pending.popleft())
 
     def _physics_sane(self, state: dict) -> bool:
         # A NaN or inf anywhere makes the sum non-finite; comparisons with NaN are False.

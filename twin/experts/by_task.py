@@ -1,9 +1,11 @@
 """Scripted experts for celltwin's environments, acting on the env's own observations.
 
-``make_expert(env)`` returns a callable ``expert(observation) -> action`` for the env's task.
-It reads positions out of the observation with the env's observation layout (robot base
-frame, as the ``ee_delta`` controller's actions are), so it works from live observations and
-from recorded ones alike. Used for demos, line planning, smoke tests and demonstrations.
+``make_expert(env)`` returns a callable ``expert(observation) -> action`` for the env's task,
+the expert its task class names (``Task.expert``). An expert reads positions out of the
+observation with the env's observation layout (robot base frame, as the ``ee_delta``
+controller's actions are), so it works from live observations and from recorded ones alike.
+Used for demos, line planning, smoke tests and demonstrations. This module holds the experts
+of the simple tasks (Reach, Push); the reactive pick experts have modules of their own.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from celltwin.experts.base import Expert
-from celltwin.experts.reactive_conveyor import ReactiveConveyorExpert
-from celltwin.experts.reactive_pick import ReactivePickExpert
 
 
 class ReachExpert(Expert):
@@ -79,34 +79,13 @@ class PushExpert(Expert):
         return self.finish(np.append(self.delta(ee, target), -1.0))
 
 
-# Each task's expert and its settings. PickPlace: reactive, so that clones of it are
-# unambiguous and DAgger can relabel (see reactive_pick); measured over 200 episodes: 100%
-# nominal, 99% under the `standard` preset, 97.5% with benchmarks/shifted_physics.yaml on top
-# (the phase machine it replaced, pick_place.PickPlaceExpert(place=False, clearance_m=0.05,
-# lift_m=0.02, grip_steps=5, tolerance_m=0.01), did 100 / 99 / 96% over 100). ConveyorPick:
-# reactive too (see reactive_conveyor), 200 episodes: 100% nominal, 95% under `standard`
-# (the phase machine it replaced: 38% under `standard` over 50).
-_EXPERTS: dict[str, tuple[type[Expert], dict]] = {
-    "Reach": (ReachExpert, {}),
-    "Push": (PushExpert, {}),
-    "PickPlace": (ReactivePickExpert, {}),
-    "ConveyorPick": (ReactiveConveyorExpert, {}),
-}
-
-
-def _entry(task: str) -> tuple[type[Expert], dict]:
-    try:
-        return _EXPERTS[task]
-    except KeyError:
-        raise ValueError(f"no scripted expert for task '{task}'") from None
-
-
-def expert_is_markov(task: str) -> bool:
-    """Whether ``task``'s expert acts on the current observation alone (DAgger can use it)."""
-    return _entry(task)[0].markov
-
-
 def make_expert(env) -> Expert:
-    """Return the scripted expert for ``env``'s task (an ``ee_delta`` env)."""
-    cls, options = _entry(env.unwrapped.task.name)
-    return cls(env, **options)
+    """Return the scripted expert of ``env``'s task (an ``ee_delta`` env).
+
+    Which expert, with which options, is the task's to say (its ``expert`` and
+    ``expert_options``, see :class:`celltwin.envs.tasks.Task`).
+    """
+    task = env.unwrapped.task
+    if task.expert is None:
+        raise ValueError(f"no scripted expert for task '{task.name}'")
+    return task.expert(env, **task.expert_options)

@@ -343,6 +343,10 @@ class ServerThread:
             loop.close()
 
 
+# How long stopping waits for client connections to close [s].
+STOP_TIMEOUT_S = 5.0
+
+
 async def _quiet_stop(server: Server) -> None:
     clock = server.iserver.time_task
     if clock is not None:
@@ -353,7 +357,13 @@ async def _quiet_stop(server: Server) -> None:
             await clock
         server.iserver.time_task = None
     try:
-        await server.stop()
+        # asyncio's Server.wait_closed (inside asyncua's stop) waits for every connection to
+        # detach, and a connection still in its handshake is in no list asyncua closes: bound
+        # the wait, so that Ctrl-C always stops the server.
+        await asyncio.wait_for(server.stop(), STOP_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        _LOG.warning("OPC UA server: a client connection did not close within %g s; "
+                     "stopped without it", STOP_TIMEOUT_S)
     except Exception:  # noqa: BLE001 - stopping a half-started server must not mask why
         _LOG.debug("error while stopping OPC UA server", exc_info=True)
 

@@ -13,10 +13,11 @@ What makes it a controller rather than an env:
   Clearing a stop moves nothing: the robot keeps holding until the next accepted set-point.
 - Imperfections the adapter must survive: actuation latency (a set-point reaches the motors
   ``latency_steps`` ticks after it arrives) and Gaussian noise on reported joint positions,
-  drawn from a seeded generator so a run replays exactly. Both default to the world's
-  PhysicsParams (``robots.<name>.latency_steps`` / ``joint_noise_std_rad``), which is where
-  domain randomization and calibration put them; explicit values are applied to the world
-  through PhysicsParams so that the world keeps describing what the controller does.
+  drawn from a seeded generator so a run replays exactly. Both are the robot's actuation
+  (:mod:`celltwin.robots.actuation`), set by the world's PhysicsParams
+  (``robots.<name>.latency_steps`` / ``joint_noise_std_rad``), which is where domain
+  randomization and calibration put them; explicit values are applied to the world through
+  PhysicsParams, so the env, ``layout run`` and this controller act alike.
 - A stall hook: :meth:`stall` freezes the published state (stamp included) while physics and
   set-points go on, which is what a hung state publisher looks like to the adapter's watchdog.
 
@@ -28,7 +29,6 @@ in from different threads.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -63,8 +63,6 @@ class VirtualController:
         robot_name: name of the robot in the cell.
         joint_names: arm joints, in the order of every joint array.
         control_period_s: simulated time one :meth:`tick` advances [s].
-        latency_steps: actuation latency in effect [ticks].
-        noise_rad: joint position noise in effect [rad].
     """
 
     def __init__(self, world, robot: str | None = None, *, latency_steps: int | None = None,
@@ -79,19 +77,14 @@ class VirtualController:
         self.control_period_s = float(world.control_period_s)
         if latency_steps is not None or noise_rad is not None:
             world.apply_physics(_actuation(self.robot_name, latency_steps, noise_rad))
-        self.latency_steps = int(world.latency_steps(self.robot_name))
-        self.noise_rad = float(world.physics_params().robots[self.robot_name].joint_noise_std_rad
-                               or 0.0)
         for name in tracked_objects:
             world.body(name)  # unknown names fail here, with a did-you-mean, not at the first tick
         self._tracked = tuple(tracked_objects)
         self._has_gripper = len(self.robot.gripper_joint_indices) > 0
         self._rng = np.random.default_rng(seed)
+        self.robot.actuation.rng = self._rng
         self._lock = threading.RLock()
         self._ticks = 0
-        # Set-points on their way to the motors: (tick at which they act, q, gripper width).
-        self._in_flight: deque[tuple[int, np.ndarray | None, float | None]] = deque()
-        self._active = np.array(self.robot.motor_targets()[0], dtype=float)
         self._operational_mode = "AUTOMATIC"
         self._emergency_stop = False
         self._protective_stop = False
@@ -134,22 +127,18 @@ class VirtualController:
             self._check_open()
             if not self.accepts_setpoints:
                 return False
-            self._in_flight.append((self._ticks + self.latency_steps, q,
-                                    None if gripper_width_m is None else float(gripper_width_m)))
+            if q is not None:
+                self.robot.command_joint_positions(q)  # the robot's actuation delays it
+            if gripper_width_m is not None and self._has_gripper:
+                self.robot.command_gripper_width(float(gripper_width_m))
             return True
 
     def tick(self, count: int = 1) -> None:
-        """Advance ``count`` control periods: deliver due set-points, step physics, sample."""
+        """Advance ``count`` control periods: the world delivers due set-points and steps
+        physics; then the state is sampled."""
         with self._lock:
             self._check_open()
             for _ in range(count):
-                while self._in_flight and self._in_flight[0][0] <= self._ticks:
-                    _, q, width = self._in_flight.popleft()
-                    if q is not None:
-                        self.robot.command_joint_positions(q)
-                        self._active = np.array(self.robot.motor_targets()[0], dtype=float)
-                    if width is not None and self._has_gripper:
-                        self.robot.command_gripper_width(width)
                 self.world.step()
                 self._ticks += 1
                 self._sample = self._take_sample()
@@ -177,7 +166,17 @@ class VirtualController:
     def active_setpoint(self) -> np.ndarray:
         """The arm position targets the motors follow now [rad] (after latency and clipping)."""
         with self._lock:
-            return self._active.copy()
+            return np.array(self.robot.motor_targets()[0], dtype=float)
+
+    @property
+    def latency_steps(self) -> int:
+        """Actuation latency in effect [ticks]."""
+        return self.robot.actuation.latency_steps
+
+    @property
+    def noise_rad(self) -> float:
+        """Noise on reported joint positions in effect [rad]."""
+        return self.robot.actuation.joint_noise_std_rad
 
     @property
     def accepts_setpoints(self) -> bool:
@@ -232,10 +231,9 @@ class VirtualController:
                 self._hold()
 
     def _hold(self) -> None:
-        # Set-points still in flight were sent before the stop: a stopped controller drops them.
-        self._in_flight.clear()
+        # Set-points still in flight were sent before the stop: a stopped controller drops
+        # them, and holds at once (robot.hold skips the latency).
         self.robot.hold()
-        self._active = np.array(self.robot.motor_targets()[0], dtype=float)
 
     def rebase(self, edit):
         """Run ``edit()`` between ticks (e.g. an env reset that restores a snapshot) and return
@@ -244,8 +242,8 @@ class VirtualController:
         with self._lock:
             self._check_open()
             result = edit()
-            self._in_flight.clear()
-            self._active = np.array(self.robot.motor_targets()[0], dtype=float)
+            self.robot.actuation.cancel()
+            self.robot.actuation.rng = self._rng  # an env reset seeds it with its own
             self._sample = self._take_sample()
             return result
 
@@ -287,9 +285,7 @@ class VirtualController:
 
     # ----------------------------------------------------------------------------- internals
     def _take_sample(self) -> tuple:
-        q = self.robot.joint_positions()
-        if self.noise_rad > 0.0:
-            q = q + self._rng.normal(0.0, self.noise_rad, q.shape)
+        q = self.robot.measured_joint_positions()
         width = self.robot.gripper_width() if self._has_gripper else None
         return self.stamp_s, q, self.robot.joint_velocities(), width, self._object_positions()
 

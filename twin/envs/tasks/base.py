@@ -1,17 +1,23 @@
 """What every task shares: finding what it needs in the cell, drawing poses, goal rewards.
 
-A task knows which bodies and regions of a cell it uses, how an episode starts (object pose,
-goal), which observation terms it wants, and how achieved and desired goals turn into reward
-and success. It never steps physics; the env does.
+A task class is the one home of everything celltwin knows about a task: its Gymnasium id,
+episode length, default cell, scripted expert, training preset, success test and what it
+needs of a cell (class attributes, read by registration, training, the CLI and the docs
+tests), and, per episode, which bodies and regions of a cell it uses, how an episode starts
+(object pose, goal), which observation terms it wants, and how achieved and desired goals turn
+into reward and success. It never steps physics; the env does.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
 from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
+from celltwin.experts.base import Expert
 
 
 class Region:
@@ -104,17 +110,46 @@ def goal_distance(achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
 class Task:
     """Base of the goal-conditioned tasks.
 
+    A task joins celltwin through :func:`celltwin.envs.tasks.register_task`, which files it
+    under ``name`` and registers ``env_id`` with Gymnasium.
+
     Attributes:
         name: task name as in ``celltwin/<Name>-v0``.
+        env_id: the Gymnasium id, ``celltwin/<name>-v0`` unless a class sets its own.
+        max_episode_steps: episode length [control steps], the registration's time limit.
+        default_cell: the cell (shipped example name or file) an env uses without ``cell=``.
+        cell_needs: what the task needs of a cell, in words (docs, ``--help``); a cell that
+            lacks one of these is an :class:`EnvError` when the env is built.
+        expert: the scripted expert class (:mod:`celltwin.experts`), ``None`` for none;
+            ``make_expert(env)`` builds it as ``expert(env, **expert_options)``.
+        expert_options: keyword arguments of ``expert``.
+        preset: the training preset a run of this task starts from: a preset name in
+            ``celltwin/training/presets`` (``reach`` for ``reach.yaml``) or a YAML file;
+            ``None`` when training needs a config file.
         observation_terms: terms of the ``observation`` entry, in order.
         uses_gripper: whether the action has a gripper element.
-        distance_threshold_m: success when achieved is this close to desired [m].
+        distance_threshold_m: success when achieved is this close to desired [m]
+            (:meth:`is_success`).
     """
 
     name = ""
+    env_id = ""
+    max_episode_steps = 50
+    default_cell: str | None = None
+    cell_needs: tuple[str, ...] = ()
+    expert: type[Expert] | None = None
+    expert_options: Mapping = MappingProxyType({})
+    preset: str | None = None
     observation_terms: tuple[str, ...] = ()
     uses_gripper = True
     distance_threshold_m = 0.05
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The id follows the name (a subclass with a new name gets its own id) unless the
+        # class sets one itself.
+        if "env_id" not in cls.__dict__:
+            cls.env_id = f"celltwin/{cls.name}-v0" if cls.name else ""
 
     def __init__(self, world, robot, reward: str = "sparse"):
         if reward not in ("sparse", "dense"):
@@ -145,6 +180,10 @@ class Task:
 
     def achieved_goal(self, state: dict) -> np.ndarray:
         raise NotImplementedError
+
+    def is_success(self, distance_m: float) -> bool:
+        """The success test: achieved within ``distance_threshold_m`` of desired [m]."""
+        return distance_m < self.distance_threshold_m
 
     def compute_reward(self, achieved: np.ndarray, desired: np.ndarray, info=None) -> np.ndarray:
         """Vectorized reward, as HER relabelling needs: -1/0 (sparse) or -distance (dense)."""
