@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+import celltwin.envs  # noqa: F401  (registers the gym ids, in a fresh subprocess too)
+from celltwin.core.errors import Problem
 from celltwin.training import legacy
 from celltwin.training.config import TrainConfig
 from celltwin.training.errors import TrainingError
 from celltwin.training.legacy import legacy_custom_objects
-from celltwin.core.errors import Problem
 
 
 def algorithm_class(algo: str):
@@ -72,8 +73,6 @@ def _env_factory(config: TrainConfig, randomization: str | None, seed: int, adr:
     def make():
         import gymnasium as gym
         from stable_baselines3.common.monitor import Monitor
-
-        import celltwin.envs  # noqa: F401  (registers the ids in a fresh subprocess)
 
         if adr_settings is not None:
             from celltwin.randomization import ADR, load_randomization

@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from celltwin.core.errors import CelltwinError, Problem
+from celltwin.envs.tasks import TASKS  # also registers the gym ids, in a fresh worker too
 from celltwin.experts.by_task import make_expert
 from celltwin.training.algorithms import usable_cores
 from celltwin.training.config import TrainConfig
@@ -124,8 +125,6 @@ class EnvHost:
         if key not in self.envs:
             import gymnasium as gym
 
-            import celltwin.envs  # noqa: F401  (registers the ids in a fresh worker)
-
             env = gym.make(self.config.env_id(), randomization=env_set.randomization,
                            **self.config.env_kwargs())
             env.reset(seed=env_set.seed + draw)   # draws the startup terms
@@ -145,8 +144,6 @@ class EnvHost:
         for the task's full length whatever happens (``env.unwrapped``: HER's bookkeeping and
         DAgger want whole episodes); ``evaluate`` (``policy`` acts until the episode ends).
         """
-        from celltwin.envs.tasks import TASKS
-
         horizon = TASKS[self.config.task].max_episode_steps
         done = []
         for index, seed in jobs:

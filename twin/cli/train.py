@@ -8,6 +8,7 @@ from pathlib import Path
 
 from celltwin.cli.common import non_negative_int, positive_int, task_help
 from celltwin.core.errors import CelltwinError, Problem
+from celltwin.envs.tasks import task_class
 from celltwin.policies.bundle_policy import BundlePolicy
 from celltwin.training.config import resolve_config
 from celltwin.training.errors import TrainingError
@@ -120,7 +121,6 @@ def _register_evaluate(subparsers) -> None:
 
 
 def run_evaluate(args) -> int:
-    from celltwin.envs.tasks import task_class
     from celltwin.training.evaluation import Sweep, evaluate, write_report
 
     env_id = task_class(args.task, error=CelltwinError, path="--task").env_id
