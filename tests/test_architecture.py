@@ -1,19 +1,22 @@
-"""The layering of docs/architecture.md, held: every module of the source tree is parsed (never
-imported) and its imports checked against the order of homes there.
+"""The layering of docs/architecture.md, held: the order of homes is read from that page's table
+(its one source), every module of the source tree is parsed (never imported) and its imports
+are checked against it.
 
 It fails on (a) an import against the order, at module level or inside a function; (b) an import
 cycle among modules through module-level imports; (c) a module reading another module's private
-(``_name``) attribute, celltwin's or a third party's. Each failure lists every violation at once,
-with file and line.
+(``_name``) attribute, celltwin's or a third party's; (d) an import inside a function that keeps
+no library off the import path or would close a cycle at the top. Each failure lists every
+violation at once, with file and line.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 import tomllib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -28,56 +31,66 @@ class Home:
     """One row of the table in docs/architecture.md.
 
     Attributes:
-        name: the home's name in messages.
-        rank: its place in the order; a home imports only homes of lower rank, and itself.
+        name: the home's name in the table and in messages.
+        rank: its place in the order.
         modules: dotted names it owns (each with its submodules); the longest match wins.
-        may_import: where the table narrows "the above": the only homes it may import.
-        also: homes of the same rank it may import too.
+        above: it may import every home of a lower rank ("the above").
+        names: the homes it may import by name (of a lower rank, or its own where named).
     """
 
     name: str
     rank: int
     modules: tuple[str, ...]
-    may_import: frozenset[str] | None = None
-    also: frozenset[str] = frozenset()
+    above: bool
+    names: frozenset[str]
 
 
-_WORLD = ("world", "physics", "physics_io", "physics_state", "scene", "parts", "conveyor",
-          "meshes", "render", "textures", "check")
-_CONTROLLER_SIDE = ("bundle", "manifest", "kinematics", "errors", "deploy")
+def read_homes(text: str) -> tuple[Home, ...]:
+    """The homes of docs/architecture.md's ``| rank | home | owns | may import |`` table.
 
-HOMES = (
-    Home("core", 0, ("celltwin.core",)),
-    Home("assets", 0, ("celltwin.assets",)),
-    Home("robots", 1, ("celltwin.robots",)),
-    Home("controller", 1, ("celltwin.controller",)),
-    Home("observation", 1, ("celltwin.observation",)),
-    Home("spec", 2, ("celltwin.spec",)),
-    # The package root re-exports World, CellSpec and PhysicsParams (lazily) and the version.
-    Home("world", 3, ("celltwin",) + tuple(f"celltwin.{name}" for name in _WORLD)),
-    Home("randomization", 4, ("celltwin.randomization",)),
-    Home("experts", 4, ("celltwin.experts",),
-         may_import=frozenset({"core", "robots", "observation"})),
-    Home("line", 4, ("celltwin.line",), may_import=frozenset({"core", "spec"})),
-    Home("envs", 5, ("celltwin.envs",)),
-    Home("layout", 5, ("celltwin.layout",)),
-    Home("serve", 5, ("celltwin.serve",)),
-    Home("training", 6, ("celltwin.training",)),
-    Home("policies", 7, ("celltwin.policies",), also=frozenset({"policies (controller side)"})),
-    Home("policies (controller side)", 7,
-         tuple(f"celltwin.policies.{name}" for name in _CONTROLLER_SIDE),
-         may_import=frozenset({"core", "controller", "observation"})),
-    Home("cli", 8, ("celltwin.cli",)),
-)
-HOMES_BY_NAME = {home.name: home for home in HOMES}
+    A home cell is ``name: `module`, `.sibling`, ...`` or one ``module`` whose name without
+    ``celltwin.`` names the home; a ``.sibling`` continues the package of the module before it.
+    A "may import" cell is "nothing of celltwin", or homes and "the above" joined by commas and
+    "and". Anything else fails, so the table cannot say what this test does not hold.
+    """
+    lines = text.splitlines()
+    header = "| rank | home | owns | may import |"
+    assert header in lines, f"docs/architecture.md has no table headed {header}"
+    rows = []
+    for line in lines[lines.index(header) + 2:]:
+        if not line.startswith("|"):
+            break
+        rank, home, _owns, allowed = (cell.strip() for cell in line.strip("|").split("|"))
+        name, _, listed = home.rpartition(":") if ":" in home else ("", "", home)
+        modules: list[str] = []
+        for module in re.findall(r"`([^`]+)`", listed):
+            modules.append(modules[-1].rsplit(".", 1)[0] + module if module.startswith(".")
+                           else module)
+        assert modules, f"docs/architecture.md: no module in the home cell {home!r}"
+        name = name.strip() or modules[0].removeprefix(PACKAGE + ".")
+        words = [] if allowed == "nothing of celltwin" else re.split(r",\s*(?:and\s+)?|\s+and\s+",
+                                                                     allowed)
+        rows.append(Home(name, int(rank), tuple(modules), "the above" in words,
+                         frozenset(word for word in words if word != "the above")))
+    known = {home.name: home for home in rows}
+    assert len(known) == len(rows), f"docs/architecture.md: a home is named twice: {known}"
+    for home in rows:
+        for other in home.names:
+            assert other in known, (f"docs/architecture.md: {home.name} may import {other!r}: "
+                                    "no such home")
+            assert known[other].rank <= home.rank, (f"docs/architecture.md: {home.name} may "
+                                                    f"import {other}, of a higher rank")
+    return tuple(rows)
+
+
+@cache
+def homes() -> tuple[Home, ...]:
+    return read_homes((REPO / "docs" / "architecture.md").read_text())
 
 
 def may_import(importer: Home, imported: Home) -> bool:
-    if importer == imported or imported.name in importer.also:
-        return True
-    if importer.may_import is not None:
-        return imported.name in importer.may_import
-    return imported.rank < importer.rank
+    return (importer == imported or imported.name in importer.names
+            or (importer.above and imported.rank < importer.rank))
 
 
 # Third-party private names that celltwin has to touch. Each entry: (module, name) -> why.
@@ -126,10 +139,13 @@ def source_modules() -> dict[str, Module]:
 
 
 def home_of(module: str) -> Home:
+    """The home owning ``module``: the longest name of the table that is it or, but for the
+    package root, a package above it (a new top-level module needs a row of its own)."""
     best, length = None, -1
-    for home in HOMES:
+    for home in homes():
         for prefix in home.modules:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > length:
+            covers = module == prefix or (prefix != PACKAGE and module.startswith(prefix + "."))
+            if covers and len(prefix) > length:
                 best, length = home, len(prefix)
     if best is None:
         raise AssertionError(f"{module} has no home in docs/architecture.md's table")
@@ -422,8 +438,9 @@ def test_the_tree_is_parsed_whole():
     assert len(modules) > 100, sorted(modules)
     assert len({(edge.source, edge.target) for edge in edges}) > 300
     assert sum(not edge.module_level and not edge.lazy for edge in edges) > 20
-    assert {"celltwin", "celltwin.core.errors", "celltwin.world", "celltwin.policies.deploy.adapter",
-            "celltwin.training.trainer", "celltwin.cli.main", "celltwin.assets"} <= set(modules)
+    assert {"celltwin", "celltwin.core.errors", "celltwin.world", "celltwin.cli.main",
+            "celltwin.policies.deploy.adapter", "celltwin.training.trainer",
+            "celltwin.assets"} <= set(modules)
     assert Import("celltwin.world", "celltwin.physics_io", _line_of("celltwin.world",
                   "from celltwin.physics_io import"), True) in edges
     assert any(edge.source == "celltwin.envs" and edge.target == "celltwin.envs.cell_env"
@@ -431,10 +448,40 @@ def test_the_tree_is_parsed_whole():
     owned = defaultdict(list)
     for name in modules:
         owned[home_of(name).name].append(name)
-    assert set(owned) == set(HOMES_BY_NAME), set(HOMES_BY_NAME) - set(owned)
-    for home in HOMES:
+    names = {home.name for home in homes()}
+    assert set(owned) == names, f"homes that own no module: {names - set(owned)}"
+    for home in homes():
         for prefix in home.modules:
             assert prefix in modules, f"docs/architecture.md's table names {prefix}: no such module"
+
+
+def test_the_table_of_homes_is_read_as_written():
+    """Sanity for read_homes: docs/architecture.md's table as this test reads it."""
+    by_name = {home.name: home for home in homes()}
+    assert len(by_name) >= 17 and [home.rank for home in homes()] == sorted(by_name[name].rank
+                                                                              for name in by_name)
+    assert by_name["core"] == Home("core", 0, ("celltwin.core",), False, frozenset())
+    assert by_name["spec"] == Home("spec", 2, ("celltwin.spec",), False,
+                                   frozenset({"core", "robots"}))
+    assert {"celltwin", "celltwin.world", "celltwin.physics_io"} <= set(by_name["world"].modules)
+    assert by_name["policies"].above and by_name["policies"].names == {"controller side"}
+    side = by_name["controller side"]
+    assert "celltwin.policies.deploy" in side.modules and not side.above
+    assert by_name["cli"].above and by_name["cli"].rank == max(by_name[n].rank for n in by_name)
+
+
+@pytest.mark.parametrize("row, message", [
+    ("| 1 | `celltwin.a` | x | core, nowhere |", "may import 'nowhere': no such home"),
+    ("| 0 | `celltwin.a` | x | b |", "may import b, of a higher rank"),
+    ("| 1 | `celltwin.b` | x | core |", "a home is named twice"),
+    ("| 1 | a and b | x | core |", "no module in the home cell"),
+])
+def test_a_table_that_says_what_the_test_cannot_hold_fails(row, message):
+    table = ("| rank | home | owns | may import |\n| --- | --- | --- | --- |\n"
+             "| 0 | `celltwin.core` | x | nothing of celltwin |\n"
+             f"| 1 | `celltwin.b` | x | the above |\n{row}\n")
+    with pytest.raises(AssertionError, match=message):
+        read_homes(table)
 
 
 def _line_of(module: str, text: str) -> int:
@@ -492,6 +539,21 @@ def test_imports_in_functions_keep_a_library_off_the_import_path():
                            + "\n  ".join(sorted(set(pointless))))
 
 
+def test_no_import_in_a_function_hides_a_cycle():
+    """Each function-level import could stand at the top without closing a cycle."""
+    modules = source_modules()
+    module_level = tuple(edge for edge in imports() if edge.module_level)
+    hiding = []
+    for edge in imports():
+        if edge.module_level or edge.lazy:
+            continue
+        for component in cycles(module_level + (replace(edge, module_level=True),)):
+            if edge.source in component and edge.target in component:
+                hiding.append(f"{edge.describe(modules)}: at the top it would close the cycle "
+                              + " <-> ".join(component))
+    assert not hiding, "function-level imports that hide a cycle:\n  " + "\n  ".join(hiding)
+
+
 CONTROLLER_LIBRARIES = frozenset({"numpy", "onnxruntime", "asyncua", "cryptography"})
 
 
@@ -499,7 +561,7 @@ def test_the_controller_side_loads_no_training_or_physics_library():
     """docs/architecture.md: the controller side runs with numpy, onnxruntime and asyncua."""
     wrong = []
     for name in source_modules():
-        if home_of(name).name in ("policies (controller side)", "controller", "observation") \
+        if home_of(name).name in ("controller side", "controller", "observation") \
                 or name == "celltwin.core.errors":
             extra = loaded_libraries(name) - CONTROLLER_LIBRARIES
             if extra:
