@@ -1,4 +1,5 @@
-"""A world's record of its physics parameters: what was applied, cheaply, and how to undo it.
+"""A world's record of its physics parameters: what was applied, cheaply, and how to undo it;
+and a :class:`Snapshot` of a world's state.
 
 Applying parameters happens on every randomized reset, so the record keeps what was applied
 since the last full :class:`PhysicsParams` as plain dicts and builds the full object only when
@@ -8,7 +9,10 @@ re-applies just those instead of every body and link of the cell.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from celltwin.physics import SECTIONS, PhysicsParams
+from celltwin.robots.actuation import ActuationState
 
 _ENTRY_TYPES = {section: PhysicsParams.model_fields[section].annotation.__args__[1]
                 for section in SECTIONS}
@@ -146,3 +150,14 @@ class PhysicsRecord:
         self._params = params
         self._pending_globals = {}
         self.substeps = params.substeps
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An in-memory copy of a world's state; restore with :meth:`celltwin.world.World.restore`."""
+
+    state_id: int
+    params: PhysicsParams
+    conveyor_speeds: tuple[float, ...]
+    actuation: tuple[ActuationState, ...]
+    """Per robot: motor targets and the set-points still on their way (latency)."""

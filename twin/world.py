@@ -14,44 +14,27 @@ original by a step now and then; measured, it saves nothing noticeable either.
 from __future__ import annotations
 
 import math
-
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection
+from typing import Collection
 
 import numpy as np
 
-from celltwin.robots import Robot, get_robot_model
-from celltwin.robots.actuation import ActuationState, MotorBatch
-from celltwin.robots.kinematics import yawed
 from celltwin import scene
-from celltwin.core.client import direct_client, gui_client
 from celltwin.conveyor import Conveyor
+from celltwin.core.client import direct_client, gui_client
 from celltwin.core.errors import Problem, WorldError, did_you_mean, one_of
 from celltwin.meshes import PreparedMesh, prepare_mesh
 from celltwin.parts import PartGeometry
 from celltwin.physics import PhysicsParams
 from celltwin.physics_io import IndexTables, apply_entries, apply_physics, as_entries, read_physics
-from celltwin.physics_state import PhysicsRecord
+from celltwin.physics_state import PhysicsRecord, Snapshot
+from celltwin.robots import Robot, get_robot_model
+from celltwin.robots.actuation import MotorBatch
+from celltwin.robots.kinematics import yawed
 from celltwin.spec import CellSpec, load_cell
 
-_BOUND = {"_step": "stepSimulation", "_set_filter": "setCollisionFilterGroupMask",
-          "_get_pose": "getBasePositionAndOrientation",
-          "_set_pose": "resetBasePositionAndOrientation", "_set_velocity": "resetBaseVelocity",
-          "_multiply": "multiplyTransforms", "_from_euler": "getQuaternionFromEuler"}
 _ORIGIN = (0.0, 0.0, 0.0)
 _IDENTITY = (0.0, 0.0, 0.0, 1.0)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """An in-memory copy of a world's state; restore with :meth:`World.restore`."""
-
-    state_id: int
-    params: PhysicsParams
-    conveyor_speeds: tuple[float, ...]
-    actuation: tuple[ActuationState, ...]
-    """Per robot: motor targets and the set-points still on their way (latency)."""
 
 
 class World:
@@ -66,15 +49,6 @@ class World:
 
     Use as a context manager, or call :meth:`close`, to free the pybullet client.
     """
-
-    # The client's hot functions, bound in __init__ from _BOUND (and unbound by close).
-    _step: Callable[[], None]
-    _set_filter: Callable
-    _get_pose: Callable
-    _set_pose: Callable
-    _set_velocity: Callable
-    _multiply: Callable
-    _from_euler: Callable
 
     def __init__(self, cell: CellSpec | str | Path, physics: PhysicsParams | None = None,
                  gui: bool = False, held_grippers: Collection[str] = ()):
@@ -114,15 +88,23 @@ class World:
         except BaseException:
             self.close()
             raise
-        # BulletClient builds a new partial on every attribute lookup: bind the hot ones once.
-        # Each binding holds this client's id, which pybullet hands to the next client after a
-        # disconnect, so close() replaces every one of them.
-        for attribute, method in _BOUND.items():
-            setattr(self, attribute, getattr(self.client, method))
+        self._bind(self.client)
         self._actuations = tuple(robot.actuation for robot in self.robots.values())
         self._moving_links = [(self.bodies[name], -1) for name in self.parts]
         self._moving_links += [(robot.body_id, link) for robot in self.robots.values()
                                for link in range(self.client.getNumJoints(robot.body_id))]
+
+    def _bind(self, client) -> None:
+        """Bind the client's hot functions once: BulletClient builds a partial per lookup.
+
+        Each binding holds the client's id, which pybullet hands to the next client after a
+        disconnect, so :meth:`close` binds them all to :class:`_ClosedClient`.
+        """
+        self._step, self._set_filter = client.stepSimulation, client.setCollisionFilterGroupMask
+        self._get_pose = client.getBasePositionAndOrientation
+        self._set_pose = client.resetBasePositionAndOrientation
+        self._set_velocity, self._multiply = client.resetBaseVelocity, client.multiplyTransforms
+        self._from_euler = client.getQuaternionFromEuler
 
     # ----------------------------------------------------------------------------- building
     def _build(self) -> None:
@@ -449,12 +431,7 @@ class World:
         """Disconnect the pybullet client; the world is unusable afterwards."""
         if getattr(self, "client", None) is not None and not self.client.closed:
             self.client.disconnect()
-            for attribute in _BOUND:  # bound to the old client id, which pybullet reuses
-                setattr(self, attribute, self._closed)
-
-    @staticmethod
-    def _closed(*_args) -> None:
-        raise WorldError(Problem("this world is closed", expected="a World that is still open"))
+            self._bind(_ClosedClient())
 
     @property
     def closed(self) -> bool:
@@ -466,3 +443,13 @@ class World:
     def __exit__(self, *exc) -> None:
         self.close()
 
+
+class _ClosedClient:
+    """What a closed world's hot functions are bound to: each raises :class:`WorldError`."""
+
+    def __getattr__(self, name: str):
+        return _closed
+
+
+def _closed(*_args) -> None:
+    raise WorldError(Problem("this world is closed", expected="a World that is still open"))
