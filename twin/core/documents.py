@@ -198,6 +198,14 @@ def read_document(path: Path, *, error: type[CelltwinError], what: str) -> str:
                             expected="a readable UTF-8 text file")) from None
 
 
+def open_document(source: str | Path, folder: str, *, error: type[CelltwinError],
+                  what: str) -> tuple[Path, str]:
+    """The path and text of a user's file or of a shipped document named by ``source``
+    (:func:`resolve_document`); every failure is one located problem raised as ``error``."""
+    path = resolve_document(source, folder, error=error, what=what)
+    return path, read_document(path, error=error, what=what)
+
+
 def parse_model(text: str, model: type[BaseModel], *, file: str | None,
                 error: type[CelltwinError]):
     """Validate a YAML document into ``model``, reporting every problem at once."""

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from celltwin.core.documents import (LineIndex, findings_to_problems, parse_yaml_document,
-                                     read_document, require_mapping, resolve_document,
-                                     shipped_names, unique_problems, validation_problems)
+from celltwin.core.documents import (LineIndex, findings_to_problems, open_document,
+                                     parse_yaml_document, require_mapping, shipped_names,
+                                     unique_problems, validation_problems)
 from celltwin.line.checks import line_findings
 from celltwin.line.spec import LineSpec, LineSpecError
 
@@ -58,5 +58,5 @@ def load_line(source: str | Path) -> LineSpec:
     Raises:
         LineSpecError: unknown name, unreadable file, bad YAML, or an invalid line.
     """
-    path = resolve_document(source, "lines", error=LineSpecError, what="line")
-    return parse_line(read_document(path, error=LineSpecError, what="line"), file=str(path))
+    path, text = open_document(source, "lines", error=LineSpecError, what="line")
+    return parse_line(text, file=str(path))

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from celltwin.core.documents import (parse_yaml_document, read_document, resolve_document,
-                                     shipped_names)
+from celltwin.core.documents import open_document, parse_yaml_document, shipped_names
 from celltwin.core.errors import CellSpecError
 from celltwin.spec.schema import CellSpec, validate_cell_data
 
@@ -38,6 +37,5 @@ def load_cell(source: str | Path) -> CellSpec:
     Raises:
         CellSpecError: unknown name, unreadable file, bad YAML, or an invalid cell.
     """
-    path = resolve_document(source, "cells", error=CellSpecError, what="cell")
-    text = read_document(path, error=CellSpecError, what="cell")
+    path, text = open_document(source, "cells", error=CellSpecError, what="cell")
     return parse_cell(text, file=str(path), base_dir=path.parent.resolve())
