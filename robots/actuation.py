@@ -82,13 +82,11 @@ class Actuation:
 
     @latency_steps.setter
     def latency_steps(self, value: int) -> None:
-        steps = int(value) if float(value).is_integer() else -1
-        if steps < 0:
-            raise RobotError(Problem(f"actuation latency of robot '{self.name}' is invalid",
-                                     value=value, expected="a whole number of control steps >= 0"))
         # A set-point already on its way keeps its due step; a shorter latency never lets a
         # later one overtake it (the queue delivers in order).
-        self._latency = steps
+        whole = float(value).is_integer() and value >= 0
+        self._latency = int(self._checked("actuation latency", value, whole,
+                                          "a whole number of control steps >= 0"))
 
     @property
     def joint_noise_std_rad(self) -> float:
@@ -98,10 +96,16 @@ class Actuation:
     @joint_noise_std_rad.setter
     def joint_noise_std_rad(self, value: float) -> None:
         noise = float(value)
-        if not 0.0 <= noise < math.inf:  # NaN fails both comparisons
-            raise RobotError(Problem(f"joint noise of robot '{self.name}' is invalid",
-                                     value=value, expected="a finite standard deviation >= 0 [rad]"))
-        self._noise = noise
+        finite = 0.0 <= noise < math.inf  # NaN fails both comparisons
+        self._noise = self._checked("joint noise", noise, finite,
+                                    "a finite standard deviation >= 0 [rad]")
+
+    def _checked(self, what: str, value, valid: bool, expected: str):
+        """``value`` if ``valid``, else the located error naming this robot and ``what``."""
+        if not valid:
+            raise RobotError(Problem(f"{what} of robot '{self.name}' is invalid", value=value,
+                                     expected=expected))
+        return value
 
     # --- commands ---------------------------------------------------------------------------
 

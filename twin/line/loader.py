@@ -41,15 +41,15 @@ def validate_line_data(data: Any, *, file: str | None = None,
     return spec
 
 
+def shipped_line_names() -> list[str]:
+    """Names of the example lines celltwin ships (``two_station``, ...)."""
+    return shipped_names("lines")
+
+
 def parse_line(text: str, *, file: str | None = None) -> LineSpec:
     """Parse a line from YAML text; ``file`` names it in problem reports."""
     data, lines = parse_yaml_document(text, file=file, error=LineSpecError)
     return validate_line_data(data, file=file, lines=lines)
-
-
-def shipped_line_names() -> list[str]:
-    """Names of the example lines celltwin ships (``two_station``, ...)."""
-    return shipped_names("lines")
 
 
 def load_line(source: str | Path) -> LineSpec:
