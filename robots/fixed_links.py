@@ -93,7 +93,9 @@ def merge_fixed_links(name: str, urdf: Path,
         name: robot model name; the first part of the cached file's name.
         urdf: the description to merge.
         simulated_inertials: returns the mass properties pybullet simulates for each link of
-            ``urdf`` by link name; only called when the merged file is not cached yet.
+            ``urdf`` by link name (celltwin's robots use
+            :func:`celltwin.robots.registry.simulated_inertials`); only called when the merged
+            file is not cached yet.
         salt: anything else the result depends on (the pybullet version), for the cache key.
 
     Raises:

@@ -99,11 +99,11 @@ def _urdf_path(model: RobotModel) -> Path:
 
 @cache
 def _merged_urdf(model: RobotModel) -> MergedUrdf:
-    return merge_fixed_links(model.name, _urdf_path(model), _simulated_inertials,
+    return merge_fixed_links(model.name, _urdf_path(model), simulated_inertials,
                              salt=f"pybullet {metadata.version('pybullet')}")
 
 
-def _simulated_inertials(urdf: Path) -> dict[str, LinkInertial]:
+def simulated_inertials(urdf: Path) -> dict[str, LinkInertial]:
     """Return the mass properties pybullet simulates for each link of ``urdf``.
 
     Loaded without ``URDF_USE_INERTIA_FROM_FILE``, as celltwin always simulated its robots

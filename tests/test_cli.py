@@ -1,4 +1,8 @@
-"""The `celltwin` console script, run as a user runs it: exit codes and one line per problem."""
+"""The `celltwin` command: exit codes and one line per problem.
+
+Commands run in this process (the ``cli`` fixture calls ``celltwin.cli.main.main``); the first
+test runs the installed console script, as a user does.
+"""
 
 from __future__ import annotations
 
@@ -32,19 +36,20 @@ parts:
 """
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([CELLTWIN, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
-
-
-def test_help_lists_commands():
-    result = run("--help")
+def test_console_script_runs_and_reports_errors_without_a_traceback(tmp_path):
+    # The installed entry point, in a real process: what a user's shell sees.
+    result = subprocess.run([CELLTWIN, "--help"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0
     for command in ("demo", "cell"):
         assert command in result.stdout
+    result = subprocess.run([CELLTWIN, "cell", "check", str(tmp_path / "nope.yaml")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
 
 
-def test_cell_check_valid_cell_exits_0(tmp_path):
-    result = run("cell", "check", "pick_station", "--json", str(tmp_path / "report.json"))
+def test_cell_check_valid_cell_exits_0(cli, tmp_path):
+    result = cli("cell", "check", "pick_station", "--json", str(tmp_path / "report.json"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reachable" in result.stdout and "interpenetrations: none" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
@@ -52,12 +57,11 @@ def test_cell_check_valid_cell_exits_0(tmp_path):
     assert {r["target"] for r in report["reach"]} == {"pick_bin", "pick_belt_end", "place_tray"}
 
 
-def test_cell_check_broken_cell_lists_every_fault_and_exits_2(tmp_path):
+def test_cell_check_broken_cell_lists_every_fault_and_exits_2(cli, tmp_path):
     cell = tmp_path / "broken.yaml"
     cell.write_text(BROKEN_CELL)
-    result = run("cell", "check", str(cell))
+    result = cli("cell", "check", cell)
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     for path in ("robots[0].model", "robots[0].control", "equipment[0].size_m[2]", "parts[0].spawn"):
         assert any(path in line for line in lines), (path, lines)
@@ -65,35 +69,36 @@ def test_cell_check_broken_cell_lists_every_fault_and_exits_2(tmp_path):
     assert "did you mean 'panda'" in result.stderr
 
 
-def test_missing_cell_file_exits_2(tmp_path):
-    result = run("cell", "check", str(tmp_path / "nope.yaml"))
+def test_missing_cell_file_exits_2(cli, tmp_path):
+    result = cli("cell", "check", tmp_path / "nope.yaml")
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
 
 
-def test_bad_physics_override_exits_2(tmp_path):
+def test_bad_physics_override_exits_2(cli, tmp_path):
     physics = tmp_path / "physics.yaml"
     physics.write_text("bodies:\n  prat: {mass_kg: 1.0}\n")
-    result = run("cell", "check", "pick_station", "--physics", str(physics))
+    result = cli("cell", "check", "pick_station", "--physics", physics)
     assert result.returncode == 2
     assert "bodies.prat" in result.stderr and "did you mean 'part'" in result.stderr
 
 
-def test_unknown_robot_swap_exits_2():
-    result = run("cell", "check", "pick_station", "--robot", "ur5")
+def test_unknown_robot_swap_exits_2(cli):
+    result = cli("cell", "check", "pick_station", "--robot", "ur5")
     assert result.returncode == 2 and "unknown robot model 'ur5'" in result.stderr
 
 
-def test_usage_error_exits_2():
-    assert run("cell", "check").returncode == 2
-    assert run("no-such-command").returncode == 2
+def test_usage_error_exits_2(cli):
+    assert cli("cell", "check").returncode == 2
+    assert cli("no-such-command").returncode == 2
+    assert cli().returncode == 2   # no command: the help, and a usage exit
 
 
-def test_render_writes_two_views(tmp_path):
+def test_render_writes_two_views(cli, tmp_path):
     from PIL import Image
 
     out = tmp_path / "cell.png"
-    result = run("cell", "render", "two_arm_line", "-o", str(out), "--width", "160", "--height", "120")
+    result = cli("cell", "render", "two_arm_line", "-o", out, "--width", "160", "--height", "120")
     assert result.returncode == 0, result.stderr
     image = Image.open(out)
     assert image.size == (320, 120)
@@ -103,8 +108,9 @@ def test_render_writes_two_views(tmp_path):
     assert len(colours) > 20  # a real picture, not a blank frame
 
 
-def test_demo_places_the_part(tmp_path):
-    result = run("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
+def test_demo_places_the_part(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("demo", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["success"] is True
@@ -114,6 +120,6 @@ def test_demo_places_the_part(tmp_path):
 
 
 @pytest.mark.parametrize("robot", ["kuka_iiwa", "xarm6"])
-def test_demo_runs_with_other_robots(tmp_path, robot):
-    result = run("demo", "--robot", robot, "--out", str(tmp_path / robot))
+def test_demo_runs_with_other_robots(cli, tmp_path, robot):
+    result = cli("demo", "--robot", robot, "--out", tmp_path / robot)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,6 +19,9 @@ from celltwin.training.trainer import train
 from celltwin.serve.opcua_server import ServerSecurity, ServerThread
 from celltwin.serve.virtual_controller import VirtualController
 
+# Every test here uses a policy trained to reach (~30 s on 2 cores) and measures its success.
+pytestmark = pytest.mark.slow
+
 EPISODES = 12
 
 

@@ -125,12 +125,14 @@ def _expert_successes(env, episodes: int = 50) -> int:
     return successes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_scripted_expert_succeeds_95_percent(task):
     successes = _expert_successes(make(task))
     assert successes >= 48, f"{task}: expert succeeded in {successes}/50"
 
 
+@pytest.mark.slow
 def test_conveyor_expert_keeps_up_with_the_randomized_twin():
     # The demonstrations and DAgger labels of the ConveyorPick preset come from the
     # `standard`-randomized twin: latency, sensor bias and noise, belt speed, part size.
@@ -172,6 +174,7 @@ def test_reset_judges_success_on_the_observation_as_step_and_her_do():
     env.close()
 
 
+@pytest.mark.slow
 def test_sac_her_trains_on_the_env():
     from stable_baselines3 import SAC, HerReplayBuffer
 

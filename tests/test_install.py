@@ -73,11 +73,12 @@ def test_the_wheel_installs_one_import_name_and_the_command(wheel):
     assert "celltwin/training/presets/reach.yaml" in names
 
 
+@pytest.mark.slow
 def test_a_user_project_with_its_own_twin_robots_policies_training_trains_reach(wheel, tmp_path):
     """A fresh venv holding only the wheel (its dependencies seen through a .pth file), and a
     project whose own packages carry the names celltwin 0.1 used to install."""
     venv = tmp_path / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
                    timeout=120)
     python = venv / "bin" / "python"
     purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -107,7 +108,8 @@ def test_a_user_project_with_its_own_twin_robots_policies_training_trains_reach(
             "vec_env": "dummy", "rollout_workers": 1, "device": "cpu",
             "hyperparameters": {"learning_starts": 60, "batch_size": 16, "buffer_size": 200,
                                 "policy_kwargs": {"net_arch": [16, 16]}},
-            "eval": {"every_steps": 120, "episodes": 1}, "checkpoint_every_steps": 120})
+            "eval": {"every_steps": 120, "episodes": 1, "final_episodes": 1},
+            "checkpoint_every_steps": 120})
         summary = train(config, "run", log=lambda *a, **k: None)
         for module in (twin, robots, policies, training):
             assert module.OWNER.startswith("user project"), module

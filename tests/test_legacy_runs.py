@@ -34,6 +34,7 @@ def test_the_fixtures_are_of_the_old_layout():
         assert b"training.features" in archive.read("data")
 
 
+@pytest.mark.slow
 def test_a_legacy_run_resumes(legacy_run):
     summary = resume(legacy_run, steps=600, log=lambda *a, **k: None)
     assert summary["steps"] == 600

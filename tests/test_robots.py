@@ -166,11 +166,26 @@ def test_physics_parameters_can_be_set(client):
     assert np.abs(robot.joint_positions() - np.array(robot.model.home)).max() > 0.01
 
 
+class _MotorCallCounter:
+    """A physics client that records which joints each motor-array command addressed."""
+
+    def __init__(self, client):
+        self.client = client
+        self.sends = []
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def setJointMotorControlArray(self, body, joints, *args, **kwargs):
+        self.sends.append(list(joints))
+        return self.client.setJointMotorControlArray(body, joints, *args, **kwargs)
+
+
 def test_motor_batch_sends_once_and_the_new_limits_act(client):
-    robot = Robot(client, get_robot_model("panda"), "robot")
-    sends = []
-    inner = robot._set_motors
-    robot._set_motors = lambda *args, **kwargs: (sends.append(args[1]), inner(*args, **kwargs))
+    counter = _MotorCallCounter(client)
+    robot = Robot(counter, get_robot_model("panda"), "robot")
+    sends = counter.sends
+    sends.clear()   # what building the robot sent
     with robot.motor_batch():
         robot.restore_motor_targets(robot.motor_targets())
         robot.position_gain, robot.gripper_force_n = 0.2, 10.0
@@ -490,7 +505,7 @@ def test_fixed_links_merge_only_into_links_with_the_same_contact(tmp_path, monke
     monkeypatch.setenv("CELLTWIN_CACHE", str(tmp_path / "cache"))
     from celltwin.robots.fixed_links import merge_fixed_links
     from celltwin.robots.held_gripper import hold_gripper_closed
-    from celltwin.robots.registry import _simulated_inertials as inertials
+    from celltwin.robots.registry import simulated_inertials as inertials
 
     source = tmp_path / "toy.urdf"
     source.write_text(_TOY_HAND)

@@ -3,6 +3,11 @@ policy snapshots and errors that come back typed."""
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
+import signal
+import threading
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,6 +16,11 @@ import celltwin.envs  # noqa: F401  (registers the envs)
 from celltwin.training.config import resolve_config
 from celltwin.training.rollouts import EnvSet, PolicySnapshot, Rollouts
 from celltwin.core.errors import CelltwinError
+
+
+def _new_children(before: set) -> list:
+    """This process's child processes started since ``before`` (the pool's workers)."""
+    return [child for child in multiprocessing.active_children() if child not in before]
 
 
 def _same(a, b) -> bool:
@@ -22,10 +32,12 @@ def test_workers_run_the_episodes_one_process_runs_and_draws_repeat():
     config = resolve_config(task="PickPlace", overrides={"randomization": "standard"})
     draws = EnvSet("standard", 3, seed=40)
     seeds = [7, 7, 7, 7, 8]   # episodes 0 and 3 run on draw 0, 1 and 4 on draw 1
+    before = set(multiprocessing.active_children())
     with Rollouts(config, workers=1) as local:
         here = local.run(draws, "expert", seeds)
+        assert not _new_children(before)   # one worker: this process runs the episodes
     with Rollouts(config, workers=2) as pool:
-        assert len(pool._processes) == 2
+        assert len(_new_children(before)) == 2
         there = pool.run(draws, "expert", seeds)
         assert all(_same(a, b) for a, b in zip(here, there))
         # The same seed on another draw (another part, other masses) is another episode;
@@ -55,7 +67,8 @@ def test_snapshots_of_tqc_and_of_ppo_with_normalization_act_as_their_models():
               batch_size=16)
     tqc_snapshot = PolicySnapshot(tqc)
     ppo_snapshot = PolicySnapshot(ppo, normalizer, flat=True)
-    assert len(tqc_snapshot._bytes) < len(_policy_bytes(tqc)) / 2   # the actor, not the critics
+    # What goes to the workers is the actor, not the critics.
+    assert len(pickle.dumps(tqc_snapshot)) < len(_policy_bytes(tqc)) / 2
     for seed in range(3):
         observation, _ = env.reset(seed=seed)
         assert np.array_equal(tqc_snapshot(observation), tqc.predict(observation, deterministic=True)[0])
@@ -108,32 +121,40 @@ def test_policy_snapshot_acts_as_the_model_and_evaluation_matches_run_episodes()
 
 def test_a_worker_error_comes_back_typed_and_the_pool_stays_usable():
     config = resolve_config(task="Reach")
+    before = set(multiprocessing.active_children())
     with Rollouts(config, workers=2) as pool:
         with pytest.raises(CelltwinError, match="no_such_preset"):
             pool.run(EnvSet("no_such_preset", 2, 0), "expert", [1, 2])
         assert len(pool.run(EnvSet(None, 1, 0), "expert", [1, 2, 3])) == 3
-        processes = list(pool._processes)
-    assert not any(process.is_alive() for process in processes)
+        workers = _new_children(before)
+    assert len(workers) == 2 and not any(worker.is_alive() for worker in workers)
 
 
 def test_a_dead_worker_is_a_clear_error():
     from celltwin.training.errors import TrainingError
 
     config = resolve_config(task="Reach")
+    before = set(multiprocessing.active_children())
     with Rollouts(config, workers=2) as pool:
-        pool._processes[1].kill()
-        with pytest.raises(TrainingError, match="rollout worker 1 died"):
+        _new_children(before)[0].kill()
+        with pytest.raises(TrainingError, match=r"rollout worker \d died \(exit code -9\)"):
             pool.run(EnvSet(None, 1, 0), "expert", [1, 2])
 
 
-def test_closing_stops_a_worker_in_the_middle_of_a_batch():
+def test_ctrl_c_stops_the_workers_in_the_middle_of_a_batch():
     config = resolve_config(task="Reach")
-    pool = Rollouts(config, workers=2)
-    pool.run(EnvSet(None, 1, 0), "expert", [1, 2])   # envs built, workers ready
-    # A batch of ~100 s whose reply nobody reads (as when Ctrl-C interrupts the parent).
-    pool._connections[0].send(("run", (EnvSet(None, 1, 0), "expert", list(enumerate(range(2000))),
-                                       None)))
-    process = pool._processes[0]
-    pool.close()
-    # It stopped between two episodes and exited by itself (terminate() would give -15).
-    assert process.exitcode == 0
+    before = set(multiprocessing.active_children())
+    with Rollouts(config, workers=2) as pool:
+        pool.run(EnvSet(None, 1, 0), "expert", [1, 2])   # envs built, workers ready
+        workers = _new_children(before)
+        # Ctrl-C while this process waits for a batch of ~100 s whose replies nobody will read.
+        ctrl_c = threading.Timer(1.0, signal.pthread_kill,
+                                 (threading.main_thread().ident, signal.SIGINT))
+        ctrl_c.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                pool.run(EnvSet(None, 1, 0), "expert", range(2000))
+        finally:
+            ctrl_c.cancel()
+    # Each stopped between two episodes and exited by itself (terminate() would give -15).
+    assert [worker.exitcode for worker in workers] == [0, 0]

@@ -58,12 +58,20 @@ class DemoConfig(BaseModel):
 
 
 class EvalConfig(BaseModel):
-    """Periodic evaluation on the nominal and the randomized twin."""
+    """Evaluation on the nominal and the randomized twin: periodic, and once when training ends.
+
+    Attributes:
+        every_steps: env steps between periodic evaluations.
+        episodes: episodes per twin at each periodic evaluation.
+        target_success: stop early once the randomized twin's success reaches it.
+        final_episodes: episodes per twin in the final evaluation (``summary.json``).
+    """
 
     model_config = _CONFIG
     every_steps: int = Field(5000, ge=1)
     episodes: int = Field(20, ge=1)
-    target_success: float | None = Field(None, ge=0, le=1)  # stop early once reached (randomized)
+    target_success: float | None = Field(None, ge=0, le=1)
+    final_episodes: int = Field(50, ge=1)
 
 
 class TrainConfig(BaseModel):

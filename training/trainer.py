@@ -26,8 +26,6 @@ from celltwin.training.run_dir import RunDir
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import Problem
 
-FINAL_EVAL_EPISODES = 50
-
 
 def train(config: TrainConfig, out: str | Path, *, progress_bar: bool = False, log=print) -> dict:
     """Start a new run in ``out`` (which must not hold a run already)."""
@@ -263,12 +261,12 @@ def _finish(run: RunDir, config, model, evaluator, callback, train_wall: float,
                             "wall_s": round(train_wall, 3), "written_at": _now()})
     if not (run.checkpoints_dir / f"step_{int(model.num_timesteps):09d}").is_dir():
         _write_checkpoint(run, model, int(model.num_timesteps), train_wall, config.adr)
-    evaluator.episodes = FINAL_EVAL_EPISODES
+    evaluator.episodes = config.eval.final_episodes
     row = evaluator(model, normalizer)
     summary = {"task": config.task, "algo": config.algo, "seed": config.seed,
                "randomization": config.randomization, "steps": int(model.num_timesteps),
                "train_wall_s": round(train_wall, 2), "stopped_early": callback.stopped_early,
-               "eval_episodes": FINAL_EVAL_EPISODES, **row, "demonstrations": demo_record,
+               "eval_episodes": config.eval.final_episodes, **row, "demonstrations": demo_record,
                "finished_at": _now()}
     atomic_write_text(run.summary_path, json.dumps(summary, indent=2))
     plot_curve(MetricsLog(run.metrics_path).rows(), run.curve_path, f"{config.task} ({config.algo})")
