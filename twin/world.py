@@ -168,11 +168,7 @@ class World:
     # ----------------------------------------------------------------------------- names
     def body(self, name: str) -> int:
         """Return the pybullet id of the body called ``name``."""
-        try:
-            return self.bodies[name]
-        except KeyError:
-            raise WorldError(Problem(f"no body named '{name}'{did_you_mean(name, self.bodies)}",
-                                     value=name, expected=one_of(self.bodies))) from None
+        return _named(self.bodies, name, "body")
 
     def robot(self, name: str | None = None) -> Robot:
         """Return the robot called ``name`` (the only one when ``name`` is omitted)."""
@@ -181,11 +177,7 @@ class World:
                 raise WorldError(Problem("this cell has several robots; name one",
                                          expected=one_of(self.robots)))
             return next(iter(self.robots.values()))
-        try:
-            return self.robots[name]
-        except KeyError:
-            raise WorldError(Problem(f"no robot named '{name}'{did_you_mean(name, self.robots)}",
-                                     value=name, expected=one_of(self.robots))) from None
+        return _named(self.robots, name, "robot")
 
     def link_index(self, body: str, link: str) -> int:
         """Return the index of link ``link`` of body ``body`` (-1 for the base)."""
@@ -202,11 +194,8 @@ class World:
         return names[link]
 
     def pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return the base position [m] and orientation (xyzw) of body ``name``.
-
-        pybullet's base position is the centre of mass; for a part whose centre of mass was
-        moved, :meth:`part_pose` gives the part's centre.
-        """
+        """Return the base position [m] and orientation (xyzw) of body ``name``: pybullet's base
+        position, the centre of mass (for a part's centre, see :meth:`part_pose`)."""
         position, orientation = self.client.getBasePositionAndOrientation(self.body(name))
         return np.asarray(position), np.asarray(orientation)
 
@@ -252,8 +241,7 @@ class World:
         ``yaw_rad`` about the world z axis through its origin."""
         body = self.body(name)
         position, orientation = self._get_pose(body)  # bound once: randomized resets are hot
-        if yaw_rad:
-            orientation = yawed(yaw_rad, orientation)
+        orientation = yawed(yaw_rad, orientation) if yaw_rad else orientation
         self._set_pose(body, (position[0] + dx, position[1] + dy, position[2]), orientation)
 
     def place_part(self, name: str, position, yaw_rad: float) -> np.ndarray:
@@ -288,11 +276,8 @@ class World:
         the simulation, which a rebuild changes, so restoring a snapshot taken before would put
         states on the wrong bodies. Take a new snapshot afterwards.
         """
-        if name not in self._part_specs:
-            raise WorldError(Problem(f"no part named '{name}'{did_you_mean(name, self.parts)}",
-                                     value=name, expected=one_of(self.parts)))
+        spec = _named(self._part_specs, name, "part")
         client = self.client
-        spec = self._part_specs[name]
         try:
             geometry = PartGeometry.of(spec).variant(shape, size_scale, com_m)
         except ValueError as error:
@@ -442,6 +427,15 @@ class World:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _named(table: dict, name: str, what: str):
+    """``table[name]``; an unknown name is a WorldError with the names there are."""
+    try:
+        return table[name]
+    except KeyError:
+        raise WorldError(Problem(f"no {what} named '{name}'{did_you_mean(name, table)}",
+                                 value=name, expected=one_of(table))) from None
 
 
 class _ClosedClient:
