@@ -51,7 +51,7 @@ PEER_IDS = {"Reach": "PandaReach-v3", "PickPlace": "PandaPickAndPlace-v3",
 EVAL_EVERY = {"Reach": 2000, "PickPlace": 2500, "ConveyorPick": 3000, "PickPlaceRL": 10000}
 HERE = Path(__file__).resolve().parent
 # PickPlace from RL alone: rl-baselines3-zoo's TQC + HER settings for PandaPickAndPlace
-# (PEERS.md), one env per core; ``gradient_steps: -1`` makes one gradient step per transition
+# (hyperparams/tqc.yml there), one env per core; ``gradient_steps: -1`` makes one gradient step per transition
 # collected, whatever the number of envs (SB3's default would make one per vec-env step).
 # celltwin's policies also see the goal-to-part and part-to-TCP differences
 # (training/features.py), part of what celltwin gives its users; the peer's are SB3's own.
