@@ -20,7 +20,7 @@ from typing import Mapping
 
 from celltwin.policies.errors import BundleError
 from celltwin.policies.manifest import (MANIFEST_FILE, SCHEMA_VERSION, manifest_digest,
-                               validate_manifest)
+                                        validate_manifest)
 from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
 from celltwin.core.errors import Problem
 

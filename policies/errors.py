@@ -1,4 +1,5 @@
-"""Errors of the policies package: bundles, the deployment adapter and controller transports.
+"""Errors of the policies package: bundles and the deployment adapter
+(a controller's own errors are :class:`celltwin.controller.errors.ControllerError`).
 
 Light on purpose (no torch, pybullet or SB3): the deployment adapter raises these on a
 controller PC.

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import io
-import json
 import logging
 import math
 import os
@@ -415,8 +414,3 @@ def _torchscript_diff(script_bytes: bytes, observations: np.ndarray, reference: 
         with torch.no_grad():
             out = loaded(torch.as_tensor(observations)).numpy().astype(np.float64)
     return float(np.max(np.abs(out - reference) / unit_scale))
-
-
-def manifest_json(manifest: dict) -> str:
-    """The manifest as the bundle stores it (for printing)."""
-    return json.dumps(manifest, indent=2)

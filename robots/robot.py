@@ -393,12 +393,6 @@ class Robot:
         """Return the arm and finger targets the motors hold now (after latency)."""
         return tuple(self.actuation.arm_target), tuple(self.actuation.finger_target)
 
-    def restore_motor_targets(self, targets: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
-        """Re-send targets from :meth:`motor_targets`; a pybullet snapshot does not hold them."""
-        self.actuation.arm_target = list(targets[0])
-        self.actuation.finger_target = list(targets[1])
-        self.actuation.resend()
-
     def _clipped(self, q: np.ndarray) -> list[float]:
         return np.clip(q, self.arm_lower, self.arm_upper).tolist()
 

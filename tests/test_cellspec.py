@@ -11,10 +11,10 @@ from scipy.spatial.transform import Rotation
 
 from celltwin.robots.registry import get_robot_model, robot_model_names
 from celltwin.core.errors import CellSpecError
-from celltwin.spec import (BinSpec, BoxEquipment, BoxPart, CellSpec, ConveyorSpec, CylinderEquipment,
-                       CylinderPart, MeshEquipment, PhysicsSection, Pose, RobotSpec,
-                       SpawnRegionSpec, SpherePart, TargetSpec, load_cell, parse_cell,
-                       shipped_cell_names)
+from celltwin.spec import (BinSpec, BoxEquipment, BoxPart, CellSpec, ConveyorSpec,
+                           CylinderEquipment, CylinderPart, MeshEquipment, PhysicsSection, Pose,
+                           RobotSpec, SpawnRegionSpec, SpherePart, TargetSpec, load_cell,
+                           parse_cell, shipped_cell_names)
 from celltwin.core.documents import parse_yaml_document, validation_problems
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ import pytest
 from pybullet_utils.bullet_client import BulletClient
 
 from celltwin.robots import Robot, RobotError, get_robot_model, robot_model_names
-from celltwin.robots.controllers import (EEDeltaController, JointDeltaController, JointPositionController,
-                                controller_modes, make_controller)
+from celltwin.robots.controllers import (EEDeltaController, JointDeltaController,
+                                         JointPositionController, controller_modes, make_controller)
 
 MODELS = robot_model_names()
 TIMESTEP_S = 1.0 / 500.0

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import celltwin.envs  # noqa: F401  (registers the envs)
-from celltwin.training.features import StandardizedCombinedExtractor, standardize_from, term_differences
+from celltwin.training.features import (StandardizedCombinedExtractor, standardize_from,
+                                        term_differences)
 
 
 def _env(task: str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def legacy_run(request, tmp_path) -> Path:
 def test_the_fixtures_are_of_the_old_layout():
     with zipfile.ZipFile(LEGACY / RUNS[0] / "final" / "model.zip") as archive:
         assert b"training.features" in archive.read("data")
+
+
+def test_a_legacy_model_loads_celltwins_classes(legacy_run):
+    # The old names are mapped, not found: a ``training`` package that happens to be importable
+    # (the source tree on sys.path, or a user's own) is never what the model gets.
+    policy = load_trained(legacy_run).model.policy
+    extractor = type(policy.actor.features_extractor)
+    assert extractor.__module__ == "celltwin.training.features"
+    assert "training" not in sys.modules
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from celltwin.policies.kinematics import KinematicChain, matrix_to_quat, quat_to_matrix, rotation_vector
+from celltwin.policies.kinematics import (KinematicChain, matrix_to_quat, quat_to_matrix,
+                                          rotation_vector)
 from celltwin.policies.robot_description import describe_robot
 from celltwin.robots.kinematics import Kinematics
 from celltwin.robots.registry import get_robot_model, robot_model_names

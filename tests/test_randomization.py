@@ -9,7 +9,7 @@ import pytest
 import celltwin.envs  # noqa: F401
 from celltwin.core.resources import asset_path
 from celltwin.randomization import (ADR, ADRSettings, RandomizationConfig, RandomizationError,
-                                preset_names)
+                                    preset_names)
 
 
 def make(task="PickPlace", **kwargs):

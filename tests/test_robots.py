@@ -187,7 +187,7 @@ def test_motor_batch_sends_once_and_the_new_limits_act(client):
     sends = counter.sends
     sends.clear()   # what building the robot sent
     with robot.motor_batch():
-        robot.restore_motor_targets(robot.motor_targets())
+        robot.actuation.resend()
         robot.position_gain, robot.gripper_force_n = 0.2, 10.0
         robot.arm_force_limits = np.zeros(7)
         assert sends == []  # nothing is sent while the batch is open

@@ -24,11 +24,10 @@ from celltwin.training.errors import TrainingError
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 PRESETS_DIR = Path(__file__).parent / "presets"
-ALGORITHMS = ("sac", "tqc", "ppo")
 
 
 class EnvConfig(BaseModel):
-    """The env trained on: ``gym.make(f"celltwin/{task}-v0", **env)``."""
+    """The env trained on: ``gym.make(TASKS[task].env_id, **env)``."""
 
     model_config = _CONFIG
     cell: str | None = None
@@ -136,10 +135,6 @@ class TrainConfig(BaseModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
-
-def preset_names() -> list[str]:
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
 
 
 def _read(path: Path) -> tuple[dict, Any, str]:

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from celltwin import __version__
-from celltwin.training.algorithms import (env_count, load_model, make_model, make_vec_env, probe_env,
-                                 resolve_device, wrap_normalization)
+from celltwin.training.algorithms import (env_count, load_model, make_model, make_vec_env,
+                                          probe_env, resolve_device, wrap_normalization)
 from celltwin.training.callbacks import Evaluator, RunCallback
 from celltwin.training.config import TrainConfig
 from celltwin.training.demos import (AnchorCallback, BehaviourCloner, collect_into, demo_env_set,

@@ -28,4 +28,4 @@ __all__ = sorted(_LAZY) + ["__version__"]
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'twin' has no attribute '{name}'")
+    raise AttributeError(f"module 'celltwin' has no attribute '{name}'")

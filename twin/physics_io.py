@@ -11,7 +11,7 @@ from typing import Any, Callable, Protocol
 
 from celltwin.core.errors import PhysicsParamsError, Problem, did_you_mean
 from celltwin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
-                          RobotActuation)
+                              RobotActuation)
 
 # getDynamicsInfo tuple positions
 _MASS, _LATERAL, _RESTITUTION, _ROLLING, _SPINNING = 0, 1, 5, 6, 7
@@ -181,7 +181,7 @@ def apply_entries(world: PhysicsHost, globals_: dict, sections: dict) -> None:
         for robot in world.robots.values():
             # pybullet turns a motor's force limit into an impulse limit with the timestep in
             # force when the command is sent; commands sent before the change must be re-sent.
-            robot.restore_motor_targets(robot.motor_targets())
+            robot.actuation.resend()
     if "solver_iterations" in globals_:
         client.setPhysicsEngineParameter(numSolverIterations=globals_["solver_iterations"])
     if "gravity_mps2" in globals_:

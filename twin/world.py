@@ -95,7 +95,7 @@ class World:
                                for link in range(self.client.getNumJoints(robot.body_id))]
 
     def _bind(self, client) -> None:
-        """Bind the client's hot functions once: BulletClient builds a partial per lookup.
+        """Bind the client's hot functions once, as attributes (no lookup on the hot path).
 
         Each binding holds the client's id, which pybullet hands to the next client after a
         disconnect, so :meth:`close` binds them all to :class:`_ClosedClient`.

@@ -106,7 +106,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, parts: int) -> None:
 
 
 def _options(args):
-    from celltwin.layout.runner import RunOptions
+    from celltwin.layout.records import RunOptions
 
     return RunOptions(parts=args.parts, max_sim_s=args.max_sim_s, spacing_m=args.spacing_m,
                       arrival_interval_s=args.arrival_interval_s, pick=args.pick,

@@ -55,11 +55,6 @@ class CachedBulletClient(BulletClient):
         return attribute
 
     @property
-    def client_id(self) -> int:
-        """pybullet's id of this client (``physicsClientId``); -1 once disconnected."""
-        return self._client
-
-    @property
     def closed(self) -> bool:
         """Whether this client was disconnected."""
         return self._client < 0

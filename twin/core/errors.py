@@ -13,8 +13,6 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-_MISSING = object()
-
 
 @dataclass(frozen=True)
 class Problem:

@@ -8,7 +8,8 @@ Episodes and their end:
     * ``reset`` restores the snapshot taken right after the world was built (bit-exact), then
       the task places its object and draws a goal from ``self.np_random``. The same seed and the
       same actions therefore give identical observations. The robot's joint-sensor noise
-      (``robots.<name>.joint_noise_std_rad``) draws from ``self.np_random`` too.
+      (``robots.<name>.joint_noise_std_rad``, on measured joints: what the joint controllers
+      start from) draws from ``self.np_random`` too.
     * Actuation latency (``robots.<name>.latency_steps``) is the robot's: the controller's
       set-points reach the motors that many steps later (:mod:`celltwin.robots.actuation`).
     * ``terminated`` is True when the task succeeds (goal reached), as in panda-gym v3.

@@ -18,7 +18,8 @@ from celltwin.layout.compare import run_compare
 from celltwin.layout.jobs import Job, LayoutError, find_jobs
 from celltwin.layout.kpis import kpis
 from celltwin.layout.params import SweepParam, parse_param, with_values
-from celltwin.layout.runner import RunOptions, RunResult, run_layout
+from celltwin.layout.records import RunOptions, RunResult
+from celltwin.layout.runner import run_layout
 from celltwin.layout.sweep import run_sweep
 
 __all__ = ["Job", "LayoutError", "LayoutReport", "RunOptions", "RunResult", "SweepParam",

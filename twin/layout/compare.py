@@ -24,7 +24,8 @@ from celltwin.layout.jobs import find_jobs
 from celltwin.check import target_pose
 from celltwin.layout.kpis import kpis
 from celltwin.layout.report import write_run
-from celltwin.layout.runner import PHASES, RunOptions, RunResult, run_layout
+from celltwin.layout.records import PHASES, RunOptions, RunResult
+from celltwin.layout.runner import run_layout
 from celltwin.spec import CellSpec
 from celltwin.world import World
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from celltwin.layout.runner import PHASES, RunResult
+from celltwin.layout.records import PHASES, RunResult
 
 
 def summary_stats(values: list[float]) -> dict[str, float | int | None]:

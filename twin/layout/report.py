@@ -9,7 +9,7 @@ from pathlib import Path
 
 from celltwin.core.atomic import atomic_write_text
 from celltwin.layout.kpis import kpis as compute_kpis
-from celltwin.layout.runner import PHASES, RunResult
+from celltwin.layout.records import PHASES, RunResult
 
 PART_COLUMNS = ("part", "feed", "robot", "outcome", "arrived_s", "ready_s", "start_s", "done_s",
                 "wait_s", "cycle_time_s", "lead_time_s", "place_error_m", "retries", "collisions",

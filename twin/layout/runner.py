@@ -51,16 +51,10 @@ from celltwin.layout.feeds import Arrivals
 from celltwin.layout.jobs import find_jobs
 from celltwin.layout.monitor import RobotMonitor
 from celltwin.layout.pool import PartSpawner, feed_shares, run_cell
-from celltwin.layout.records import (MAX_PARTS, PHASES, FeedRecord, PartRecord, RobotRecord,
-                                     RunOptions, RunResult, check_options)
+from celltwin.layout.records import PartRecord, RunOptions, RunResult, check_options
 from celltwin.layout.worker import Worker
 from celltwin.spec import CellSpec
 from celltwin.world import World
-
-# The run's options and records live in celltwin.layout.records; kpis, report, compare, sweep
-# and the CLI import them from here, as before the split.
-__all__ = ["MAX_PARTS", "PHASES", "FeedRecord", "PartRecord", "RobotRecord", "RunOptions",
-           "RunResult", "check_options", "run_layout"]
 
 _REACHING = (Phase.APPROACH, Phase.DESCEND, Phase.GRASP)
 # While a robot's part is in one of these phases, its gripper is low in the feed.

@@ -3,7 +3,7 @@
 Every grid point is one ``layout run`` of the cell with the parameters set (see
 :mod:`celltwin.layout.params`). Points run as Ray tasks, one CPU each: on a local Ray started with
 ``workers`` CPUs by default, or on an existing cluster (``address``). Each task returns its
-:class:`~celltwin.layout.runner.RunResult`; the driver writes every file, so a remote cluster
+:class:`~celltwin.layout.records.RunResult`; the driver writes every file, so a remote cluster
 needs no shared disk.
 
 Ray is an optional dependency (``pip install "ray>=2.9"``); without it the sweep says so.
@@ -24,7 +24,8 @@ from celltwin.layout.jobs import LayoutError, find_jobs
 from celltwin.layout.kpis import kpis
 from celltwin.layout.params import SweepParam, check_param, grid, with_values
 from celltwin.layout.report import write_run
-from celltwin.layout.runner import RunOptions, RunResult, check_options, run_layout
+from celltwin.layout.records import RunOptions, RunResult, check_options
+from celltwin.layout.runner import run_layout
 from celltwin.spec import CellSpec
 
 RAY_HINT = 'sweep runs on Ray, which is not installed: pip install "ray>=2.9"'

@@ -13,7 +13,7 @@ from celltwin.line.report import write_run
 from celltwin.line.result import (STATES, BufferStats, LeadTimeStats, LineResult, StationStats)
 from celltwin.line.simulation import simulate
 from celltwin.line.spec import (BufferSpec, LineSpec, LineSpecError, ProductSpec, ShiftSpec,
-                            SourceSpec, StationSpec)
+                                SourceSpec, StationSpec)
 
 __all__ = [
     "DIST_NAMES", "STATES", "BufferSpec", "BufferStats", "Distribution", "LeadTimeStats",

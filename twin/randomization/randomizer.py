@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from celltwin.randomization.knobs import (NAMED_VALUES, EpisodeEffects, Knob, apply_pose_offsets,
-                                      resolve)
+                                          resolve)
 from celltwin.randomization.looks import Looks
 from celltwin.randomization.plan import ResetPlan
 from celltwin.randomization.terms import RandomizationConfig, Term, Uniform

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from celltwin.controller.opcua_model import (CLIENT_APPLICATION_URI, SERVER_APPLICATION_URI,
-                                         application_uri)
+                                             application_uri)
 from celltwin.core.atomic import atomic_write_bytes
 from celltwin.core.errors import Problem
 from celltwin.core.resources import cache_dir

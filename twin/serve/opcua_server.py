@@ -40,7 +40,7 @@ from celltwin.core.errors import Problem
 from celltwin.serve.errors import ServeError
 from celltwin.serve.opcua_address_space import CommandHandlers, build_address_space
 from celltwin.serve.opcua_security import (SERVER_APPLICATION_URI, ServerSecurity, UserGate,
-                                       certificate_der)
+                                           certificate_der)
 from celltwin.serve.virtual_controller import VirtualController
 
 _LOG = logging.getLogger(__name__)

@@ -7,9 +7,10 @@ Every problem in a file is reported at once, each with its dotted path and line
 
 from celltwin.spec.loader import load_cell, parse_cell, shipped_cell_names
 from celltwin.spec.schema import (CONTROL_MODES, MESH_SUFFIXES, BinSpec, BoxEquipment, BoxPart,
-                              CellSpec, ControlMode, ConveyorSpec, CylinderEquipment, CylinderPart,
-                              Equipment, MeshEquipment, Part, PhysicsSection, Pose, RobotSpec,
-                              SpawnRegionSpec, SpherePart, TargetSpec, validate_cell_data)
+                                  CellSpec, ControlMode, ConveyorSpec, CylinderEquipment,
+                                  CylinderPart, Equipment, MeshEquipment, Part, PhysicsSection, Pose,
+                                  RobotSpec, SpawnRegionSpec, SpherePart, TargetSpec,
+                                  validate_cell_data)
 
 __all__ = [
     "CONTROL_MODES", "MESH_SUFFIXES", "BinSpec", "BoxEquipment", "BoxPart", "CellSpec",

@@ -9,8 +9,8 @@ from pydantic import Field, Strict, StrictBool, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from celltwin.spec.primitives import (BELT_COLOR, BIN_COLOR, EQUIPMENT_COLOR, MESH_SUFFIXES,
-                                  MESH_UNITS_M, PART_COLOR, Color, Float, Name, Pose,
-                                  PositiveFloat, Size3, SpecModel, Vec3)
+                                      MESH_UNITS_M, PART_COLOR, Color, Float, Name, Pose,
+                                      PositiveFloat, Size3, SpecModel, Vec3)
 
 
 class _Equipment(SpecModel):

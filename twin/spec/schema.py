@@ -20,8 +20,8 @@ from celltwin.core.documents import (LineIndex, dump_yaml, findings_to_problems,
 from celltwin.core.errors import CellSpecError, Problem, did_you_mean, one_of
 from celltwin.core.problems import validation_findings
 from celltwin.spec.bodies import (BinSpec, BoxEquipment, BoxPart, ConveyorSpec, CylinderEquipment,
-                              CylinderPart, Equipment, MeshEquipment, Part, SpawnRegionSpec,
-                              SpherePart, TargetSpec)
+                                  CylinderPart, Equipment, MeshEquipment, Part, SpawnRegionSpec,
+                                  SpherePart, TargetSpec)
 from celltwin.spec.primitives import MESH_SUFFIXES, Float, Name, Pose, SpecModel, Vec3
 from celltwin.spec.references import reference_findings
 
