@@ -25,14 +25,23 @@ def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | 
 
 def build_world(args: argparse.Namespace):
     """Load the cell named by ``args`` and build its world with any physics overrides."""
-    from celltwin.spec import load_cell
     from celltwin.world import World
 
-    spec = load_cell(args.cell)
-    if args.robot:
-        spec = spec.with_robot_model(args.robot)
-    overrides = PhysicsParams.load(args.physics) if args.physics else None
-    return World(spec, physics=overrides)
+    return World(load_spec(args.cell, args.robot), physics=load_physics(args))
+
+
+def load_spec(source, robot: str | None):
+    """The cell ``source`` names (a file or a shipped example), its robots swapped for
+    ``robot`` when one is given (``--robot``)."""
+    from celltwin.spec import load_cell
+
+    spec = load_cell(source)
+    return spec.with_robot_model(robot) if robot else spec
+
+
+def load_physics(args: argparse.Namespace) -> PhysicsParams | None:
+    """The overrides of ``--physics FILE``, if given."""
+    return PhysicsParams.load(args.physics) if args.physics else None
 
 
 def _number(text: str, kind: type, minimum: float, strict: bool):

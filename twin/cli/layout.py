@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from celltwin.cli.common import (add_world_arguments, build_world, non_negative_float,
-                                 positive_float, positive_int)
+from celltwin.cli.common import (add_world_arguments, build_world, load_physics, load_spec,
+                                 non_negative_float, positive_float, positive_int)
 from celltwin.core.errors import CelltwinError
-from celltwin.physics import PhysicsParams
 
 
 def register(subparsers) -> None:
@@ -114,17 +113,6 @@ def _options(args):
                       multibody_parts=args.multibody_parts)
 
 
-def _cell(source, robot: str | None):
-    from celltwin.spec import load_cell
-
-    spec = load_cell(source)
-    return spec.with_robot_model(robot) if robot else spec
-
-
-def _physics(args):
-    return PhysicsParams.load(args.physics) if args.physics else None
-
-
 # ---------------------------------------------------------------------------------- handlers
 def run_check(args) -> int:
     from celltwin.layout.check import check_layout, write_check
@@ -142,10 +130,10 @@ def run_run(args) -> int:
     from celltwin.layout.report import summary_lines, write_run
     from celltwin.layout.runner import run_layout
 
-    cell = _cell(args.cell, args.robot)
+    cell = load_spec(args.cell, args.robot)
     options = _options(args)
     print(f"cell '{cell.name}': feeding {options.parts} parts")
-    result = run_layout(cell, options, physics=_physics(args), progress=_run_progress())
+    result = run_layout(cell, options, physics=load_physics(args), progress=_run_progress())
     kpis, paths = write_run(result, args.out)
     for line in summary_lines(kpis):
         print(line)
@@ -160,7 +148,7 @@ def run_compare(args) -> int:
     cells, problems = [], []
     for source in args.cells:  # every unreadable cell at once
         try:
-            cells.append(_cell(source, args.robot))
+            cells.append(load_spec(source, args.robot))
         except CelltwinError as error:
             problems += error.problems
     if problems:
@@ -173,7 +161,7 @@ def run_compare(args) -> int:
             problems += error.problems
     if problems:
         raise CelltwinError(problems)
-    entries = compare(cells, options, physics=_physics(args), progress=_compare_progress())
+    entries = compare(cells, options, physics=load_physics(args), progress=_compare_progress())
     decision, paths = write_compare(entries, args.out, options)
     for entry in entries:
         k = entry.kpis
@@ -198,13 +186,13 @@ def run_sweep(args) -> int:
             problems += error.problems
     if problems:
         raise CelltwinError(problems)
-    cell = _cell(args.cell, args.robot)
+    cell = load_spec(args.cell, args.robot)
     points = plan(cell, params)  # bad paths and values fail here, before Ray starts
     print(f"sweeping cell '{cell.name}': {len(points)} grid points, {args.parts} parts each, "
           + (f"Ray at {args.address}" if args.address
              else f"local Ray with {args.workers} workers"))
     results = sweep(cell, params, _options(args), workers=args.workers, address=args.address,
-                    physics=_physics(args), progress=_sweep_progress())
+                    physics=load_physics(args), progress=_sweep_progress())
     paths = write_sweep(cell, params, results, args.out)
     for line in (args.out / "sweep.md").read_text().splitlines()[2:]:
         print(line)
