@@ -1,7 +1,7 @@
 """Policy bundles on disk: write one atomically, load one only when every byte checks out.
 
-A bundle is a folder: ``manifest.json`` (see :mod:`celltwin.policies.manifest`), ``policy.onnx`` and,
-optionally, ``policy.pt`` (TorchScript). The manifest lists the SHA-256 and size of every other
+A bundle is a folder: ``manifest.json`` (see :mod:`celltwin.policies.manifest`), ``policy.onnx``
+and, optionally, ``policy.pt`` (TorchScript). The manifest lists the SHA-256 and size of every other
 file and carries a digest of itself, so a copied, truncated or edited bundle is refused with the
 file and what is wrong before a controller moves. The ONNX bytes that were verified are the
 bytes handed to onnxruntime: nothing is read twice.

@@ -1,10 +1,10 @@
 """Export a trained policy to a bundle: ONNX with normalization and post-processing baked in.
 
-Reads a training run (``celltwin.training.run_dir.load_trained``) or a ``Trained`` object, rebuilds the
-env it was trained on to learn what the policy's numbers mean (observation terms, action
+Reads a training run (``celltwin.training.run_dir.load_trained``) or a ``Trained`` object, rebuilds
+the env it was trained on to learn what the policy's numbers mean (observation terms, action
 scale, gripper range, control period, the robot and its limits), exports
-:class:`celltwin.policies.actor.ExportableActor` to ONNX and TorchScript, and refuses to write a bundle
-whose ONNX disagrees with SB3's own ``predict`` by more than the tolerance on observations
+:class:`celltwin.policies.actor.ExportableActor` to ONNX and TorchScript, and refuses to write a
+bundle whose ONNX disagrees with SB3's own ``predict`` by more than the tolerance on observations
 recorded from the env (random actions and the policy's own rollouts).
 
 ONNX conventions (also written into the manifest):

@@ -4,8 +4,8 @@ Export side only (it reads the robot registry, which needs pybullet_data). The d
 adapter gets everything it needs to know about the arm from the manifest: joint names and
 limits for the safety layer, and the kinematic chain from the base link to the TCP for numpy
 FK (:mod:`celltwin.policies.kinematics`). The chain comes from the merged description
-(:meth:`celltwin.robots.registry.RobotModel.merged_urdf`), the very file pybullet loads, so the FK the
-adapter computes is the FK the policy was trained with.
+(:meth:`celltwin.robots.registry.RobotModel.merged_urdf`), the very file pybullet loads, so the FK
+the adapter computes is the FK the policy was trained with.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ the Panda's physics time in ``celltwin/Reach-v0`` (``benchmarks/env_speed.py``: 
 So the finger joints are welded at the closed opening (fixed joints at that joint position)
 and every finger after the first is hung from the first one. The fingers keep their own
 contact parameters (the Panda's rubber pads: friction 1.0, soft contact), which pybullet keeps
-per link, so :mod:`celltwin.robots.fixed_links` merges the fingers into one link of their own instead of
-into the hand. Mass, inertia and collision shapes are unchanged.
+per link, so :mod:`celltwin.robots.fixed_links` merges the fingers into one link of their own
+instead of into the hand. Mass, inertia and collision shapes are unchanged.
 """
 
 from __future__ import annotations

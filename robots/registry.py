@@ -1,7 +1,7 @@
 """The robot models celltwin knows, by name: URDF, joints, home pose, end effector, gripper.
 
-A :class:`RobotModel` is a static description; :class:`celltwin.robots.robot.Robot` is one instance of
-it inside a running world. Cell files name models by the keys of this registry.
+A :class:`RobotModel` is a static description; :class:`celltwin.robots.robot.Robot` is one instance
+of it inside a running world. Cell files name models by the keys of this registry.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ exploration problem (Nair et al. 2018, arXiv 1709.10089): the actor starts as a 
 of the scripted expert and the replay buffer starts with the expert's episodes, so RL begins
 from a policy that already succeeds and improves it under randomization.
 
-Demonstration episodes run in the rollout workers (:mod:`celltwin.training.rollouts`), always for the
-full time limit (the expert holds the goal after success, at reward 0), and enter the replay
+Demonstration episodes run in the rollout workers (:mod:`celltwin.training.rollouts`), always for
+the full time limit (the expert holds the goal after success, at reward 0), and enter the replay
 buffer in lock-step, one per env slot of the training vec env: all slots end together, which is
 what SB3's per-env episode bookkeeping in ``HerReplayBuffer`` needs to take them as ordinary
 episodes.

@@ -1,7 +1,7 @@
 """celltwin's twin: cell layouts as code, the pybullet world built from them, and its physics.
 
-Heavy pieces load on first use (PEP 562) so that light modules such as ``celltwin.core.errors`` can be
-imported on a controller without pybullet.
+Heavy pieces load on first use (PEP 562) so that light modules such as ``celltwin.core.errors`` can
+be imported on a controller without pybullet.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Turns the static and free objects of a cell spec into pybullet bodies.
 
-Robots are built by ``celltwin.robots.Robot``; everything else a cell holds (floor, equipment, conveyor
-belts, bins and trays, parts) is built here. Each function returns the new body id; the world
-records it under the object's name.
+Robots are built by ``celltwin.robots.Robot``; everything else a cell holds (floor, equipment,
+conveyor belts, bins and trays, parts) is built here. Each function returns the new body id; the
+world records it under the object's name.
 """
 
 from __future__ import annotations

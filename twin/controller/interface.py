@@ -2,9 +2,9 @@
 
 Two transports implement :class:`Controller`: the in-process twin controller
 (``celltwin.serve``; a pybullet twin with injectable latency and noise) and the OPC UA client
-(``celltwin.policies.deploy.opcua_client``; any server with the OPC 40010 robotics model and celltwin's
-command interface, e.g. ``celltwin serve``). The adapter talks to both the same way, so a policy
-commissioned against the twin runs unchanged against a real cell.
+(``celltwin.policies.deploy.opcua_client``; any server with the OPC 40010 robotics model and
+celltwin's command interface, e.g. ``celltwin serve``). The adapter talks to both the same way, so a
+policy commissioned against the twin runs unchanged against a real cell.
 
 Units: SI throughout (m, rad, s). Joint arrays follow ``Controller.joint_names``.
 """

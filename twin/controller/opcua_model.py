@@ -1,7 +1,7 @@
 """The OPC UA information model that celltwin's controller client expects, by browse name.
 
-This is the contract between :mod:`celltwin.policies.deploy.opcua_client` and any server that wants to
-be driven by a celltwin policy (``celltwin serve`` implements it; so could a PLC gateway in a
+This is the contract between :mod:`celltwin.policies.deploy.opcua_client` and any server that wants
+to be driven by a celltwin policy (``celltwin serve`` implements it; so could a PLC gateway in a
 real cell). It is names only, no asyncua, so both sides import it cheaply.
 
 Monitoring follows OPC 40010-1 (Robotics): a MotionDeviceSystem with the folders MotionDevices,

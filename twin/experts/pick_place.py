@@ -1,8 +1,8 @@
 """A scripted pick-and-place expert that speaks the end-effector-delta action space.
 
 It sees only positions (TCP, part, goal) and the gripper opening, and answers an action
-``[dx, dy, dz, grip]`` in [-1, 1] for ``celltwin.robots.controllers.EEDeltaController``: the same action
-space a learned policy uses, so the expert can drive an env, seed a replay buffer, or run a
+``[dx, dy, dz, grip]`` in [-1, 1] for ``celltwin.robots.controllers.EEDeltaController``: the same
+action space a learned policy uses, so the expert can drive an env, seed a replay buffer, or run a
 cell in line planning.
 """
 

@@ -27,8 +27,8 @@ Browse names (``[DI]``, ``[Robotics]``, ``[celltwin]`` are the namespaces
 
 Instance nodes live in celltwin's namespace with readable string ids
 (``ns=<celltwin>;s=MotionDeviceSystem.CommandInterface.JointSetpoints``); clients should browse
-by name, as :mod:`celltwin.policies.deploy.opcua_client` does. The companion specification's type nodes
-(MotionDeviceSystemType, AxisType, ...) are not loaded: that needs the DI and Robotics
+by name, as :mod:`celltwin.policies.deploy.opcua_client` does. The companion specification's type
+nodes (MotionDeviceSystemType, AxisType, ...) are not loaded: that needs the DI and Robotics
 NodeSet2 files, which asyncua does not ship; instances carry the spec's browse names, and
 measured values carry ``EngineeringUnits`` (UNECE codes) as AnalogUnitType variables do.
 """
