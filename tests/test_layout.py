@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from dataclasses import astuple
 
 import pytest
 
-from celltwin.cli import main as cli_main
 from celltwin.layout import check_layout, find_jobs, parse_param, with_values
 from celltwin.layout.jobs import LayoutError
 from celltwin.spec import load_cell
@@ -20,14 +20,9 @@ from celltwin.spec import validate_cell_data
 from celltwin.world import World
 
 
-def celltwin(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run `celltwin ARGS` in-process; return exit code, stdout, stderr."""
-    if "celltwin.cli.layout" not in cli_main.COMMAND_MODULES:
-        monkeypatch.setattr(cli_main, "COMMAND_MODULES",
-                            (*cli_main.COMMAND_MODULES, "celltwin.cli.layout"))
-    code = cli_main.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+def celltwin(cli, *args: str) -> tuple[int, str, str]:
+    """Run `celltwin ARGS` in-process (the ``cli`` fixture); return exit code, stdout, stderr."""
+    return astuple(cli(*args))
 
 
 def error_lines(err: str) -> list[str]:
@@ -49,9 +44,8 @@ def blocked_cell(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------- check
-def test_check_reports_unreachable_target_and_colliding_fixture(monkeypatch, capsys, tmp_path,
-                                                                blocked_cell):
-    code, out, err = celltwin(monkeypatch, capsys, "layout", "check", str(blocked_cell),
+def test_check_reports_unreachable_target_and_colliding_fixture(cli, tmp_path, blocked_cell):
+    code, out, err = celltwin(cli, "layout", "check", str(blocked_cell),
                               "--out", str(tmp_path))
     assert code == 1, out + err
     assert "place_far" in out and "NOT reachable" in out
@@ -95,14 +89,14 @@ def test_joint_margin_makes_a_target_unreachable():
 
 
 # ---------------------------------------------------------------------------------- run
-def run_kpis(monkeypatch, capsys, out_dir, *args: str) -> tuple[dict, str]:
-    code, out, err = celltwin(monkeypatch, capsys, "layout", "run", *args, "--out", str(out_dir))
+def run_kpis(cli, out_dir, *args: str) -> tuple[dict, str]:
+    code, out, err = celltwin(cli, "layout", "run", *args, "--out", str(out_dir))
     assert code == 0, out + err
     return json.loads((out_dir / "kpis.json").read_text()), out
 
 
-def test_run_never_starved_kpis_are_consistent(monkeypatch, capsys, tmp_path):
-    kpis, out = run_kpis(monkeypatch, capsys, tmp_path, "pick_station", "--pick", "pick_bin",
+def test_run_never_starved_kpis_are_consistent(cli, tmp_path):
+    kpis, out = run_kpis(cli, tmp_path, "pick_station", "--pick", "pick_bin",
                          "--parts", "3")
     assert kpis["parts_in"] == kpis["parts_out"] + kpis["parts_in_process"] \
         + kpis["parts_dropped"] + kpis["parts_missed"] == 3
@@ -129,8 +123,8 @@ def test_run_never_starved_kpis_are_consistent(monkeypatch, capsys, tmp_path):
     assert "faster than real time" in out and "throughput" in out
 
 
-def test_run_on_the_belt_balances_parts_and_splits_robot_time(monkeypatch, capsys, tmp_path):
-    kpis, _ = run_kpis(monkeypatch, capsys, tmp_path, "pick_station", "--parts", "3",
+def test_run_on_the_belt_balances_parts_and_splits_robot_time(cli, tmp_path):
+    kpis, _ = run_kpis(cli, tmp_path, "pick_station", "--parts", "3",
                        "--spacing-m", "0.5")
     assert kpis["feeds"]["belt_start"]["kind"] == "belt"
     assert kpis["feeds"]["belt_start"]["arrival_interval_s"] == pytest.approx(5.0)
@@ -147,10 +141,10 @@ def test_run_on_the_belt_balances_parts_and_splits_robot_time(monkeypatch, capsy
         kpis["parts_out"] / (kpis["sim_time_s"] / 3600), rel=1e-3)
 
 
-def test_two_robots_intercept_parts_passing_on_one_belt(monkeypatch, capsys, tmp_path):
+def test_two_robots_intercept_parts_passing_on_one_belt(cli, tmp_path):
     # two_arm_line's belt has no end stop: parts are taken while they move. With a part every
     # 2 s and ~3 s cycles, the second part passes busy arm_a and arm_b takes it downstream.
-    kpis, _ = run_kpis(monkeypatch, capsys, tmp_path, "two_arm_line", "--parts", "2",
+    kpis, _ = run_kpis(cli, tmp_path, "two_arm_line", "--parts", "2",
                        "--spacing-m", "0.16")
     assert kpis["parts_out"] == 2
     assert {name: robot["parts_out"] for name, robot in kpis["robots"].items()} == \
@@ -160,8 +154,8 @@ def test_two_robots_intercept_parts_passing_on_one_belt(monkeypatch, capsys, tmp
     assert (rows["part_0"]["robot"], rows["part_1"]["robot"]) == ("arm_a", "arm_b")
 
 
-def test_run_stopped_early_counts_parts_in_process(monkeypatch, capsys, tmp_path):
-    kpis, out = run_kpis(monkeypatch, capsys, tmp_path, "pick_station", "--parts", "4",
+def test_run_stopped_early_counts_parts_in_process(cli, tmp_path):
+    kpis, out = run_kpis(cli, tmp_path, "pick_station", "--parts", "4",
                          "--max-sim-s", "6")
     assert kpis["stopped_by"] == "max_sim_s" and kpis["sim_time_s"] == pytest.approx(6.0)
     assert kpis["parts_in"] == kpis["parts_out"] + kpis["parts_in_process"] \
@@ -171,9 +165,8 @@ def test_run_stopped_early_counts_parts_in_process(monkeypatch, capsys, tmp_path
 
 
 # ---------------------------------------------------------------------------------- compare
-def test_compare_ranks_the_layout_with_the_longer_reach_path_slower(monkeypatch, capsys,
-                                                                    tmp_path):
-    code, out, err = celltwin(monkeypatch, capsys, "layout", "compare", "pick_station",
+def test_compare_ranks_the_layout_with_the_longer_reach_path_slower(cli, tmp_path):
+    code, out, err = celltwin(cli, "layout", "compare", "pick_station",
                               "pick_station_far_tray", "--pick", "pick_bin", "--parts", "3",
                               "--out", str(tmp_path))
     assert code == 0, out + err
@@ -194,9 +187,9 @@ def test_compare_ranks_the_layout_with_the_longer_reach_path_slower(monkeypatch,
 
 
 # ---------------------------------------------------------------------------------- sweep
-def test_sweep_runs_grid_points_on_local_ray(monkeypatch, capsys, tmp_path):
+def test_sweep_runs_grid_points_on_local_ray(cli, tmp_path):
     pytest.importorskip("ray", reason="sweep needs Ray (pip install 'ray>=2.9')")
-    code, out, err = celltwin(monkeypatch, capsys, "sweep", "pick_station",
+    code, out, err = celltwin(cli, "sweep", "pick_station",
                               "--param", "bins[1].pose.xyz[0]=0.4:0.5:2", "--pick", "pick_bin",
                               "--parts", "1", "--workers", "2", "--out", str(tmp_path))
     assert code == 0, out + err
@@ -211,9 +204,9 @@ def test_sweep_runs_grid_points_on_local_ray(monkeypatch, capsys, tmp_path):
     assert "bins[1].pose.xyz[0]" in out
 
 
-def test_sweep_without_ray_says_how_to_install(monkeypatch, capsys, tmp_path):
+def test_sweep_without_ray_says_how_to_install(monkeypatch, cli, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
-    code, out, err = celltwin(monkeypatch, capsys, "sweep", "pick_station",
+    code, out, err = celltwin(cli, "sweep", "pick_station",
                               "--param", "conveyors[0].speed_mps=0.1:0.2:2", "--parts", "1",
                               "--out", str(tmp_path))
     assert code == 2
@@ -242,9 +235,8 @@ def test_sweep_without_ray_says_how_to_install(monkeypatch, capsys, tmp_path):
     (["layout", "run", "pick_station", "--pick", "pick_bni", "--place", "place_trya"],
      ["no target 'pick_bni'; did you mean 'pick_bin'?", "no target 'place_trya'"]),
 ])
-def test_bad_input_exits_2_with_one_line_per_problem(monkeypatch, capsys, tmp_path, args,
-                                                     expected):
-    code, out, err = celltwin(monkeypatch, capsys, *args, "--out", str(tmp_path / "out"))
+def test_bad_input_exits_2_with_one_line_per_problem(cli, tmp_path, args, expected):
+    code, out, err = celltwin(cli, *args, "--out", str(tmp_path / "out"))
     assert code == 2, out + err
     lines = error_lines(err)
     assert len(lines) == len(expected), err
@@ -254,11 +246,10 @@ def test_bad_input_exits_2_with_one_line_per_problem(monkeypatch, capsys, tmp_pa
     assert not (tmp_path / "out").exists()  # nothing written on bad input
 
 
-def test_bad_number_on_the_command_line_is_a_usage_error(monkeypatch, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        celltwin(monkeypatch, capsys, "layout", "run", "pick_station", "--parts", "0")
-    assert exit_info.value.code == 2
-    assert "must be >= 1" in capsys.readouterr().err
+def test_bad_number_on_the_command_line_is_a_usage_error(cli):
+    code, _, err = celltwin(cli, "layout", "run", "pick_station", "--parts", "0")
+    assert code == 2
+    assert "must be >= 1" in err
 
 
 # ---------------------------------------------------------------------------------- pieces
@@ -285,7 +276,7 @@ def test_jobs_follow_the_target_naming_convention():
     assert two_arms == {"arm_a": ("pick_a", "place_a"), "arm_b": ("pick_b", "place_b")}
 
 
-def test_run_honours_the_robots_actuation_latency(monkeypatch, capsys, tmp_path):
+def test_run_honours_the_robots_actuation_latency(cli, tmp_path):
     # Latency is the robot's actuation, which the world steps: a run with set-points arriving
     # 5 control periods late is another run, not a copy of the prompt one.
     physics = tmp_path / "latency.yaml"
@@ -293,7 +284,7 @@ def test_run_honours_the_robots_actuation_latency(monkeypatch, capsys, tmp_path)
     runs = {}
     for name, extra in (("prompt", ()), ("late", ("--physics", str(physics)))):
         out_dir = tmp_path / name
-        runs[name] = run_kpis(monkeypatch, capsys, out_dir, "pick_station", "--pick",
+        runs[name] = run_kpis(cli, out_dir, "pick_station", "--pick",
                               "pick_bin", "--parts", "2", *extra)[0]
         runs[name]["csv"] = (out_dir / "parts.csv").read_text()
     assert runs["late"]["csv"] != runs["prompt"]["csv"]
