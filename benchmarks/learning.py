@@ -75,14 +75,17 @@ def benchmark_config(task: str, overrides: dict | None = None):
 
 
 def run_celltwin(task: str, budget_s: float, eval_every: int, device: str, out: Path,
-                 seed: int | None = None) -> dict:
+                 seed: int | None = None, extra: dict | None = None) -> dict:
+    """Train ``task``'s configuration for at most ``budget_s``; ``extra`` overrides more of it
+    (``benchmarks/gpu.py --tiny`` shrinks every phase)."""
     from celltwin.training.metrics import MetricsLog
     from celltwin.training.trainer import train
 
     config = benchmark_config(task, overrides={
         "max_wall_s": budget_s, "device": device, "eval.every_steps": eval_every,
         "eval.episodes": 20, "eval.target_success": TARGET[task], "steps": 1_000_000,
-        "checkpoint_every_steps": 1_000_000, **({} if seed is None else {"seed": seed})})
+        "checkpoint_every_steps": 1_000_000, **({} if seed is None else {"seed": seed}),
+        **(extra or {})})
     summary = train(config, out, log=lambda text: print(f"  [celltwin] {text}", flush=True))
     rows = MetricsLog(out / "metrics.csv").rows()
     key = "success_randomized" if config.randomization != "none" else "success_nominal"

@@ -68,9 +68,10 @@ def test_sac_her_train_evaluate_resume_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_ppo_with_normalization_and_randomization_round_trip(tmp_path):
+    # Envs in worker processes: each worker must know the gym ids of the env it builds.
     config = resolve_config(task="Reach", overrides={
         "algo": "ppo", "her": False, "env.reward": "dense", "normalize": True,
-        "randomization": "light", "steps": 128, "n_envs": 2, "vec_env": "dummy",
+        "randomization": "light", "steps": 128, "n_envs": 2, "vec_env": "subproc",
         "eval.every_steps": 128, "eval.episodes": 2, "eval.final_episodes": 2,
         "checkpoint_every_steps": 128,
         "hyperparameters": {"n_steps": 32, "batch_size": 32, "n_epochs": 2,

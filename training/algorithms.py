@@ -51,7 +51,7 @@ def probe_env(config: TrainConfig) -> None:
     """Build and close one env in this process: a bad cell, robot, physics file or
     randomization is a typed error here, not a crash inside a vec-env worker process."""
     dr = None if config.randomization in (None, "none") else config.randomization
-    _env_factory(config, dr, config.seed, config.adr and dr is not None)().close()
+    EnvFactory(config, dr, config.seed, config.adr and dr is not None)().close()
 
 
 def usable_cores() -> int:
@@ -66,28 +66,36 @@ def env_count(config: TrainConfig) -> int:
     return config.n_envs or usable_cores()
 
 
-def _env_factory(config: TrainConfig, randomization: str | None, seed: int, adr: bool = False):
-    env_id, kwargs, flatten = config.env_id(), config.env_kwargs(), config.algo == "ppo"
-    adr_settings = dict(config.adr_settings) if adr else None
+class EnvFactory:
+    """Builds one training env. A module-level class, not a closure: SubprocVecEnv pickles
+    the factory into each worker, and an instance pickles by reference, so unpickling imports
+    this module and with it ``celltwin.envs`` (the gym ids). A closure would be pickled by
+    value and its worker would not know the ids."""
 
-    def make():
+    def __init__(self, config: TrainConfig, randomization: str | None, seed: int,
+                 adr: bool = False):
+        self.env_id, self.kwargs = config.env_id(), config.env_kwargs()
+        self.flatten = config.algo == "ppo"
+        self.randomization, self.seed = randomization, seed
+        self.adr_settings = dict(config.adr_settings) if adr else None
+
+    def __call__(self):
         import gymnasium as gym
         from stable_baselines3.common.monitor import Monitor
 
-        if adr_settings is not None:
+        kwargs = dict(self.kwargs)
+        if self.adr_settings is not None:
             from celltwin.randomization import ADR, load_randomization
             from celltwin.randomization.adr import ADRSettings
 
-            terms, _ = load_randomization(randomization)
-            kwargs["adr"] = ADR.from_config(terms, ADRSettings(**adr_settings))
-        env = gym.make(env_id, randomization=randomization, **kwargs)
+            terms, _ = load_randomization(self.randomization)
+            kwargs["adr"] = ADR.from_config(terms, ADRSettings(**self.adr_settings))
+        env = gym.make(self.env_id, randomization=self.randomization, **kwargs)
         env = Monitor(env, info_keywords=("is_success",))
-        if flatten:
+        if self.flatten:
             env = gym.wrappers.FlattenObservation(env)
-        env.reset(seed=seed)
+        env.reset(seed=self.seed)
         return env
-
-    return make
 
 
 def make_vec_env(config: TrainConfig, n_envs: int | None = None, seed: int | None = None,
@@ -100,7 +108,7 @@ def make_vec_env(config: TrainConfig, n_envs: int | None = None, seed: int | Non
     dr = config.randomization if randomization == "config" else randomization
     dr = None if dr in (None, "none") else dr
     adr = config.adr and randomization == "config" and dr is not None
-    factories = [_env_factory(config, dr, seed + index, adr) for index in range(n_envs)]
+    factories = [EnvFactory(config, dr, seed + index, adr) for index in range(n_envs)]
     use_subproc = (config.vec_env == "subproc" and n_envs > 1) if subproc is None else subproc
     venv = SubprocVecEnv(factories) if use_subproc else DummyVecEnv(factories)
     venv.seed(seed)

@@ -32,10 +32,10 @@ def renderer_for(client) -> int:
     if client not in _EGL_CLIENTS:
         loaded = False
         if _wants_egl():
-            import pkgutil
+            import importlib.util
 
-            egl = pkgutil.get_loader("eglRenderer")
-            plugin = client.loadPlugin(egl.get_filename(), "_eglRendererPlugin") if egl else -1
+            egl = importlib.util.find_spec("eglRenderer")  # pkgutil.get_loader: gone in 3.14
+            plugin = client.loadPlugin(egl.origin, "_eglRendererPlugin") if egl else -1
             loaded = plugin >= 0
         _EGL_CLIENTS[client] = loaded
     return client.ER_BULLET_HARDWARE_OPENGL if _EGL_CLIENTS[client] else client.ER_TINY_RENDERER
