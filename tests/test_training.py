@@ -318,7 +318,8 @@ def test_dagger_relabels_the_clone_and_standardizes_the_inputs(tmp_path):
     config = resolve_config(task="PickPlace", overrides={
         **TINY_SAC, "steps": 200, "eval.every_steps": 200, "randomization": "light",
         "rollout_workers": 0, "demos.episodes": 2, "demos.bc_epochs": 2, "demos.dagger_rounds": 2,
-        "demos.dagger_episodes": 1, "demos.dagger_epochs": 1})
+        "demos.dagger_episodes": 1, "demos.dagger_epochs": 1,
+        "demos.critic_warmup_steps": 100})   # the actor learns before the run ends: RL runs
     summary = train(config, tmp_path / "run", log=_quiet)
     rounds = summary["demonstrations"]["dagger"]
     # Each round adds the clone's own 50-step episode, labelled by the expert; a last set of
