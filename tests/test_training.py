@@ -318,7 +318,8 @@ def test_dagger_relabels_the_clone_and_standardizes_the_inputs(tmp_path):
     config = resolve_config(task="PickPlace", overrides={
         **TINY_SAC, "steps": 200, "eval.every_steps": 200, "randomization": "light",
         "rollout_workers": 0, "demos.episodes": 2, "demos.bc_epochs": 2, "demos.dagger_rounds": 2,
-        "demos.dagger_episodes": 1, "demos.dagger_epochs": 1})
+        "demos.dagger_episodes": 1, "demos.dagger_epochs": 1,
+        "demos.critic_warmup_steps": 100})   # the actor learns before the run ends: RL runs
     summary = train(config, tmp_path / "run", log=_quiet)
     rounds = summary["demonstrations"]["dagger"]
     # Each round adds the clone's own 50-step episode, labelled by the expert; a last set of
@@ -354,6 +355,25 @@ def test_a_clone_that_meets_the_target_stops_the_run_before_rl(tmp_path):
     assert run.latest_checkpoint().step == 1
 
 
+def test_a_run_whose_actor_stays_frozen_stops_at_the_clone_and_says_so(tmp_path):
+    # The critic warm-up outlasts the run: no RL step can change the actor, so a clone below
+    # the target ends the run at its evaluation instead of spending 2,000 steps on the critics.
+    config = resolve_config(task="Reach", overrides={
+        **TINY_SAC, "steps": 2000, "demos.episodes": 2, "demos.bc_epochs": 1,
+        "demos.critic_warmup_steps": 2000, "eval.target_success": 1.0})
+    lines: list[str] = []
+    summary = train(config, tmp_path / "run", log=lines.append)
+    assert summary["steps"] == 1 and summary["stop_reason"] == "actor frozen"
+    plan = next(line for line in lines if line.startswith("plan: "))
+    assert "2000 env steps" in plan and "ends at the clone's evaluation" in plan
+    assert any("no further step can change the policy" in line for line in lines)
+    # One step short of the run's end the actor would learn: the run goes on.
+    config = config.model_copy(update={"demos": config.demos.model_copy(
+        update={"critic_warmup_steps": 399}), "steps": 400})
+    summary = train(config, tmp_path / "run2", log=_quiet)
+    assert summary["stop_reason"] == "steps" and summary["steps"] == 400
+
+
 def test_the_wall_time_budget_is_checked_between_evaluations(tmp_path):
     config = resolve_config(task="Reach", overrides={
         **TINY_SAC, "steps": 100_000, "eval.every_steps": 100_000, "max_wall_s": 2.0})
@@ -362,6 +382,7 @@ def test_the_wall_time_budget_is_checked_between_evaluations(tmp_path):
     # One evaluation, when the budget ran out, long before the first periodic one.
     assert len(rows) == 1 and float(rows[0]["wall_s"]) >= 2.0
     assert 0 < summary["steps"] < 100_000 and not summary["stopped_early"]
+    assert summary["stop_reason"] == "budget"
 
 
 def test_dagger_needs_a_reactive_expert_and_demonstrations():

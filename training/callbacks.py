@@ -66,11 +66,17 @@ class RunCallback(BaseCallback):
         log: ``(text) -> None`` for one-line progress reports.
         evaluate_first: evaluate before the first RL step too (the policy demonstrations
             left), and stop there if it already meets the target.
+        actor_frozen_until: env step before which RL leaves the actor as it is (demonstrations'
+            critic warm-up); when it is past the run's last step, no RL step can change the
+            policy, so the run stops after its first evaluation instead of spending the steps.
     """
 
     def __init__(self, run: RunDir, config: TrainConfig, evaluator: Evaluator, clock,
-                 save_checkpoint, log=print, evaluate_first: bool = False):
+                 save_checkpoint, log=print, evaluate_first: bool = False,
+                 actor_frozen_until: int = 0):
         super().__init__()
+        self.actor_frozen_until = actor_frozen_until
+        self.stop_reason: str | None = None
         self.evaluate_first = evaluate_first
         self._stop_at_first_step = False
         self.run = run
@@ -146,15 +152,32 @@ class RunCallback(BaseCallback):
         self.log(f"step {step:>8}  {row['wall_s']:>7.1f} s  success nominal "
                  f"{row['success_nominal']:.0%}"
                  + (f"  randomized {randomized:.0%}" if randomized is not None else "")
-                 + f"  ({fps:.0f} steps/s)")
+                 + f"  ({fps:.0f} steps/s){self._eta(step, fps, row['wall_s'])}")
         self._fps_mark = (step, time.perf_counter())
         target = self.config.eval.target_success
         if target is not None and headline >= target:
-            self.stopped_early = True
-            self.log(f"target success {target:.0%} reached: stopping early")
-            return False
+            return self._stop("target", f"target success {target:.0%} reached: stopping early")
         budget = self.config.max_wall_s
         if budget is not None and row["wall_s"] >= budget:
-            self.log(f"wall-time budget of {budget:.0f} s spent: stopping")
-            return False
+            return self._stop("budget", f"wall-time budget of {budget:.0f} s spent: stopping")
+        if self.actor_frozen_until >= self.config.steps and step < self.config.steps:
+            return self._stop("actor frozen", (
+                f"the actor stays the demonstrations' clone until step {self.actor_frozen_until}"
+                f" (demos.critic_warmup_steps), past this run's {self.config.steps} steps: "
+                "no further step can change the policy, stopping"
+                + (f" below the target of {target:.0%}" if target is not None else "")))
         return True
+
+    def _stop(self, reason: str, message: str) -> bool:
+        self.stop_reason = reason
+        self.stopped_early = reason != "budget"
+        self.log(message)
+        return False
+
+    def _eta(self, step: int, fps: float, wall_s: float) -> str:
+        """Time to the run's end: its remaining steps at the rate since the last evaluation,
+        or its wall-time budget, whichever comes first."""
+        left = [self.config.max_wall_s - wall_s] if self.config.max_wall_s else []
+        if fps > 0:
+            left.append((self.config.steps - step) / fps)
+        return f"  ETA {max(0.0, min(left)):.0f} s" if left else ""

@@ -115,9 +115,12 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
         def save_checkpoint(step: int) -> None:
             _write_checkpoint(run, model, step, clock(), config.adr)
 
+        frozen_until = config.demos.critic_warmup_steps if anchor is not None else 0
+        _log_plan(config, frozen_until, log)
         callback = run_callback = RunCallback(run, config, evaluator, clock, save_checkpoint, log,
                                               evaluate_first=bool(demo_record.get("samples"))
-                                              and checkpoint is None)
+                                              and checkpoint is None,
+                                              actor_frozen_until=frozen_until)
         if anchor is not None:
             from stable_baselines3.common.callbacks import CallbackList
 
@@ -143,6 +146,23 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
                 pass
 
 
+def _log_plan(config: TrainConfig, frozen_until: int, log) -> None:
+    """Say at the start when the run will stop, and what happens if the target is missed."""
+    target = config.eval.target_success
+    twin = "randomized" if config.randomization not in (None, "none") else "nominal"
+    parts = [f"{config.steps} env steps"]
+    if config.max_wall_s:
+        parts.append(f"at most {config.max_wall_s:.0f} s")
+    if target is not None:
+        parts.append(f"stopping at {target:.0%} success on the {twin} twin")
+    plan = "plan: " + ", ".join(parts)
+    if frozen_until >= config.steps:
+        plan += ("; the actor stays the demonstrations' clone for the whole run "
+                 f"(demos.critic_warmup_steps {frozen_until} >= steps), so the run ends at the "
+                 "clone's evaluation, meeting the target or not")
+    log(plan)
+
+
 def _use_demonstrations(model, config: TrainConfig, log, rollouts, resumed: bool = False):
     """Collect, clone; return the record for summary.json and the RL-time anchor (or None).
 
@@ -153,6 +173,9 @@ def _use_demonstrations(model, config: TrainConfig, log, rollouts, resumed: bool
     from celltwin.training.features import standardize_from
 
     started = time.perf_counter()
+    log(f"demonstrations: running {config.demos.episodes} expert episodes, then cloning them "
+        f"({config.demos.bc_epochs} epochs)" + (f" and {config.demos.dagger_rounds} DAgger rounds"
+                                                 if config.demos.dagger_rounds else ""))
     demos = collect_into(model, config, config.demos.episodes, 1_000_000 + config.seed,
                          rollouts, into_buffer=not resumed)
     if not len(demos.actions):
@@ -266,6 +289,7 @@ def _finish(run: RunDir, config, model, evaluator, callback, train_wall: float,
     summary = {"task": config.task, "algo": config.algo, "seed": config.seed,
                "randomization": config.randomization, "steps": int(model.num_timesteps),
                "train_wall_s": round(train_wall, 2), "stopped_early": callback.stopped_early,
+               "stop_reason": callback.stop_reason or "steps",
                "eval_episodes": config.eval.final_episodes, **row, "demonstrations": demo_record,
                "finished_at": _now()}
     atomic_write_text(run.summary_path, json.dumps(summary, indent=2))
