@@ -40,8 +40,9 @@ class CliParser(argparse.ArgumentParser):
         return EXIT_USAGE
 
 
-def group_handler(parser: CliParser, commands: argparse._SubParsersAction, what: str = "action"):
-    """The handler of a command group (``celltwin cell``) called without a subcommand."""
+def group_handler(parser: CliParser, commands, what: str = "action"):
+    """The handler of a command group (``celltwin cell``) called without a subcommand;
+    ``commands`` is what the group's ``add_subparsers`` returned."""
     return lambda args: parser.missing_choice(what, list(commands.choices))
 
 
@@ -168,6 +169,12 @@ def input_file(path: Path) -> None:
         raise argparse.ArgumentTypeError(f"file '{path}' is not readable")
 
 
+def input_file_text(text: str) -> str:
+    """argparse type: :func:`input_file`, as the text a training config holds."""
+    return str(input_file(text))
+
+
 __all__ = ["CliParser", "EXIT_USAGE", "MAX_SEED", "count", "fraction", "group_handler",
-           "input_file", "integer", "non_negative_float", "non_negative_int", "number",
-           "output_dir", "output_file", "port", "positive_float", "positive_int", "seed"]
+           "input_file", "input_file_text", "integer", "non_negative_float", "non_negative_int",
+           "number", "output_dir", "output_file", "port", "positive_float", "positive_int",
+           "seed"]

@@ -32,6 +32,7 @@ MAX_EPISODES = 100_000
 MAX_STEPS = 1_000_000
 MAX_LATENCY_STEPS = 1_000
 MAX_COORDINATE_M = 10.0    # a cell is a few metres across
+coordinate = number(-MAX_COORDINATE_M, MAX_COORDINATE_M)   # in a robot base frame [m]
 
 
 def register(subparsers) -> None:
@@ -70,11 +71,6 @@ def _register_export(subparsers) -> None:
     parser.add_argument("--acceleration-time", type=number(0.0, 60.0, low_open=True), default=0.2,
                         help="joint acceleration limit = velocity limit / this [s] (default 0.2)")
     parser.set_defaults(handler=run_export)
-
-
-def coordinate(text: str) -> float:
-    """argparse type: one coordinate in a robot base frame [m]."""
-    return number(-MAX_COORDINATE_M, MAX_COORDINATE_M)(text)
 
 
 def run_export(args) -> int:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from celltwin.cli.arguments import (count, fraction, input_file, integer, number, output_dir,
-                                    seed)
+from celltwin.cli.arguments import (count, fraction, input_file, input_file_text, integer,
+                                    number, output_dir, seed)
 from celltwin.cli.common import task_help
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.envs.tasks import task_class
@@ -20,11 +20,6 @@ MAX_TRAIN_STEPS = 10**10
 MAX_ENVS = 1024
 MAX_EPISODES = 100_000
 MAX_WALL_S = 3e7     # about a year
-
-
-def _path_text(text: str) -> str:
-    """argparse type of a file path that a training config holds as text."""
-    return str(input_file(text))
 
 
 def register(subparsers) -> None:
@@ -47,7 +42,7 @@ def _register_train(subparsers) -> None:
     parser.add_argument("--cell", default=None, help="cell file or example name")
     parser.add_argument("--control", default=None, help="ee_delta, joint_delta or joint_position")
     parser.add_argument("--reward", default=None, help="sparse or dense")
-    parser.add_argument("--physics", type=_path_text, default=None,
+    parser.add_argument("--physics", type=input_file_text, default=None,
                         help="physics overrides (YAML)")
     parser.add_argument("--algo", default=None, help="sac, tqc or ppo")
     parser.add_argument("--her", default=None, choices=("on", "off"),

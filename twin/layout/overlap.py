@@ -28,7 +28,7 @@ def overlap_problems(world, cell_name: str) -> list[Problem]:
     tolerance (2 mm), deepest first."""
     found = sorted(check_interpenetrations(world), key=lambda pair: -pair.depth_m)
     return [Problem(f"cell '{cell_name}': bodies '{pair.body_a}' and '{pair.body_b}' overlap "
-                    f"by {pair.depth_m * 1000:.1f} mm as built", path="layout",
+                    f"by {pair.depth_m * 1000:.1f} mm as built",
                     value=round(pair.depth_m, 5), expected=ALLOW_HINT) for pair in found]
 
 
