@@ -212,13 +212,13 @@ def _unloadable(path: Path, env, custom: dict) -> Problem:
         data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom,
                                         print_system_info=False)
         saved_obs, saved_action = data["observation_space"], data["action_space"]
-    except Exception:  # noqa: BLE001  (anything unreadable: not a checkpoint)
+        # The goal Dict's 'observation' entry, or (flattened, PPO) all but the two goals.
+        spaces = getattr(saved_obs, "spaces", None)
+        observed = (int(np.prod(spaces["observation"].shape)) if spaces is not None
+                    else int(np.prod(saved_obs.shape)) - 6)
+        acts = int(np.prod(saved_action.shape))
+    except Exception:  # noqa: BLE001  (anything unreadable or foreign: not our checkpoint)
         return generic
-    spaces = getattr(saved_obs, "spaces", None)
-    goal_size = sum(int(spaces[key].shape[0]) for key in ("achieved_goal", "desired_goal")) \
-        if spaces else 6
-    observed = (int(spaces["observation"].shape[0]) if spaces and "observation" in spaces
-                else int(np.prod(saved_obs.shape)) - goal_size)
     base = env.unwrapped
     wanted = base.layout.size
     task = base.task.name
@@ -230,7 +230,6 @@ def _unloadable(path: Path, env, custom: dict) -> Problem:
         return Problem(f"{which}, not of {task}: it observes {observed} numbers per step, "
                        f"{task} {wanted}", file=str(path),
                        expected=f"--task {fits[0]}" if fits else f"a {task} checkpoint")
-    acts = int(np.prod(saved_action.shape))
     if acts != int(np.prod(env.action_space.shape)):
         return Problem(f"the checkpoint acts with {acts} numbers per step, "
                        f"{base.spec.id if base.spec else task} with "
