@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from celltwin.policies.errors import BundleError
-from celltwin.policies.manifest import (MANIFEST_FILE, SCHEMA_VERSION, manifest_digest,
-                                        validate_manifest)
+from celltwin.policies.manifest import (MANIFEST_FILE, MAX_MANIFEST_BYTES, SCHEMA_VERSION,
+                                        manifest_digest, parse_manifest, validate_manifest)
 from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
 from celltwin.core.errors import Problem
 
@@ -48,6 +49,12 @@ class Bundle:
         return tuple(self.manifest["robot"]["joint_names"])
 
 
+# Bundles are read by other accounts than the exporter's (the controller's service user):
+# files readable by all, changeable by the owner only.
+FILE_MODE = 0o644
+FOLDER_MODE = 0o755
+
+
 def file_entry(data: bytes) -> dict:
     """The manifest's record of one file: SHA-256 (hex) and size [bytes]."""
     return {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
@@ -56,8 +63,12 @@ def file_entry(data: bytes) -> dict:
 def write_bundle(folder: str | os.PathLike, manifest: dict, files: Mapping[str, bytes]) -> Path:
     """Write a bundle: every file atomically, the manifest last (it is the commit point).
 
+    Files are readable by every account (0644, the folder 0755): a controller's service user
+    is seldom the exporter.
+
     Args:
-        folder: the bundle folder (created if missing; files of the same names replaced).
+        folder: the bundle folder: new, empty, or a bundle written before (its files are
+            replaced, and those the new bundle does not have removed).
         manifest: the manifest without ``files`` and ``manifest_sha256`` (both added here).
         files: file name -> content, e.g. ``{"policy.onnx": b"..."}``.
 
@@ -65,8 +76,9 @@ def write_bundle(folder: str | os.PathLike, manifest: dict, files: Mapping[str, 
         the bundle folder.
 
     Raises:
-        BundleError: the finished manifest does not pass its own schema check (a bug in the
-            exporter, reported rather than written).
+        BundleError: the folder holds files that belong to no bundle (a bundle folder holds
+            nothing its manifest does not list), or the finished manifest does not pass its
+            own schema check (a bug in the exporter, reported rather than written).
     """
     folder = Path(folder)
     complete = dict(manifest)
@@ -75,14 +87,47 @@ def write_bundle(folder: str | os.PathLike, manifest: dict, files: Mapping[str, 
     problems = validate_manifest(complete, file=str(folder / MANIFEST_FILE))
     if problems:
         raise BundleError(problems)
+    stale = _stale_files(folder, set(files))
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, FOLDER_MODE)
     # A reader that finds the old manifest next to new files refuses the bundle (hashes
     # differ) rather than running a mix, so writing the manifest last is enough.
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
     for name, data in files.items():
-        atomic_write_bytes(folder / name, data)
+        atomic_write_bytes(folder / name, data, mode=FILE_MODE)
     atomic_write_text(folder / MANIFEST_FILE,
-                      json.dumps(complete, indent=2, allow_nan=False) + "\n")
+                      json.dumps(complete, indent=2, allow_nan=False) + "\n", mode=FILE_MODE)
     return folder
+
+
+def _stale_files(folder: Path, new: set[str]) -> list[str]:
+    """Files of a bundle written before into ``folder`` that the new one does not have.
+
+    Raises:
+        BundleError: ``folder`` is a file, or holds anything else than a bundle (refused
+            rather than deleted: it is somebody's).
+    """
+    if not folder.exists():
+        return []
+    if not folder.is_dir():
+        raise BundleError(Problem("the bundle folder is an existing file", file=str(folder),
+                                  expected="a new folder, an empty one, or a bundle to replace"))
+    previous: set[str] = set()
+    if (folder / MANIFEST_FILE).is_file():
+        try:
+            previous = set(read_manifest(folder)["files"])
+        except BundleError:
+            previous = set()   # a damaged bundle: only the names a bundle has are replaced
+    ours = previous | new | {MANIFEST_FILE}
+    foreign = sorted(entry.name for entry in folder.iterdir() if entry.name not in ours)
+    if foreign:
+        raise BundleError([Problem("the bundle folder holds a file that is not part of a "
+                                   "bundle", file=str(folder / name),
+                                   expected="a new or empty folder, or a bundle to replace")
+                           for name in foreign])
+    return sorted(previous - new)
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
@@ -98,17 +143,22 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         raise BundleError(Problem("bundle folder not found", file=str(folder),
                                   expected="a folder written by `celltwin export`"))
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)   # no more than a manifest may be
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise BundleError(Problem("manifest missing", file=str(path),
                                   expected="manifest.json in the bundle folder")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(Problem(f"manifest unreadable: {exc}", file=str(path))) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BundleError(Problem(f"manifest is not valid JSON ({exc.msg}); truncated or "
-                                  "edited?", file=str(path), line=exc.lineno)) from None
+    except IsADirectoryError:
+        raise BundleError(Problem("manifest is a folder", file=str(path),
+                                  expected="manifest.json, a file")) from None
+    except OSError as exc:
+        raise BundleError(Problem(f"manifest unreadable: {exc.strerror}",
+                                  file=str(path))) from None
+    except UnicodeDecodeError as exc:
+        raise BundleError(Problem(f"manifest is not UTF-8 text (byte {exc.start})",
+                                  file=str(path), expected="the JSON an export writes")) from None
+    data = parse_manifest(text, file=str(path))
     problems = validate_manifest(data, file=str(path))
     if problems:
         raise BundleError(problems)
@@ -130,7 +180,7 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
     folder = Path(folder)
     manifest = read_manifest(folder)
     contents: dict[str, bytes] = {}
-    problems: list[Problem] = []
+    problems = _unlisted(folder, manifest)
     for name, entry in manifest["files"].items():
         path = folder / name
         try:
@@ -160,6 +210,55 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
     if problems:
         raise BundleError(problems)
     return Bundle(folder, manifest, contents[manifest["policy"]["onnx_file"]])
+
+
+def _unlisted(folder: Path, manifest: Mapping) -> list[Problem]:
+    """One problem per entry of the bundle folder that its manifest does not list.
+
+    A bundle is exactly what was exported: a file slipped in beside it (a second model, a
+    script) is refused, not ignored, since nobody can say what it is for.
+    """
+    listed = set(manifest["files"]) | {MANIFEST_FILE}
+    try:
+        entries = sorted(entry.name for entry in folder.iterdir())
+    except OSError as exc:
+        return [Problem(f"bundle folder unreadable: {exc.strerror}", file=str(folder))]
+    return [Problem("not listed in the manifest: a bundle holds only what was exported "
+                    "(remove it, or export again)", file=str(folder / name),
+                    path="files", expected=", ".join(sorted(listed)))
+            for name in entries if name not in listed]
+
+
+def check_goal(manifest: Mapping, goal, *, tolerance_m: float | None = None) -> Problem | None:
+    """Whether ``goal`` (robot base frame [m]) lies in the box training drew goals from.
+
+    A policy has never seen a goal outside that box; its actions there mean nothing. Within
+    ``tolerance_m`` (default: the task's success threshold) of the box is inside.
+
+    Returns:
+        ``None`` for a goal inside (or a bundle that does not record its box), else the
+        problem, naming the box.
+    """
+    observation = manifest["observation"]
+    low, high = observation.get("goal_low_m"), observation.get("goal_high_m")
+    if low is None or high is None:
+        return None
+    margin = observation["success_threshold_m"] if tolerance_m is None else tolerance_m
+    if len(goal) != 3 or not all(math.isfinite(float(value)) for value in goal):
+        return Problem("a goal is three finite numbers", path="goal", value=list(goal),
+                       expected="x y z in the robot base frame [m]")
+    outside = max(max(lo - value, value - hi, 0.0) for value, lo, hi in zip(goal, low, high))
+    if outside <= margin:
+        return None
+    box = ", ".join(f"{axis} {lo:.3f}..{hi:.3f}" for axis, lo, hi in zip("xyz", low, high))
+    return Problem(f"goal {_point(goal)} lies {outside:.3f} m outside the region the policy was "
+                   f"trained on ({box} m, robot base frame)", path="goal",
+                   value=[float(v) for v in goal],
+                   expected=f"a goal within {margin:g} m of that region")
+
+
+def _point(values) -> str:
+    return "(" + ", ".join(f"{float(v):.3f}" for v in values) + ")"
 
 
 def check_compatible(manifest: Mapping, controller) -> None:
@@ -192,5 +291,5 @@ def check_compatible(manifest: Mapping, controller) -> None:
         raise BundleError(problems)
 
 
-__all__ = ["Bundle", "SCHEMA_VERSION", "check_compatible", "file_entry", "load_bundle",
-           "read_manifest", "write_bundle"]
+__all__ = ["Bundle", "SCHEMA_VERSION", "check_compatible", "check_goal", "file_entry",
+           "load_bundle", "read_manifest", "write_bundle"]

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from celltwin.core.errors import Problem
 from celltwin.policies.bundle import load_bundle
 from celltwin.policies.deploy.runtime import OnnxPolicy
+from celltwin.policies.errors import BundleError
 
 
 class BundlePolicy:
@@ -33,6 +35,37 @@ class BundlePolicy:
         self.arm_size = self.manifest["action"]["arm_size"]
         closed, opened = self.manifest["robot"]["gripper"]["width_range_m"]
         self.width_mid, self.width_half = (opened + closed) / 2, (opened - closed) / 2
+        observation = self.manifest["observation"]
+        # What evaluation checks an env against (celltwin.training.evaluation.trained_on).
+        self.task = self.manifest["training"]["task"]
+        self.control = control["mode"]
+        self.success_threshold_m = observation["success_threshold_m"]
+        self.goal_bounds = ((observation["goal_low_m"], observation["goal_high_m"])
+                            if "goal_low_m" in observation else None)
+
+    def check_env(self, env) -> None:
+        """Refuse an env whose observations or actions are not the bundle's (another task,
+        control mode or robot): its numbers would mean other things to the policy.
+
+        Raises:
+            BundleError: one problem per mismatch, with both sizes.
+        """
+        spaces = env.observation_space.spaces
+        layout = self.manifest["policy"]["input"]["layout"]
+        sizes = {entry["key"]: entry["size"] for entry in layout}
+        problems = [Problem(f"the env's '{key}' has {int(np.prod(spaces[key].shape))} numbers, "
+                            f"the bundle's {size}", path=f"policy.input.layout.{key}",
+                            value=int(np.prod(spaces[key].shape)), expected=str(size))
+                    for key, size in sizes.items()
+                    if key not in spaces or int(np.prod(spaces[key].shape)) != size]
+        arm = self.arm_size + (1 if self.uses_gripper else 0)
+        acts = int(np.prod(env.action_space.shape))
+        if acts != arm:
+            problems.append(Problem(f"the env takes {acts} action numbers, the bundle gives "
+                                    f"{arm} ({self.control})", path="action.arm_size",
+                                    value=acts, expected=str(arm)))
+        if problems:
+            raise BundleError(problems)
 
     def reset(self) -> None:
         pass

@@ -193,6 +193,7 @@ def _describe_env(env, options: ExportOptions) -> dict:
                                   expected="ee_delta, joint_delta or joint_position"))
     safety = _default_safety(robot_section, chain, controller, unwrapped.world.control_period_s,
                              options)
+    goal_low, goal_high = unwrapped.goal_bounds()
     return {
         "input_layout": input_layout,
         "action_spec": spec,
@@ -210,6 +211,8 @@ def _describe_env(env, options: ExportOptions) -> dict:
             "goal_size": 3,
             "success_threshold_m": float(task.distance_threshold_m),
             "object_name": getattr(task, "object_name", None),
+            "goal_low_m": [round(float(v), 6) for v in goal_low],
+            "goal_high_m": [round(float(v), 6) for v in goal_high],
         },
         "action": _action_section(mode, arm_size, robot_section["joint_names"], float(scale)),
         "safety": safety,

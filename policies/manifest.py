@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any, Mapping
 
 from celltwin.core.errors import Problem
+from celltwin.policies.errors import BundleError
 
 SCHEMA_VERSION = 1
 FORMAT = "celltwin.policy-bundle"
@@ -59,6 +61,8 @@ _SCHEMA: dict[str, Any] = {
         "goal_size": "int",
         "success_threshold_m": "num+",
         "object_name": "str?",
+        "goal_low_m": "nums:3",
+        "goal_high_m": "nums:3",
     },
     "policy": {
         "onnx_file": "str",
@@ -90,6 +94,14 @@ _SCHEMA: dict[str, Any] = {
     "manifest_sha256": "str",
 }
 
+# Fields a manifest may leave out: bundles written before celltwin recorded them.
+# The goal box (robot base frame [m]) is where training drew its goals.
+OPTIONAL_FIELDS = frozenset({"observation.goal_low_m", "observation.goal_high_m"})
+
+# Bounds of what a manifest may be: an exported one is about 10 KB and 8 levels deep.
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MANIFEST_DEPTH = 64
+
 # The order the policy's single input vector is concatenated in: SB3's MultiInputPolicy and
 # gymnasium's FlattenObservation both walk a Dict space in sorted key order.
 INPUT_KEYS = ("achieved_goal", "desired_goal", "observation")
@@ -104,6 +116,114 @@ def manifest_digest(manifest: Mapping) -> str:
     body = {key: value for key, value in manifest.items() if key != "manifest_sha256"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _Refused(ValueError):
+    """A value strict JSON does not have, met while parsing (see :func:`parse_manifest`).
+
+    Attributes:
+        token: the offending text, to find its line.
+    """
+
+    def __init__(self, message: str, token: str):
+        super().__init__(message)
+        self.token = token
+
+
+MAX_INTEGER_DIGITS = 30   # far beyond any count or size a manifest holds
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"the number {text[:40]} is beyond a 64-bit float", text)
+    return value
+
+
+def _integer(text: str) -> int:
+    if len(text) > MAX_INTEGER_DIGITS:
+        raise _Refused(f"an integer of {len(text)} digits", text[:40])
+    return int(text)
+
+
+def _constant(text: str):
+    raise _Refused(f"{text} is not a JSON number", text)
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict:
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Refused(f"key '{key[:40]}' appears twice in one object",
+                           json.dumps(key)[:40])
+        seen[key] = value
+    return seen
+
+
+def _line_of(text: str, token: str) -> int | None:
+    """Line of the first place ``token`` stands in ``text`` outside a string, if any."""
+    match = re.search(r'(?<![\w"])' + re.escape(token), text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+_TOKEN = re.compile(r'["\\\[\]{}]')
+
+
+def _depth(text: str) -> tuple[int, int]:
+    """Deepest nesting of ``[`` and ``{`` in JSON ``text`` and its line; brackets inside
+    strings do not count. One pass over the quotes, backslashes and brackets: linear in the
+    length, whatever the text holds."""
+    depth = deepest = where = 0
+    in_string, skip_to = False, 0
+    for match in _TOKEN.finditer(text):
+        at, token = match.start(), match.group()
+        if at < skip_to:
+            continue   # the character after a backslash
+        if in_string:
+            if token == "\\":
+                skip_to = at + 2
+            elif token == '"':
+                in_string = False
+        elif token == '"':
+            in_string = True
+        elif token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, at
+        elif token in "]}":
+            depth -= 1
+    return deepest, text.count("\n", 0, where) + 1
+
+
+def parse_manifest(text: str, file: str | None = None) -> Any:
+    """Parse manifest JSON strictly and within bounds; raise a typed error otherwise.
+
+    Strict: NaN, Infinity, numbers beyond a float and repeated keys are refused (the digest
+    could not be computed, or two readers could see two values). Bounded: at most
+    :data:`MAX_MANIFEST_BYTES` characters and :data:`MAX_MANIFEST_DEPTH` levels of nesting,
+    checked before parsing, so that a hostile file costs neither memory nor the recursion
+    limit.
+
+    Raises:
+        BundleError: one problem, with the file and, where known, the line.
+    """
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise BundleError(Problem(f"manifest is larger than {MAX_MANIFEST_BYTES} bytes",
+                                  file=file, expected="an exported manifest (about 10 KB)"))
+    depth, line = _depth(text)
+    if depth > MAX_MANIFEST_DEPTH:
+        raise BundleError(Problem(f"manifest nests {depth} levels deep", file=file, line=line,
+                                  expected=f"at most {MAX_MANIFEST_DEPTH} levels"))
+    try:
+        return json.loads(text, parse_float=_finite, parse_int=_integer,
+                          parse_constant=_constant, object_pairs_hook=_no_repeats)
+    except json.JSONDecodeError as exc:
+        raise BundleError(Problem(f"manifest is not valid JSON ({exc.msg}); truncated or "
+                                  "edited?", file=file, line=exc.lineno)) from None
+    except _Refused as exc:
+        raise BundleError(Problem(f"manifest is not strict JSON: {exc}", file=file,
+                                  line=_line_of(text, exc.token),
+                                  expected="finite numbers, each key once per object")) from None
 
 
 def validate_manifest(data: Any, file: str | None = None) -> list[Problem]:
@@ -138,8 +258,9 @@ def _check(value: Any, schema: Any, path: str, file: str | None, dof: int | None
         for key, sub in schema.items():
             where = f"{path}.{key}" if path else key
             if key not in value:
-                problems.append(Problem("missing field", path=where, file=file,
-                                        expected=_describe(sub)))
+                if where not in OPTIONAL_FIELDS:
+                    problems.append(Problem("missing field", path=where, file=file,
+                                            expected=_describe(sub)))
             else:
                 _check(value[key], sub, where, file, dof, problems)
         return
@@ -251,6 +372,13 @@ def _check_meaning(data: dict, file: str | None, problems: list[Problem]) -> Non
     if control["mode"] == "ee_delta" and control["tcp_orientation_quat_xyzw"] is None:
         bad("ee_delta needs the TCP orientation it holds", "control.tcp_orientation_quat_xyzw",
             None, "a quaternion (x, y, z, w)")
+    if ("goal_low_m" in observation) != ("goal_high_m" in observation):
+        bad("the goal box needs both corners", "observation.goal_low_m", None,
+            "goal_low_m and goal_high_m, or neither")
+    elif "goal_low_m" in observation and not all(
+            lo <= hi for lo, hi in zip(observation["goal_low_m"], observation["goal_high_m"])):
+        bad("lower goal corner above the upper one", "observation.goal_low_m",
+            [observation["goal_low_m"], observation["goal_high_m"]], "low <= high")
     term_names = [term["name"] for term in observation["terms"]]
     if observation["achieved_goal_term"] not in term_names:
         bad("achieved goal is not an observation term", "observation.achieved_goal_term",
@@ -286,5 +414,6 @@ def _check_meaning(data: dict, file: str | None, problems: list[Problem]) -> Non
                 or len(entry["sha256"]) != 64 or not isinstance(entry.get("size_bytes"), int)):
             bad("file entry is malformed", f"files.{name}", _short(entry),
                 "{sha256: 64 hex digits, size_bytes: integer}")
-        if "/" in name or "\\" in name or name in ("", ".", "..", MANIFEST_FILE):
+        if "/" in name or "\\" in name or "\x00" in name or \
+                name in ("", ".", "..", MANIFEST_FILE):
             bad("file entry must name a plain file beside the manifest", f"files.{name}", name)

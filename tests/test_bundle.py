@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +16,9 @@ import pytest
 import torch
 
 import celltwin.envs  # noqa: F401  (registers the env ids)
-from celltwin.policies.bundle import check_compatible, load_bundle
+from celltwin.policies.bundle import (FILE_MODE, FOLDER_MODE, check_compatible, check_goal,
+                                      load_bundle, write_bundle)
+from celltwin.policies.manifest import MAX_MANIFEST_BYTES, manifest_digest, validate_manifest
 from celltwin.policies.errors import BundleError, ExportError
 from celltwin.policies.export import ExportOptions, export_trained
 from celltwin.policies.parity import concatenate
@@ -111,6 +115,9 @@ def test_sac_export_manifest_says_what_the_numbers_mean(sac_bundle):
     assert manifest["safety"]["reduced_mode_tcp_speed_mps"] == 0.25
     assert manifest["training"]["summary"]["success_randomized"] == 0.0
     assert set(manifest["files"]) == {"policy.onnx", "policy.pt"}
+    # The box Reach drew its goals from (reach_table's reach_space, robot base frame).
+    assert manifest["observation"]["goal_low_m"] == pytest.approx([0.45, -0.15, 0.02])
+    assert manifest["observation"]["goal_high_m"] == pytest.approx([0.75, 0.15, 0.32])
     _check_against_sb3(bundle, trained)
 
 
@@ -272,3 +279,107 @@ def test_deploy_of_a_tampered_bundle_is_one_line_and_exit_2(bundle_copy, capsys)
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: ") and "policy.onnx" in err[0]
     assert "Traceback" not in "\n".join(err)
+
+
+# --- hostile bundles (issue 17) --------------------------------------------------------------
+
+FREE = '"summary": {'   # training.summary: a free-form field, where anything JSON may stand
+
+
+@pytest.mark.parametrize("inserted, words", [
+    ('"x": NaN, ', ["NaN is not a JSON number"]),
+    ('"x": -Infinity, ', ["-Infinity is not a JSON number"]),
+    ('"x": 1e999, ', ["1e999 is beyond a 64-bit float"]),
+    ('"x": ' + "9" * 5000 + ", ", ["an integer of 5000 digits"]),
+    ('"x": 1, "x": 2, ', ["key 'x' appears twice"]),
+    ('"x": ' + "[" * 100_000 + "]" * 100_000 + ", ", ["nests 100003 levels deep", "at most 64"]),
+    ('"x": "' + "a" * MAX_MANIFEST_BYTES + '", ', ["larger than 1048576 bytes"]),
+], ids=["nan", "infinity", "1e999", "huge-integer", "repeated-key", "deep", "huge"])
+def test_a_hostile_manifest_is_one_located_error(bundle_copy, capsys, inserted, words):
+    path = bundle_copy / "manifest.json"
+    text = path.read_text()
+    assert FREE in text
+    path.write_text(text.replace(FREE, FREE + inserted, 1))
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle_copy)
+    assert len(caught.value.problems) == 1
+    message = str(caught.value)
+    assert "manifest.json" in message and all(word in message for word in words), message
+    code = main(["deploy", str(bundle_copy), "--controller", "twin", "--dry-run"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and words[0] in err[0]
+
+
+def test_a_manifest_that_is_not_utf8_is_refused(bundle_copy):
+    path = bundle_copy / "manifest.json"
+    path.write_bytes(b"\xff\xfe" + path.read_bytes())
+    assert "not UTF-8" in _error(bundle_copy)
+
+
+def test_files_the_manifest_does_not_list_are_refused_by_name(bundle_copy, capsys):
+    (bundle_copy / "helper.py").write_text("import os\n")
+    (bundle_copy / "extra").mkdir()
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bundle_copy)
+    assert sorted(Path(problem.file).name for problem in caught.value.problems) == \
+        ["extra", "helper.py"]
+    assert all("not listed in the manifest" in problem.message
+               for problem in caught.value.problems)
+    code = main(["deploy", str(bundle_copy), "--controller", "twin", "--dry-run"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def _contents(folder: Path) -> tuple[dict, dict]:
+    manifest = load_bundle(folder).manifest
+    body = {key: value for key, value in manifest.items()
+            if key not in ("files", "manifest_sha256")}
+    return body, {name: (folder / name).read_bytes() for name in manifest["files"]}
+
+
+def test_bundles_are_readable_by_other_accounts_whatever_the_umask(sac_bundle, tmp_path):
+    body, files = _contents(sac_bundle[0])
+    old = os.umask(0o077)
+    try:
+        write_bundle(tmp_path / "bundle", body, files)
+    finally:
+        os.umask(old)
+    folder = tmp_path / "bundle"
+    assert stat.S_IMODE(folder.stat().st_mode) == FOLDER_MODE == 0o755
+    for entry in folder.iterdir():
+        assert stat.S_IMODE(entry.stat().st_mode) == FILE_MODE == 0o644, entry.name
+    load_bundle(folder)
+
+
+def test_a_new_export_replaces_a_bundle_and_refuses_anything_else(sac_bundle, tmp_path):
+    body, files = _contents(sac_bundle[0])
+    folder = tmp_path / "bundle"
+    write_bundle(folder, body, files)
+    write_bundle(folder, body, {"policy.onnx": files["policy.onnx"]})   # no TorchScript now
+    assert sorted(entry.name for entry in folder.iterdir()) == ["manifest.json", "policy.onnx"]
+    load_bundle(folder)
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(BundleError, match="not part of a bundle") as caught:
+        write_bundle(folder, body, files)
+    assert caught.value.problems[0].file.endswith("notes.txt")
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_a_bundle_without_a_goal_box_still_loads_and_checks_no_goal(bundle_copy):
+    path = bundle_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for key in ("goal_low_m", "goal_high_m"):
+        del manifest["observation"][key]
+    manifest["manifest_sha256"] = manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
+    assert validate_manifest(manifest) == []
+    assert check_goal(load_bundle(bundle_copy).manifest, (5.0, 5.0, 5.0)) is None
+
+
+def test_goals_are_checked_against_the_box_with_the_success_threshold(sac_bundle):
+    manifest = load_bundle(sac_bundle[0]).manifest
+    assert check_goal(manifest, (0.6, 0.0, 0.1)) is None
+    assert check_goal(manifest, (0.79, 0.0, 0.1)) is None          # 4 cm out: within 5 cm
+    problem = check_goal(manifest, (0.6, 0.0, 1.0))
+    assert problem is not None and "0.680 m outside" in problem.message
+    assert "three finite numbers" in check_goal(manifest, (float("nan"), 0.0, 0.0)).message

@@ -225,6 +225,37 @@ def test_cell_lacking_what_the_task_needs_is_a_clear_error():
         make("Reach", reward="shaped")
 
 
+@pytest.mark.parametrize("task, options, words", [
+    ("PickPlace", {"place_in": "outfeed_tray"},
+     ["celltwin/PickPlace-v0 takes no option 'place_in'",
+      "PickPlace option (goal_region, object)"]),
+    ("Reach", {"contrl": "joint_delta"}, ["no option 'contrl'", "did you mean 'control'"]),
+    ("Reach", {"object": "part"}, ["Reach option (goal_region)"]),
+    ("ConveyorPick", {"place_in": ["outfeed_tray"]}, ["option 'place_in' names"]),
+    ("Push", {"goal_region": 3}, ["option 'goal_region' names", "a non-empty name"]),
+])
+def test_an_option_the_task_does_not_take_is_a_typed_error(task, options, words):
+    # Refused before a world is built; Python's TypeError never reaches the user.
+    with pytest.raises(EnvError) as caught:
+        make(task, **options)
+    assert len(caught.value.problems) == 1
+    message = str(caught.value)
+    assert all(word in message for word in words), message
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_goal_bounds_hold_every_goal_the_task_draws(task):
+    env = make(task)
+    try:
+        low, high = env.unwrapped.goal_bounds()
+        assert np.all(low <= high)
+        for seed in range(20):
+            goal = env.reset(seed=seed)[0]["desired_goal"]
+            assert np.all(goal >= low - 1e-5) and np.all(goal <= high + 1e-5), (seed, goal)
+    finally:
+        env.close()
+
+
 def test_latency_delays_commands():
     def ee_after(steps, physics=None):
         env = make("Reach", physics=physics)

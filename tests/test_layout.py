@@ -43,6 +43,17 @@ def blocked_cell(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def sunk_tray_cell(tmp_path_factory):
+    """pick_station with its outfeed tray built 5 cm into the table."""
+    data = load_cell("pick_station").model_dump(mode="json")
+    data["name"] = "sunk_tray"
+    data["bins"][1]["pose"]["xyz"][2] = 0.70
+    path = tmp_path_factory.mktemp("cells") / "sunk_tray.yaml"
+    path.write_text(validate_cell_data(data).to_yaml())
+    return path
+
+
 # ---------------------------------------------------------------------------------- check
 def test_check_reports_unreachable_target_and_colliding_fixture(cli, tmp_path, blocked_cell):
     code, out, err = celltwin(cli, "layout", "check", str(blocked_cell),
@@ -164,6 +175,35 @@ def test_run_stopped_early_counts_parts_in_process(cli, tmp_path):
     assert "--max-sim-s" in out
 
 
+def test_run_refuses_bodies_that_overlap_as_built(cli, tmp_path, sunk_tray_cell):
+    code, out, err = celltwin(cli, "layout", "run", str(sunk_tray_cell), "--pick", "pick_bin",
+                              "--out", str(tmp_path / "out"))
+    assert code == 2, out + err
+    lines = error_lines(err)
+    assert lines and len(lines) == len(err.splitlines())   # nothing but the error lines
+    assert any("'outfeed_tray'" in line and "'table'" in line for line in lines), err
+    assert all("overlap by" in line and " mm as built" in line and "--allow-overlap" in line
+               for line in lines)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_of_an_overlapping_layout_when_asked_to(cli, tmp_path, sunk_tray_cell):
+    code, out, err = celltwin(cli, "layout", "run", str(sunk_tray_cell), "--pick", "pick_bin",
+                              "--allow-overlap", "--parts", "1", "--max-sim-s", "1",
+                              "--out", str(tmp_path))
+    assert code == 0 and err == "", out + err
+    assert (tmp_path / "kpis.json").is_file()
+
+
+def test_compare_refuses_an_overlapping_layout_before_running_any(cli, tmp_path,
+                                                                  sunk_tray_cell):
+    code, out, err = celltwin(cli, "layout", "compare", "pick_station", str(sunk_tray_cell),
+                              "--pick", "pick_bin", "--out", str(tmp_path / "out"))
+    assert code == 2 and out == "", out + err
+    assert all("cell 'sunk_tray'" in line for line in error_lines(err))
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------------- compare
 def test_compare_ranks_the_layout_with_the_longer_reach_path_slower(cli, tmp_path):
     code, out, err = celltwin(cli, "layout", "compare", "pick_station",
@@ -186,22 +226,54 @@ def test_compare_ranks_the_layout_with_the_longer_reach_path_slower(cli, tmp_pat
         assert (tmp_path / name).is_file(), name
 
 
+def test_compare_calls_a_difference_within_the_spread_a_tie():
+    from celltwin.layout.compare import Entry, verdict, welch
+    from celltwin.layout.kpis import kpis
+    from celltwin.layout.records import RunOptions
+    from celltwin.layout.runner import run_layout
+
+    result = run_layout(load_cell("pick_station"), RunOptions(parts=3, pick="pick_bin"))
+    entries = [Entry(label, load_cell("pick_station"), result, kpis(result), label)
+               for label in ("a", "b")]
+    decision = verdict(entries)
+    assert decision["tie"] is True and decision["best"] is None
+    assert decision["text"].startswith("no better layout: 'a' and 'b' tie")
+    assert "95% interval" in decision["text"]
+    # Welch's interval is scipy's: the same half width as its t-test's confidence interval.
+    from scipy import stats
+
+    first, second = [2.1, 2.4, 2.2, 2.9], [2.6, 3.1, 2.8]
+    interval = stats.ttest_ind(first, second, equal_var=False).confidence_interval(0.95)
+    difference = welch(first, second, "cycle")
+    assert difference.difference_s - difference.half_width_s == pytest.approx(interval.low)
+    assert difference.difference_s + difference.half_width_s == pytest.approx(interval.high)
+    assert not welch([2.0], [3.0], "cycle").significant   # one sample has no spread
+
+
 # ---------------------------------------------------------------------------------- sweep
-def test_sweep_runs_grid_points_on_local_ray(cli, tmp_path):
+def test_sweep_runs_grid_points_on_local_ray_and_drops_overlapping_ones(cli, tmp_path):
     pytest.importorskip("ray", reason="sweep needs Ray (pip install 'ray>=2.9')")
+    # z = 0.70 sinks the tray 5 cm into the table: dropped, never run, never the best.
     code, out, err = celltwin(cli, "sweep", "pick_station",
-                              "--param", "bins[1].pose.xyz[0]=0.4:0.5:2", "--pick", "pick_bin",
+                              "--param", "bins[1].pose.xyz[0]=0.4:0.5:2",
+                              "--param", "bins[1].pose.xyz[2]=0.70:0.75:2", "--pick", "pick_bin",
                               "--parts", "1", "--workers", "2", "--out", str(tmp_path))
     assert code == 0, out + err
     document = json.loads((tmp_path / "sweep.json").read_text())
     points = document["points"]
-    assert [p["values"]["bins[1].pose.xyz[0]"] for p in points] == [0.4, 0.5]
+    assert [(p["values"]["bins[1].pose.xyz[0]"], p["values"]["bins[1].pose.xyz[2]"])
+            for p in points] == [(0.4, 0.7), (0.4, 0.75), (0.5, 0.7), (0.5, 0.75)]
+    run, dropped = points[1::2], points[0::2]
     assert all(p["parts_out"] == 1 and p["throughput_per_h"] > 0 and not p["error"]
-               for p in points)
-    assert document["best"]["index"] in (0, 1)
+               and not p["overlap"] for p in run)
+    assert all("'outfeed_tray'" in p["overlap"] and "'table'" in p["overlap"]
+               and p["throughput_per_h"] is None and p["folder"] is None for p in dropped)
+    assert document["dropped_overlapping"] == 2
+    assert document["best"]["index"] in (1, 3)
     assert (tmp_path / "heatmap.png").is_file() and (tmp_path / "sweep.md").is_file()
     assert (tmp_path / "points" / "001" / "kpis.json").is_file()
-    assert "bins[1].pose.xyz[0]" in out
+    assert not (tmp_path / "points" / "000").exists()
+    assert "bins[1].pose.xyz[0]" in out and "2 of 4 candidates dropped" in out
 
 
 def test_sweep_without_ray_says_how_to_install(monkeypatch, cli, tmp_path):

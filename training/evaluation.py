@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,13 +22,20 @@ import numpy as np
 
 from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem
+from celltwin.envs.tasks import TASKS
 from celltwin.experts.by_task import make_expert
+from celltwin.observation import ObservationLayout
 from celltwin.randomization.knobs import PART_GEOMETRY_PARAMETERS
 from celltwin.training.algorithms import load_normalizer
+from celltwin.training.config import load_config
 from celltwin.training.legacy import legacy_custom_objects
 
 SB3_ALGORITHMS = ("SAC", "TD3", "DDPG", "PPO", "A2C")
 CONTRIB_ALGORITHMS = ("TQC",)
+# Bounds on typing mistakes: a grid point runs episodes of a twin, about a second each.
+MAX_SWEEP_COUNT = 1_000
+MAX_GRID_POINTS = 10_000
+MAX_EPISODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Sweep:
 
     @classmethod
     def parse(cls, text: str) -> "Sweep":
+        """Read ``TARGET.PARAMETER=LOW:HIGH:COUNT``, COUNT from 1 to :data:`MAX_SWEEP_COUNT`."""
         name, sep, spec = text.partition("=")
         target, dot, parameter = name.rpartition(".")
         parts = spec.split(":")
@@ -54,10 +63,26 @@ class Sweep:
             if count < 1 or not (np.isfinite(low) and np.isfinite(high)):
                 raise ValueError
         except ValueError:
-            raise CelltwinError(Problem(f"cannot read sweep '{text}'", path="--sweep", value=text,
+            raise CelltwinError(Problem(f"cannot read sweep '{text[:80]}'", path="--sweep",
+                                        value=text[:80],
                                         expected="TARGET.PARAMETER=LOW:HIGH:COUNT, e.g. "
                                                  "part.lateral_friction=0.2:1.2:5")) from None
+        if count > MAX_SWEEP_COUNT:
+            raise CelltwinError(Problem(f"a sweep of {count} values", path="--sweep",
+                                        value=text[:80],
+                                        expected=f"COUNT from 1 to {MAX_SWEEP_COUNT}"))
         return cls(target, parameter, tuple(np.linspace(low, high, count).round(6).tolist()))
+
+
+def check_grid(sweeps: list[Sweep]) -> None:
+    """Refuse more than two swept parameters or a grid beyond :data:`MAX_GRID_POINTS`."""
+    if len(sweeps) > 2:
+        raise CelltwinError(Problem("at most two --sweep parameters", path="--sweep",
+                                    value=len(sweeps), expected="one or two"))
+    points = math.prod(len(sweep.values) for sweep in sweeps)
+    if points > MAX_GRID_POINTS:
+        raise CelltwinError(Problem(f"the grid has {points} points", path="--sweep",
+                                    value=points, expected=f"at most {MAX_GRID_POINTS}"))
 
 
 @dataclass
@@ -88,13 +113,67 @@ class SB3Policy:
         return action
 
 
+@dataclass(frozen=True)
+class TrainedOn:
+    """What a policy's own files say it was trained on.
+
+    Attributes:
+        source: the files, in words (``bundle runs/b``, ``checkpoint ... (run config ...)``).
+        task: the task's name.
+        control: the control mode its actions are for, when known.
+        goal_box: ``(low, high)`` of the goals training drew, robot base frame [m], when known.
+        tolerance_m: how far outside ``goal_box`` still counts as inside [m].
+        config: the run's TrainConfig, for a checkpoint in a run directory.
+    """
+
+    source: str
+    task: str
+    control: str | None = None
+    goal_box: tuple | None = None
+    tolerance_m: float = 0.05
+    config: object = None
+
+
+def _is_bundle(path: Path) -> bool:
+    return path.is_dir() and (path / "manifest.json").is_file()
+
+
+def trained_on(spec: str, bundle: object = None) -> TrainedOn | None:
+    """What the policy ``spec`` names was trained on: from a bundle policy's manifest
+    (``bundle``, loaded by the caller), or from the ``config.yaml`` of the run directory a
+    checkpoint lies in. ``None`` for the expert and for a checkpoint outside a run."""
+    if spec == "expert":
+        return None
+    if bundle is not None and getattr(bundle, "task", None):
+        return TrainedOn(f"bundle {spec}", bundle.task, getattr(bundle, "control", None),
+                         getattr(bundle, "goal_bounds", None),
+                         getattr(bundle, "success_threshold_m", 0.05))
+    config, folder = _run_config(Path(spec))
+    if config is None:
+        return None
+    return TrainedOn(f"checkpoint {spec} (run config {folder / 'config.yaml'})", config.task,
+                     config.env.control, config=config)
+
+
+def _run_config(path: Path):
+    """The TrainConfig of the run directory holding checkpoint ``path`` (``final/model.zip``
+    or ``checkpoints/step_N/model.zip``), and that directory; ``(None, None)`` if none."""
+    for folder in list(path.parents)[:3]:
+        if (folder / "config.yaml").is_file():
+            try:
+                return load_config(folder / "config.yaml"), folder
+            except CelltwinError:
+                return None, None   # not a run's config: nothing to learn from it
+    return None, None
+
+
 def load_policy(spec: str, env, bundle_policy: Callable[[Path], object] | None = None):
     """``expert`` (the task's scripted expert), the path of an SB3 ``.zip`` checkpoint, or an
     exported bundle folder, acted by ``bundle_policy(folder)``."""
     if spec == "expert":
         return make_expert(env)
     path = Path(spec)
-    if path.is_dir() and (path / "manifest.json").is_file():
+    if _is_bundle(path):
         if bundle_policy is None:
             raise CelltwinError(Problem("no bundle policy given to act an exported bundle",
                                         path="POLICY", value=spec,
@@ -119,8 +198,102 @@ def load_policy(spec: str, env, bundle_policy: Callable[[Path], object] | None =
             continue
         # A run's model.zip sits beside the normalization statistics it was trained with.
         return SB3Policy(model, load_normalizer(path.parent / "vecnormalize.pkl"))
-    raise CelltwinError(Problem("not a stable-baselines3 checkpoint this version can load",
-                                file=str(path), expected=f"a model saved by one of {SB3_ALGORITHMS}"))
+    raise CelltwinError(_unloadable(path, env, custom))
+
+
+def _unloadable(path: Path, env, custom: dict) -> Problem:
+    """Why no algorithm loads ``path`` into ``env``: a checkpoint of another task (said by
+    the size of what it observes), another action size, or not a checkpoint at all."""
+    generic = Problem("not a stable-baselines3 checkpoint this version can load",
+                      file=str(path), expected=f"a model saved by one of {SB3_ALGORITHMS}")
+    try:
+        from stable_baselines3.common.save_util import load_from_zip_file
+
+        data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom,
+                                        print_system_info=False)
+        saved_obs, saved_action = data["observation_space"], data["action_space"]
+        # The goal Dict's 'observation' entry, or (flattened, PPO) all but the two goals.
+        spaces = getattr(saved_obs, "spaces", None)
+        observed = (int(np.prod(spaces["observation"].shape)) if spaces is not None
+                    else int(np.prod(saved_obs.shape)) - 6)
+        acts = int(np.prod(saved_action.shape))
+    except Exception:  # noqa: BLE001  (anything unreadable or foreign: not our checkpoint)
+        return generic
+    base = env.unwrapped
+    wanted = base.layout.size
+    task = base.task.name
+    if observed != wanted:
+        fits = [name for name, cls in TASKS.items()
+                if ObservationLayout(cls.observation_terms).size == observed]
+        which = (f"a checkpoint of {' or '.join(fits)}" if fits else
+                 "a checkpoint of no task registered here")
+        return Problem(f"{which}, not of {task}: it observes {observed} numbers per step, "
+                       f"{task} {wanted}", file=str(path),
+                       expected=f"--task {fits[0]}" if fits else f"a {task} checkpoint")
+    if acts != int(np.prod(env.action_space.shape)):
+        return Problem(f"the checkpoint acts with {acts} numbers per step, "
+                       f"{base.spec.id if base.spec else task} with "
+                       f"{int(np.prod(env.action_space.shape))} (another control mode or robot)",
+                       file=str(path), expected="the control mode and robot it was trained with")
+    return generic
+
+
+def check_trained_on(origin: TrainedOn | None, env_id: str) -> None:
+    """Refuse to evaluate a policy on another task than its own."""
+    task = next((name for name, cls in TASKS.items() if cls.env_id == env_id), None)
+    if origin is not None and task is not None and origin.task != task:
+        raise CelltwinError(Problem(
+            f"a {origin.task} policy ({origin.source}) cannot be evaluated on {task}: it "
+            f"observes and acts for {origin.task}", path="--task", value=task,
+            expected=f"--task {origin.task}"))
+
+
+def training_goal_box(origin: TrainedOn | None, env_kwargs: dict):
+    """``(low, high)`` of the goals the policy was trained on, base frame [m], or ``None``
+    when unknown. A run's box is measured on its training env, built only when the evaluation
+    runs on another cell (the same cell draws the same goals)."""
+    if origin is None:
+        return None
+    if origin.goal_box is not None:
+        return origin.goal_box
+    config = origin.config
+    if config is None or _cell_key(env_kwargs.get("cell")) == _cell_key(config.env.cell):
+        return None
+    try:
+        env = gym.make(config.env_id(), **config.env_kwargs())
+    except CelltwinError:
+        return None   # the training cell is not here: nothing to compare with
+    try:
+        return env.unwrapped.goal_bounds()
+    finally:
+        env.close()
+
+
+def _cell_key(cell) -> str | None:
+    if cell is None:
+        return None
+    path = Path(cell)
+    return str(path.resolve()) if path.suffix in (".yaml", ".yml") else str(cell)
+
+
+def check_goal_region(env, origin: TrainedOn | None, box) -> None:
+    """Refuse an env whose goals reach beyond the region the policy was trained on by more
+    than ``origin.tolerance_m``: the policy has never seen such a goal."""
+    if box is None:
+        return
+    low, high = (np.asarray(corner, dtype=float) for corner in box)
+    env_low, env_high = env.unwrapped.goal_bounds()
+    beyond = float(np.max(np.maximum(np.maximum(low - env_low, env_high - high), 0.0)))
+    if beyond <= origin.tolerance_m:
+        return
+    trained = ", ".join(f"{axis} {lo:.3f}..{hi:.3f}" for axis, lo, hi in zip("xyz", low, high))
+    drawn = ", ".join(f"{axis} {lo:.3f}..{hi:.3f}"
+                      for axis, lo, hi in zip("xyz", env_low, env_high))
+    raise CelltwinError(Problem(
+        f"this twin draws goals up to {beyond:.3f} m outside the region the policy was "
+        f"trained on ({origin.source}: {trained} m; here: {drawn} m, robot base frame)",
+        path="--cell", expected="the training cell's goal region, or "
+                                "--allow-outside-goal-region"))
 
 
 # How many envs stand for "the randomized twin" when data is collected or a policy is judged.
@@ -155,17 +328,43 @@ def run_episodes(env, policy, episodes: int, seed: int) -> Outcome:
 
 def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
              grid_episodes: int, randomization: str | None, sweeps: list[Sweep], seed: int,
-             progress=None, bundle_policy: Callable[[Path], object] | None = None) -> dict:
+             progress=None, bundle_policy: Callable[[Path], object] | None = None,
+             allow_outside_goal_region: bool = False) -> dict:
     """Evaluate on the nominal twin, the randomized twin and every grid point of ``sweeps``.
 
     The randomized twin is :data:`STARTUP_DRAWS` envs taken in turn, as in training's
     evaluations: one env would judge the policy on a single draw of the startup terms.
     ``bundle_policy`` acts an exported bundle (see :func:`load_policy`).
+
+    A bundle or a checkpoint in its run directory is evaluated on its own task only, with
+    the control mode it was trained with (unless ``env_kwargs`` names one), and on a twin
+    whose goals lie in the region it was trained on (unless ``allow_outside_goal_region``).
+
+    Raises:
+        CelltwinError: episode counts or a grid out of bounds, a policy of another task,
+            goals outside its training region, a policy that cannot be loaded.
     """
+    for name, value in (("--episodes", episodes), ("--grid-episodes", grid_episodes)):
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not 1 <= value <= MAX_EPISODES:
+            raise CelltwinError(Problem("episodes to run must be a count", path=name,
+                                        value=value, expected=f"1 to {MAX_EPISODES}"))
+    check_grid(sweeps)
+    bundle = None
+    if policy_spec != "expert" and _is_bundle(Path(policy_spec)) and bundle_policy is not None:
+        bundle = bundle_policy(Path(policy_spec))   # verified before any twin is built
+    origin = trained_on(policy_spec, bundle)
+    check_trained_on(origin, env_id)
+    if origin is not None and origin.control and "control" not in env_kwargs:
+        env_kwargs = {**env_kwargs, "control": origin.control}
+    box = None if allow_outside_goal_region else training_goal_box(origin, env_kwargs)
     env = gym.make(env_id, **env_kwargs)
     draws = []
     try:
-        policy = load_policy(policy_spec, env, bundle_policy)
+        check_goal_region(env, origin, box)
+        policy = bundle if bundle is not None else load_policy(policy_spec, env, bundle_policy)
+        if hasattr(policy, "check_env"):
+            policy.check_env(env)
         base = env.unwrapped
         results = {"policy": policy_spec, "env": env_id, "seed": seed,
                    "env_kwargs": {key: str(value) for key, value in env_kwargs.items()}}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from celltwin.cli.arguments import group_handler, integer, output_file
 from celltwin.cli.common import add_world_arguments, build_world
 from celltwin.core.atomic import atomic_write_text
+
+# Image sizes pybullet's renderer is asked for: below a few pixels a view shows nothing, and
+# a huge size exhausts memory inside the renderer (it aborts the process).
+MIN_PX, MAX_PX = 16, 4096
 
 
 def register(subparsers) -> None:
@@ -16,17 +20,21 @@ def register(subparsers) -> None:
     check = commands.add_parser("check", help="validate a cell, build it, report bodies, reach "
                                               "of every target and initial interpenetrations")
     add_world_arguments(check)
-    check.add_argument("--json", metavar="FILE", type=Path, help="also write the report as JSON")
+    check.add_argument("--json", metavar="FILE", type=output_file,
+                       help="also write the report as JSON")
     check.set_defaults(handler=run_check)
 
     render = commands.add_parser("render", help="write a perspective and a top view as PNG")
     add_world_arguments(render)
-    render.add_argument("-o", "--output", type=Path, default=Path("cell.png"), help="PNG path")
-    render.add_argument("--width", type=int, default=640, help="width of each view [px]")
-    render.add_argument("--height", type=int, default=480, help="height of each view [px]")
+    render.add_argument("-o", "--output", type=output_file, default="cell.png",
+                        help="PNG path")
+    render.add_argument("--width", type=integer(MIN_PX, MAX_PX), default=640,
+                        help=f"width of each view [px], {MIN_PX} to {MAX_PX}")
+    render.add_argument("--height", type=integer(MIN_PX, MAX_PX), default=480,
+                        help=f"height of each view [px], {MIN_PX} to {MAX_PX}")
     render.set_defaults(handler=run_render)
 
-    cell.set_defaults(handler=lambda args: cell.print_help() or 2)
+    cell.set_defaults(handler=group_handler(cell, commands))
 
 
 def run_check(args) -> int:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import math
-from pathlib import Path
 
+from celltwin.cli.arguments import (input_file, non_negative_float, non_negative_int,
+                                    positive_float, positive_int)
 from celltwin.physics import PhysicsParams
+
+# The number types live in celltwin.cli.arguments; named here too for commands that import
+# them from this module.
+__all__ = ["add_world_arguments", "build_world", "load_physics", "load_spec",
+           "non_negative_float", "non_negative_int", "positive_float", "positive_int",
+           "task_help"]
 
 
 def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | None = None) -> None:
@@ -17,7 +23,7 @@ def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | 
     else:
         parser.add_argument("--cell", default=cell_default,
                             help=f"cell file or example name (default: {cell_default})")
-    parser.add_argument("--physics", metavar="FILE", type=Path, default=None,
+    parser.add_argument("--physics", metavar="FILE", type=input_file, default=None,
                         help="physics parameter overrides (YAML) applied after building")
     parser.add_argument("--robot", metavar="MODEL", default=None,
                         help="swap every robot in the cell for this registered model")
@@ -42,40 +48,6 @@ def load_spec(source, robot: str | None):
 def load_physics(args: argparse.Namespace) -> PhysicsParams | None:
     """The overrides of ``--physics FILE``, if given."""
     return PhysicsParams.load(args.physics) if args.physics else None
-
-
-def _number(text: str, kind: type, minimum: float, strict: bool):
-    """An argparse type: a finite ``kind`` above (``strict``) or at least ``minimum``."""
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not {'an integer' if kind is int else 'a number'}: '{text}'") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number: '{text}'")
-    if value < minimum or (strict and value == minimum):
-        raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum:g}, got {value:g}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _number(text, int, 1, strict=False)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _number(text, int, 0, strict=False)
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    return _number(text, float, 0.0, strict=True)
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    return _number(text, float, 0.0, strict=False)
 
 
 def task_help(what: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
+from celltwin.cli.arguments import output_dir
 from celltwin.cli.common import add_world_arguments, build_world
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     add_world_arguments(demo, cell_default="pick_station")
     demo.add_argument("--part", default="part", help="part to pick (default: part)")
     demo.add_argument("--target", default="place_tray", help="named target to place it at")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+    demo.add_argument("--out", type=output_dir, default="runs/demo", help="run directory")
     demo.set_defaults(handler=run_demo)
 
 

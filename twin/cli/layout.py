@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from celltwin.cli.common import (add_world_arguments, build_world, load_physics, load_spec,
-                                 non_negative_float, positive_float, positive_int)
+from celltwin.cli.arguments import count, group_handler, input_file, number, output_dir
+from celltwin.cli.common import add_world_arguments, build_world, load_physics, load_spec
 from celltwin.core.errors import CelltwinError
+
+# Bounds on typing mistakes: a run is a simulation of minutes to hours of a cell.
+MAX_PARTS = 100_000
+MAX_SIM_S = 1e6          # about 11.6 simulated days
+MAX_SPACING_M = 100.0
+MAX_INTERVAL_S = 3600.0
+MAX_WORKERS = 1024
 
 
 def register(subparsers) -> None:
@@ -24,14 +30,15 @@ def register(subparsers) -> None:
                     "all is well, 1 when a target is unreachable, a path collides or bodies "
                     "overlap, 2 on invalid input.")
     add_world_arguments(check)
-    check.add_argument("--margin-deg", type=non_negative_float, default=5.0, metavar="DEG",
+    check.add_argument("--margin-deg", type=number(0.0, 90.0), default=5.0, metavar="DEG",
                        help="every joint must stay this far inside its limits (default: 5)")
-    check.add_argument("--clearance-m", type=positive_float, default=0.01, metavar="M",
+    check.add_argument("--clearance-m", type=number(0.0, 1.0, low_open=True), default=0.01,
+                       metavar="M",
                        help="closer than this is a near miss (default: 0.01)")
-    check.add_argument("--approach-m", type=non_negative_float, default=0.12, metavar="M",
+    check.add_argument("--approach-m", type=number(0.0, 2.0), default=0.12, metavar="M",
                        help="paths pass this far above each target, as the expert does; "
                             "0 goes straight from home (default: 0.12)")
-    check.add_argument("--out", type=Path, default=Path("runs/layout_check"),
+    check.add_argument("--out", type=output_dir, default="runs/layout_check",
                        help="run directory (default: runs/layout_check)")
     check.set_defaults(handler=run_check)
 
@@ -42,7 +49,7 @@ def register(subparsers) -> None:
                     "kpis.json, parts.csv, summary.md and cycle_times.png into --out.")
     add_world_arguments(run)
     _add_run_options(run, parts=10)
-    run.add_argument("--out", type=Path, default=Path("runs/layout_run"),
+    run.add_argument("--out", type=output_dir, default="runs/layout_run",
                      help="run directory (default: runs/layout_run)")
     run.set_defaults(handler=run_run)
 
@@ -52,16 +59,16 @@ def register(subparsers) -> None:
                     "compare.png, top_views.png and one run directory per layout into --out.")
     compare.add_argument("cells", metavar="CELL", nargs="+",
                          help="cell files (YAML) or names of shipped example cells")
-    compare.add_argument("--physics", metavar="FILE", type=Path, default=None,
+    compare.add_argument("--physics", metavar="FILE", type=input_file, default=None,
                          help="physics parameter overrides (YAML) applied to every layout")
     compare.add_argument("--robot", metavar="MODEL", default=None,
                          help="swap every robot of every layout for this registered model")
     _add_run_options(compare, parts=10)
-    compare.add_argument("--out", type=Path, default=Path("runs/layout_compare"),
+    compare.add_argument("--out", type=output_dir, default="runs/layout_compare",
                          help="run directory (default: runs/layout_compare)")
     compare.set_defaults(handler=run_compare)
 
-    layout.set_defaults(handler=lambda args: layout.print_help() or 2)
+    layout.set_defaults(handler=group_handler(layout, commands))
 
     sweep = subparsers.add_parser(
         "sweep", help="layout runs over a grid of layout parameters, in parallel on Ray",
@@ -72,33 +79,40 @@ def register(subparsers) -> None:
     sweep.add_argument("--param", action="append", required=True, metavar="PATH=LO:HI:N",
                        help="a cell number by dotted path and its values, e.g. "
                             "robots[0].base.xyz[0]=-0.1:0.1:3; repeat for a grid")
-    sweep.add_argument("--workers", type=positive_int, default=2,
+    sweep.add_argument("--workers", type=count(MAX_WORKERS), default=2,
                        help="CPUs of the local Ray (default: 2)")
     sweep.add_argument("--address", default=None, metavar="ADDR",
                        help="join this Ray cluster instead of starting a local one")
     _add_run_options(sweep, parts=3)
-    sweep.add_argument("--out", type=Path, default=Path("runs/sweep"),
+    sweep.add_argument("--out", type=output_dir, default="runs/sweep",
                        help="run directory (default: runs/sweep)")
     sweep.set_defaults(handler=run_sweep)
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, parts: int) -> None:
-    parser.add_argument("--parts", type=positive_int, default=parts, metavar="N",
+    parser.add_argument("--parts", type=count(MAX_PARTS), default=parts, metavar="N",
                         help=f"parts fed into the cell (default: {parts})")
     parser.add_argument("--policy", default="expert", choices=["expert"],
                         help="what works the cell (default: the scripted expert)")
-    parser.add_argument("--max-sim-s", type=positive_float, default=None, metavar="S",
+    parser.add_argument("--max-sim-s", type=number(0.0, MAX_SIM_S, low_open=True), default=None,
+                        metavar="S",
                         help="stop after this much simulated time (default: 60 s + 30 s a part)")
-    parser.add_argument("--spacing-m", type=positive_float, default=0.4, metavar="M",
+    parser.add_argument("--spacing-m", type=number(0.0, MAX_SPACING_M, low_open=True), default=0.4,
+                        metavar="M",
                         help="distance between parts on a belt; with the belt speed it sets "
                              "the arrival interval (default: 0.4)")
-    parser.add_argument("--arrival-interval-s", type=positive_float, default=None, metavar="S",
+    parser.add_argument("--arrival-interval-s",
+                        type=number(0.0, MAX_INTERVAL_S, low_open=True), default=None,
+                        metavar="S",
                         help="time between arrivals, overriding --spacing-m; bins are "
                              "otherwise refilled as soon as their part is taken")
     parser.add_argument("--pick", default=None, metavar="TARGET",
                         help="pick target to use (default: a conveyor-fed pick* target)")
     parser.add_argument("--place", default=None, metavar="TARGET",
                         help="place target to use (default: the first place* target)")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="run a layout whose bodies overlap as built (refused by default; "
+                             "a sweep drops such candidates)")
     parser.add_argument("--multibody-parts", action="store_true",
                         help="build parts exactly as a world does (one-link multibodies) "
                              "instead of as rigid bodies, about 20%% slower to simulate")
@@ -110,7 +124,7 @@ def _options(args):
     return RunOptions(parts=args.parts, max_sim_s=args.max_sim_s, spacing_m=args.spacing_m,
                       arrival_interval_s=args.arrival_interval_s, pick=args.pick,
                       place=args.place, policy=args.policy,
-                      multibody_parts=args.multibody_parts)
+                      multibody_parts=args.multibody_parts, allow_overlap=args.allow_overlap)
 
 
 # ---------------------------------------------------------------------------------- handlers
@@ -144,6 +158,7 @@ def run_run(args) -> int:
 def run_compare(args) -> int:
     from celltwin.layout.compare import run_compare as compare, write_compare
     from celltwin.layout.jobs import find_jobs
+    from celltwin.layout.overlap import check_cell_overlaps
 
     cells, problems = [], []
     for source in args.cells:  # every unreadable cell at once
@@ -154,9 +169,11 @@ def run_compare(args) -> int:
     if problems:
         raise CelltwinError(problems)
     options = _options(args)
-    for cell in cells:  # and every cell without a job, before anything runs
+    for cell in cells:  # and every cell without a job or with overlaps, before anything runs
         try:
-            find_jobs(cell, options.pick, options.place)
+            jobs = find_jobs(cell, options.pick, options.place)
+            if not options.allow_overlap:
+                check_cell_overlaps(cell, jobs)
         except CelltwinError as error:
             problems += error.problems
     if problems:

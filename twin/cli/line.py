@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from celltwin.cli.common import non_negative_int, positive_int
+from celltwin.cli.arguments import count, group_handler, non_negative_float, output_dir, seed
+
+MAX_DAYS = 3660  # ten years, as a line file's shift.days allows
 
 
 def register(subparsers) -> None:
@@ -19,16 +20,16 @@ def register(subparsers) -> None:
                     "buffers.png into the run directory. The format of LINE is in docs/line.md.")
     run.add_argument("line", metavar="LINE",
                      help="line file (YAML) or the name of a shipped example line")
-    run.add_argument("--seed", type=non_negative_int, default=0,
+    run.add_argument("--seed", type=seed, default=0,
                      help="seed of every random stream (default: 0)")
-    run.add_argument("--days", type=positive_int, default=None,
-                     help="days to simulate (default: the file's shift.days)")
-    run.add_argument("--warmup-h", type=float, default=0.0, metavar="H",
+    run.add_argument("--days", type=count(MAX_DAYS), default=None,
+                     help=f"days to simulate, at most {MAX_DAYS} (default: the file's shift.days)")
+    run.add_argument("--warmup-h", type=non_negative_float, default=0.0, metavar="H",
                      help="on-shift hours at the start left out of the statistics (default: 0)")
-    run.add_argument("--out", type=Path, default=Path("runs/line"), help="run directory")
+    run.add_argument("--out", type=output_dir, default="runs/line", help="run directory")
     run.set_defaults(handler=run_line)
 
-    line.set_defaults(handler=lambda args: line.print_help() or 2)
+    line.set_defaults(handler=group_handler(line, commands))
 
 
 def run_line(args) -> int:

@@ -11,19 +11,28 @@ none of them.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
-from celltwin.cli.common import non_negative_float, positive_float, positive_int
+from celltwin.cli.arguments import (count, input_file, integer, number, output_dir, output_file,
+                                    seed)
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem
-from celltwin.policies.bundle import load_bundle
+from celltwin.policies.bundle import check_goal, load_bundle
 from celltwin.policies.deploy.adapter import Adapter
 from celltwin.policies.export import ExportOptions, export_run
 from celltwin.serve.in_process import InProcessController
 from celltwin.serve.virtual_controller import VirtualController
 
 EXIT_STOPPED = 1
+# Bounds on typing mistakes.
+MAX_SAMPLES = 1_000_000
+MAX_EPISODES = 100_000
+MAX_STEPS = 1_000_000
+MAX_LATENCY_STEPS = 1_000
+MAX_COORDINATE_M = 10.0    # a cell is a few metres across
+coordinate = number(-MAX_COORDINATE_M, MAX_COORDINATE_M)   # in a robot base frame [m]
 
 
 def register(subparsers) -> None:
@@ -42,23 +51,24 @@ def _register_export(subparsers) -> None:
                     "(TorchScript), and manifest.json (robot, limits, observation and action "
                     "semantics, safety limits, SHA-256 of every file). Fails unless the ONNX "
                     "matches SB3's own actions on recorded observations.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a `celltwin train` run directory")
-    parser.add_argument("-o", "--out", metavar="BUNDLE_DIR", type=Path, required=True,
-                        help="bundle folder to write")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path,
+                        help="a `celltwin train` run directory")
+    parser.add_argument("-o", "--out", metavar="BUNDLE_DIR", type=output_dir, required=True,
+                        help="bundle folder to write: new, empty, or a bundle to replace")
     parser.add_argument("--checkpoint", action="store_true",
                         help="export the newest checkpoint instead of the final model")
-    parser.add_argument("--samples", type=positive_int, default=1000,
+    parser.add_argument("--samples", type=count(MAX_SAMPLES), default=1000,
                         help="recorded observations for the parity check (default 1000)")
-    parser.add_argument("--tolerance", type=positive_float, default=1e-5,
+    parser.add_argument("--tolerance", type=number(0.0, 1.0, low_open=True), default=1e-5,
                         help="largest accepted |ONNX - SB3| in action units (default 1e-5)")
     parser.add_argument("--no-torchscript", action="store_true", help="skip policy.pt")
-    parser.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"),
+    parser.add_argument("--workspace-low", type=coordinate, nargs=3, metavar=("X", "Y", "Z"),
                         help="TCP safety box corner, robot base frame [m]")
-    parser.add_argument("--workspace-high", type=float, nargs=3, metavar=("X", "Y", "Z"),
+    parser.add_argument("--workspace-high", type=coordinate, nargs=3, metavar=("X", "Y", "Z"),
                         help="TCP safety box corner, robot base frame [m]")
-    parser.add_argument("--max-joint-step", type=positive_float, default=0.1,
+    parser.add_argument("--max-joint-step", type=number(0.0, math.pi, low_open=True), default=0.1,
                         help="largest joint change per control step [rad] (default 0.1)")
-    parser.add_argument("--acceleration-time", type=positive_float, default=0.2,
+    parser.add_argument("--acceleration-time", type=number(0.0, 60.0, low_open=True), default=0.2,
                         help="joint acceleration limit = velocity limit / this [s] (default 0.2)")
     parser.set_defaults(handler=run_export)
 
@@ -98,31 +108,36 @@ def _register_deploy(subparsers) -> None:
                         help="'twin' (the training cell, in process) or an OPC UA endpoint")
     parser.add_argument("--dry-run", action="store_true",
                         help="compute and log every set-point but send none")
-    parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to run (default 1)")
-    parser.add_argument("--steps", type=positive_int, default=None,
+    parser.add_argument("--episodes", type=count(MAX_EPISODES), default=1,
+                        help="episodes to run (default 1)")
+    parser.add_argument("--steps", type=count(MAX_STEPS), default=None,
                         help="control steps per episode (default: the training episode length)")
-    parser.add_argument("--goal", type=float, nargs=3, metavar=("X", "Y", "Z"),
+    parser.add_argument("--goal", type=coordinate, nargs=3, metavar=("X", "Y", "Z"),
                         help="desired goal in the robot base frame [m] (required for OPC UA; "
                              "the twin draws one per episode as in training)")
-    parser.add_argument("--telemetry", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--allow-outside-goal-region", action="store_true",
+                        help="run a --goal that lies outside the region the policy was "
+                             "trained on (refused by default: the policy never saw one)")
+    parser.add_argument("--telemetry", type=output_file, default=None, metavar="FILE",
                         help="JSON-lines telemetry file (appended)")
     parser.add_argument("--reduced-speed", action="store_true",
                         help="cap TCP speed at the bundle's reduced-mode speed (0.25 m/s)")
     parser.add_argument("--object", default=None, help="tracked object name (default: the bundle's)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the twin's episode draws")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the twin's episode draws")
     parser.add_argument("--fast", action="store_true",
                         help="twin only: lock-step, as fast as the physics (no real-time pacing)")
-    parser.add_argument("--latency-steps", type=int, default=None,
+    parser.add_argument("--latency-steps", type=integer(0, MAX_LATENCY_STEPS), default=None,
                         help="twin only: actuation latency [control periods]")
-    parser.add_argument("--noise-rad", type=non_negative_float, default=None,
+    parser.add_argument("--noise-rad", type=number(0.0, 1.0), default=None,
                         help="twin only: joint position noise [rad]")
     parser.add_argument("--username", default=None, help="OPC UA user")
     parser.add_argument("--password", default=None, help="OPC UA password")
-    parser.add_argument("--certificate", type=Path, default=None, help="OPC UA client certificate")
-    parser.add_argument("--private-key", type=Path, default=None, help="key of --certificate")
-    parser.add_argument("--server-certificate", type=Path, default=None,
+    parser.add_argument("--certificate", type=input_file, default=None,
+                        help="OPC UA client certificate")
+    parser.add_argument("--private-key", type=input_file, default=None, help="key of --certificate")
+    parser.add_argument("--server-certificate", type=input_file, default=None,
                         help="OPC UA server certificate to trust (pins the server)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--json", type=output_file, default=None, metavar="FILE",
                         help="write the episode results as JSON")
     parser.set_defaults(handler=run_deploy)
 
@@ -130,6 +145,15 @@ def _register_deploy(subparsers) -> None:
 def run_deploy(args) -> int:
     bundle = load_bundle(args.bundle)
     manifest = bundle.manifest
+    if args.goal is not None and not args.allow_outside_goal_region:
+        problem = check_goal(manifest, args.goal)
+        if problem is not None:
+            raise CelltwinError(Problem(problem.message, path="--goal", value=problem.value,
+                                        expected=f"{problem.expected}, or "
+                                                 "--allow-outside-goal-region"))
+        if "goal_low_m" not in manifest["observation"]:
+            print(f"warning: {args.bundle} does not record the region its goals were drawn "
+                  "from (exported by an older celltwin): --goal is not checked", file=sys.stderr)
     steps = args.steps or manifest["training"].get("max_episode_steps") or 50
     if args.controller == "twin":
         results = _deploy_twin(bundle, args, steps)

@@ -6,12 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from celltwin.cli.common import non_negative_int, positive_int, task_help
+from celltwin.cli.arguments import (count, fraction, input_file, input_file_text, integer,
+                                    number, output_dir, seed)
+from celltwin.cli.common import task_help
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.envs.tasks import task_class
 from celltwin.policies.bundle_policy import BundlePolicy
 from celltwin.training.config import resolve_config
 from celltwin.training.errors import TrainingError
+
+# Bounds on typing mistakes, far above what a run of celltwin needs.
+MAX_TRAIN_STEPS = 10**10
+MAX_ENVS = 1024
+MAX_EPISODES = 100_000
+MAX_WALL_S = 3e7     # about a year
 
 
 def register(subparsers) -> None:
@@ -26,7 +34,7 @@ def _register_train(subparsers) -> None:
                     "with the flags on top, and writes a run directory: config.yaml, "
                     "metrics.csv, learning_curve.png, tensorboard/, checkpoints/, final/, "
                     "summary.json. --resume RUN_DIR continues an interrupted run.")
-    parser.add_argument("config", nargs="?", type=Path, default=None, metavar="CONFIG",
+    parser.add_argument("config", nargs="?", type=input_file, default=None, metavar="CONFIG",
                         help="training config (YAML); default: the --task preset")
     parser.add_argument("--task", default=None, metavar="TASK",
                         help=task_help("the task to train, from its preset"))
@@ -34,24 +42,27 @@ def _register_train(subparsers) -> None:
     parser.add_argument("--cell", default=None, help="cell file or example name")
     parser.add_argument("--control", default=None, help="ee_delta, joint_delta or joint_position")
     parser.add_argument("--reward", default=None, help="sparse or dense")
-    parser.add_argument("--physics", default=None, help="physics overrides (YAML)")
+    parser.add_argument("--physics", type=input_file_text, default=None,
+                        help="physics overrides (YAML)")
     parser.add_argument("--algo", default=None, help="sac, tqc or ppo")
     parser.add_argument("--her", default=None, choices=("on", "off"),
                         help="hindsight experience replay (off-policy algorithms)")
     parser.add_argument("--dr", default=None, metavar="PRESET",
                         help="randomization preset (none, light, standard, aggressive) or YAML")
-    parser.add_argument("--steps", type=positive_int, default=None, help="env steps in total")
-    parser.add_argument("--seed", type=non_negative_int, default=None)
-    parser.add_argument("--n-envs", type=non_negative_int, default=None,
+    parser.add_argument("--steps", type=count(MAX_TRAIN_STEPS), default=None,
+                        help="env steps in total")
+    parser.add_argument("--seed", type=seed, default=None, help="seed of the run")
+    parser.add_argument("--n-envs", type=integer(0, MAX_ENVS), default=None,
                         help="parallel envs (0: one per CPU core)")
     parser.add_argument("--device", default=None, help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--demos", type=non_negative_int, default=None, metavar="N",
+    parser.add_argument("--demos", type=integer(0, MAX_EPISODES), default=None, metavar="N",
                         help="scripted-expert episodes to seed the replay buffer and clone")
-    parser.add_argument("--target-success", type=float, default=None,
+    parser.add_argument("--target-success", type=fraction, default=None,
                         help="stop early at this evaluated success rate (0-1)")
-    parser.add_argument("--max-wall-s", type=float, default=None, metavar="S",
+    parser.add_argument("--max-wall-s", type=number(0.0, MAX_WALL_S, low_open=True), default=None,
+                        metavar="S",
                         help="wall-time budget: once spent, evaluate once more and stop")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=output_dir, default=None,
                         help="run directory (default: runs/train/<task>-<time>)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue the interrupted run in RUN_DIR from its last checkpoint")
@@ -108,26 +119,37 @@ def _register_evaluate(subparsers) -> None:
     parser.add_argument("--task", required=True, metavar="TASK", help=task_help("the task"))
     parser.add_argument("--cell", default=None, help="cell file or example (default: the task's)")
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
-    parser.add_argument("--physics", type=Path, default=None, help="physics overrides (YAML)")
+    parser.add_argument("--physics", type=input_file, default=None, help="physics overrides (YAML)")
     parser.add_argument("--dr", default="standard",
                         help="randomization for the randomized run: preset or YAML (default standard)")
     parser.add_argument("--sweep", action="append", default=[], metavar="TARGET.PARAM=LO:HI:N",
-                        help="sweep a parameter (values set absolutely); give one or two")
-    parser.add_argument("--episodes", type=int, default=50, help="episodes per twin")
-    parser.add_argument("--grid-episodes", type=int, default=10, help="episodes per grid point")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="run directory")
+                        help="sweep a parameter (values set absolutely); give one or two, "
+                             "N up to 1000 and up to 10000 grid points in all")
+    parser.add_argument("--episodes", type=count(MAX_EPISODES), default=50,
+                        help="episodes per twin (default 50)")
+    parser.add_argument("--grid-episodes", type=count(MAX_EPISODES), default=10,
+                        help="episodes per grid point (default 10)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the first episode")
+    parser.add_argument("--allow-outside-goal-region", action="store_true",
+                        help="evaluate a trained policy on a twin whose goals reach beyond the "
+                             "region it was trained on (refused by default)")
+    parser.add_argument("--out", type=output_dir, default="runs/evaluate", help="run directory")
     parser.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args) -> int:
-    from celltwin.training.evaluation import Sweep, evaluate, write_report
+    from celltwin.training.evaluation import Sweep, check_grid, evaluate, write_report
 
     env_id = task_class(args.task, error=CelltwinError, path="--task").env_id
-    sweeps = [Sweep.parse(text) for text in args.sweep]
-    if len(sweeps) > 2:
-        raise CelltwinError(Problem("at most two --sweep parameters", path="--sweep",
-                                    value=len(sweeps), expected="one or two"))
+    sweeps, problems = [], []
+    for text in args.sweep:   # every unreadable sweep at once
+        try:
+            sweeps.append(Sweep.parse(text))
+        except CelltwinError as error:
+            problems += error.problems
+    if problems:
+        raise CelltwinError(problems)
+    check_grid(sweeps)
     kwargs = {key: value for key, value in (("cell", args.cell), ("robot", args.robot),
                                             ("physics", args.physics)) if value is not None}
 
@@ -138,7 +160,8 @@ def run_evaluate(args) -> int:
     results = evaluate(args.policy, env_id, kwargs,
                        episodes=args.episodes, grid_episodes=args.grid_episodes,
                        randomization=args.dr, sweeps=sweeps, seed=args.seed, progress=progress,
-                       bundle_policy=BundlePolicy)
+                       bundle_policy=BundlePolicy,
+                       allow_outside_goal_region=args.allow_outside_goal_region)
     written = write_report(results, args.out)
     print(f"nominal:    {results['nominal']['success_rate']:.0%} success, "
           f"return {results['nominal']['mean_return']:.2f}")

@@ -27,6 +27,7 @@ learning with HER. For algorithms that want one vector (PPO), wrap the env in Gy
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 from pathlib import Path
@@ -40,7 +41,7 @@ from celltwin.observation import ObservationLayout
 from celltwin.envs.state import StateReader
 from celltwin.envs.tasks import task_class
 from celltwin.envs.tasks.base import goal_distance
-from celltwin.core.errors import EnvError, Problem, one_of
+from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
 from celltwin.physics import PhysicsParams
 from celltwin.randomization import RandomizationConfig, Randomizer, load_randomization
 from celltwin.randomization import ADR
@@ -87,6 +88,7 @@ class CellEnv(gym.Env):
                  robot_name: str | None = None, randomization=None, adr=None,
                  workspace_low_m=None, workspace_high_m=None, **task_options):
         task_cls = task_class(task)
+        _check_task_options(task_cls, task_options)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise EnvError(Problem(f"unknown render mode '{render_mode}'", path="render_mode",
                                    expected=one_of(self.metadata["render_modes"])))
@@ -98,7 +100,8 @@ class CellEnv(gym.Env):
         if robot is not None:
             spec = spec.with_robot_model(robot)
         self.render_mode = render_mode
-        self.render_size = (int(render_width), int(render_height))
+        self.render_size = (_pixels(render_width, "render_width"),
+                            _pixels(render_height, "render_height"))
         self._twin_options = {"spec": spec, "physics": _physics(physics), "robot_name": robot_name,
                               "task": task_cls, "reward": reward, "task_options": task_options,
                               "control": control, "workspace": (workspace_low_m, workspace_high_m)}
@@ -173,6 +176,14 @@ class CellEnv(gym.Env):
         client = self.world.client
         visual = client.createVisualShape(client.GEOM_SPHERE, radius=0.02, rgbaColor=[0.1, 0.9, 0.1, 0.5])
         return client.createMultiBody(0.0, -1, visual, [0, 0, -1])
+
+    def goal_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The box of desired goals this env draws, in the robot base frame [m]: ``(low, high)``.
+
+        What a policy trained here has seen; export records it in a bundle's manifest, and
+        deployment and evaluation refuse goals far outside it.
+        """
+        return self.task.goal_bounds(self.reader.to_base)
 
     def set_randomization(self, randomization=None, adr=None) -> None:
         """Switch domain randomization (``None`` for the nominal twin); applies from the next reset.
@@ -332,6 +343,48 @@ class CellEnv(gym.Env):
 
     def close(self) -> None:
         self.world.close()
+
+
+MAX_RENDER_PX = 4096
+
+
+def _pixels(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not 1 <= value <= MAX_RENDER_PX:
+        raise EnvError(Problem(f"{name} must be a whole number of pixels", path=name,
+                               value=value, expected=f"an integer from 1 to {MAX_RENDER_PX}"))
+    return int(value)
+
+
+def _check_task_options(task_cls, options: dict) -> None:
+    """Refuse an option the task does not take, or a value that is not a name.
+
+    Every option reaches the task's constructor; without this a typo or another task's option
+    (``place_in`` on PickPlace) would end in Python's TypeError.
+    """
+    parameters = dict(inspect.signature(task_cls.__init__).parameters)
+    for taken in ("self", "world", "robot", "reward"):
+        parameters.pop(taken, None)
+    accepted = sorted(parameters)
+    env_options = sorted(name for name in inspect.signature(CellEnv.__init__).parameters
+                         if name not in ("self", "task_options"))
+    problems = []
+    for name, value in options.items():
+        if name not in parameters:
+            problems.append(Problem(
+                f"{task_cls.env_id} takes no option '{name}'"
+                + did_you_mean(name, accepted + env_options), path=name, value=value,
+                expected=(f"a {task_cls.name} option ({', '.join(accepted)}) or an env "
+                          f"option ({', '.join(env_options)})" if accepted else
+                          f"an env option ({', '.join(env_options)}); {task_cls.name} takes "
+                          "no options of its own")))
+        elif not (isinstance(value, str) and value) and \
+                not (value is None and parameters[name].default is None):
+            problems.append(Problem(f"{task_cls.env_id}: option '{name}' names a body or "
+                                    "region of the cell", path=name, value=value,
+                                    expected="a non-empty name (text)"))
+    if problems:
+        raise EnvError(problems)
 
 
 def _physics(physics) -> PhysicsParams | None:

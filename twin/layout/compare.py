@@ -1,17 +1,26 @@
 """`layout compare`: several layouts run the same way, side by side, with a verdict.
 
-The better layout places more parts per hour. When two throughputs are within
-``TIE_SHARE`` (1 %) of each other (both held back by the same feed, say), the shorter mean cycle
-time decides: that layout has more slack. The *deciding bottleneck* is the phase of the cycle in
-which the runner-up loses the most time against the winner (approach, carry, ...); if the
-runner-up is starved much more, the feed is named instead.
+The better layout places more parts per hour; when the throughputs cannot be told apart (both
+held back by the same feed, say), the shorter mean cycle time decides: that layout has more
+slack. A difference only counts when it is larger than the runs' own spread: every placed part
+is one sample of a layout's cycle time, and every gap between two consecutive parts leaving
+the cell one sample of its time per part (throughput is 3600 s over the mean gap). Welch's
+two-sample *t* interval (95 %) of the difference of the means must exclude zero; when neither
+the throughput nor the cycle time differs beyond that, the verdict is a tie, with the
+intervals. With fewer than two samples a layout has no spread to judge by: more ``--parts``.
+
+The *deciding bottleneck* is the phase of the cycle in which the runner-up loses the most time
+against the winner (approach, carry, ...); if the runner-up is starved much more, the feed is
+named instead.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +38,7 @@ from celltwin.layout.runner import run_layout
 from celltwin.spec import CellSpec
 from celltwin.world import World
 
-TIE_SHARE = 0.01
+CONFIDENCE = 0.95
 
 
 @dataclass
@@ -56,36 +65,114 @@ class Entry:
         robots = self.kpis["robots"].values()
         return max((r["starved_share"] for r in robots), default=0.0)
 
+    @property
+    def cycle_samples(self) -> list[float]:
+        """Cycle time of every placed part [s]."""
+        return [p.cycle_time_s for p in self.result.parts if p.outcome == "out"]
+
+    @property
+    def gap_samples(self) -> list[float]:
+        """Time between consecutive parts leaving the cell placed [s]."""
+        done = sorted(p.done_s for p in self.result.parts if p.outcome == "out")
+        return [later - earlier for earlier, later in zip(done, done[1:])]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The difference of two layouts' means of one measure, with its confidence interval.
+
+    Attributes:
+        measure: ``gap`` (time per part out) or ``cycle`` (cycle time).
+        difference_s: mean of the first layout less mean of the second [s].
+        half_width_s: half the width of the 95 % interval [s]; ``None`` when a layout has
+            fewer than two samples (no spread to judge by).
+    """
+
+    measure: str
+    difference_s: float
+    half_width_s: float | None
+
+    @property
+    def significant(self) -> bool:
+        return self.half_width_s is not None and abs(self.difference_s) > self.half_width_s
+
+    def text(self) -> str:
+        """``+0.50 s (95% interval +0.25 .. +0.75 s)``."""
+        if self.half_width_s is None:
+            return f"{self.difference_s:+.2f} s (too few parts for a spread)"
+        low, high = self.difference_s - self.half_width_s, self.difference_s + self.half_width_s
+        return (f"{self.difference_s:+.2f} s ({CONFIDENCE:.0%} interval "
+                f"{low:+.2f} .. {high:+.2f} s)")
+
+
+def welch(first: list[float], second: list[float], measure: str) -> Difference:
+    """Welch's *t* interval of ``mean(first) - mean(second)`` (unequal variances)."""
+    from scipy import stats
+
+    if not first or not second:
+        return Difference(measure, math.nan, None)
+    difference = statistics.fmean(first) - statistics.fmean(second)
+    if len(first) < 2 or len(second) < 2:
+        return Difference(measure, difference, None)
+    share_a = statistics.variance(first) / len(first)
+    share_b = statistics.variance(second) / len(second)
+    error = math.sqrt(share_a + share_b)
+    if error == 0.0:   # no spread at all in either layout: the difference is exact
+        return Difference(measure, difference, 0.0)
+    freedom = (share_a + share_b) ** 2 / (share_a ** 2 / (len(first) - 1)
+                                          + share_b ** 2 / (len(second) - 1))
+    return Difference(measure, difference,
+                      float(stats.t.ppf(0.5 + CONFIDENCE / 2, freedom)) * error)
+
+
+def differences(a: Entry, b: Entry) -> tuple[Difference, Difference]:
+    """``a`` less ``b``: time per part out (throughput), then cycle time."""
+    return (welch(a.gap_samples, b.gap_samples, "gap"),
+            welch(a.cycle_samples, b.cycle_samples, "cycle"))
+
 
 def _better(a: Entry, b: Entry) -> int:
-    """-1 when ``a`` is the better layout, 1 when ``b`` is."""
-    top = max(a.throughput, b.throughput)
-    if top > 0 and abs(a.throughput - b.throughput) > TIE_SHARE * top:
-        return -1 if a.throughput > b.throughput else 1
-    if a.mean_cycle != b.mean_cycle:
-        return -1 if a.mean_cycle < b.mean_cycle else 1
+    """-1 when ``a`` is the better layout, 1 when ``b`` is, 0 when the runs cannot tell."""
+    for difference in differences(a, b):
+        if difference.significant:   # a shorter time per part, or a shorter cycle, wins
+            return -1 if difference.difference_s < 0 else 1
     return 0
 
 
 def rank(entries: list[Entry]) -> list[Entry]:
-    """Entries best first."""
+    """Entries best first (ties keep the order given)."""
     return sorted(entries, key=functools.cmp_to_key(_better))
 
 
 def verdict(ranked: list[Entry]) -> dict:
-    """Who wins, by how much, and which phase (or the feed) decides it."""
+    """Who wins, by how much and how surely, and which phase (or the feed) decides it; or a
+    tie, when neither throughput nor cycle time differs beyond the runs' spread."""
     best = ranked[0]
     if len(ranked) == 1:
-        return {"best": best.label, "text": f"only one layout: {best.label}"}
+        return {"best": best.label, "tie": False, "text": f"only one layout: {best.label}"}
     runner = ranked[1]
+    gap, cycle = differences(runner, best)
+    intervals = {"time_per_part_s": {"difference": _round(gap.difference_s),
+                                     "half_width": _round(gap.half_width_s)},
+                 "cycle_time_s": {"difference": _round(cycle.difference_s),
+                                  "half_width": _round(cycle.half_width_s)},
+                 "confidence": CONFIDENCE}
+    if not (gap.significant or cycle.significant):
+        text = (f"no better layout: '{best.label}' and '{runner.label}' tie within their "
+                f"run-to-run spread (throughput {best.throughput:.1f} vs "
+                f"{runner.throughput:.1f} parts/h, time per part differs by {gap.text()}; "
+                f"cycle {best.mean_cycle:.2f} vs {runner.mean_cycle:.2f} s, differs by "
+                f"{cycle.text()}); more --parts narrow the intervals")
+        return {"best": None, "tie": True, "tied": [best.label, runner.label],
+                "intervals": intervals, "text": text}
     deltas = {phase: runner.kpis["phase_times_s"].get(phase, 0.0)
               - best.kpis["phase_times_s"].get(phase, 0.0) for phase in PHASES}
     phase = max(deltas, key=deltas.get) if best.kpis["phase_times_s"] else None
-    tied = _better(best, runner) == 0 or abs(best.throughput - runner.throughput) <= \
-        TIE_SHARE * max(best.throughput, runner.throughput, 1e-9)
-    how = (f"{best.throughput:.1f} vs {runner.throughput:.1f} parts/h" if not tied else
-           f"same throughput ({best.throughput:.1f} parts/h, both limited by the feed), "
-           f"shorter cycle {best.mean_cycle:.2f} vs {runner.mean_cycle:.2f} s")
+    how = (f"{best.throughput:.1f} vs {runner.throughput:.1f} parts/h; '{runner.label}' takes "
+           f"{gap.text()} per part" if gap.significant else
+           f"throughput alike within the spread ({best.throughput:.1f} vs "
+           f"{runner.throughput:.1f} parts/h), shorter cycle {best.mean_cycle:.2f} vs "
+           f"{runner.mean_cycle:.2f} s, {cycle.text()})")
     starved_gap = runner.starved_share - best.starved_share
     if phase is not None and (deltas[phase] > 0 or starved_gap <= 0.05):
         bottleneck = phase
@@ -99,9 +186,14 @@ def verdict(ranked: list[Entry]) -> dict:
                f"vs {best.starved_share:.0%}")
     longest = {entry.label: entry.kpis["longest_phase"] for entry in ranked}
     text = f"better layout: '{best.label}' ({how}); deciding bottleneck: {bottleneck}: {why}"
-    return {"best": best.label, "runner_up": runner.label, "deciding_bottleneck": bottleneck,
+    return {"best": best.label, "tie": False, "runner_up": runner.label,
+            "deciding_bottleneck": bottleneck,
             "phase_deltas_s": {p: round(d, 4) for p, d in deltas.items()},
-            "longest_phase": longest, "text": text}
+            "longest_phase": longest, "intervals": intervals, "text": text}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 4)
 
 
 def run_compare(cells: list[CellSpec], options: RunOptions, *, physics=None,

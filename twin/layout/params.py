@@ -27,6 +27,7 @@ from celltwin.spec import validate_cell_data
 _PATH = re.compile(r"^[A-Za-z_]\w*(\[\d+\])*(\.[A-Za-z_]\w*(\[\d+\])*)*$")
 _TOKEN = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
 MAX_POINTS = 10_000
+MAX_COUNT = 1_000   # values of one parameter (a grid beyond MAX_POINTS is refused anyway)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def parse_param(text: str) -> SweepParam:
         raise LayoutError(Problem(f"cannot read the values '{spec}'", path=where, value=spec,
                                   expected="LO:HI:N with numbers LO, HI and a count N >= 1, "
                                            "or one number"))
+    if count > MAX_COUNT:
+        raise LayoutError(Problem(f"{count} values of one parameter", path=where, value=spec,
+                                  expected=f"a count N from 1 to {MAX_COUNT}"))
     if len(fields) == 1:
         return SweepParam(path, (numbers[0],))
     values = np.linspace(numbers[0], numbers[1], count)

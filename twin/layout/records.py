@@ -49,6 +49,8 @@ class RunOptions:
             for the same TCP pose (starting from home), the robot first moves there in joint
             space ("posture" phase of the cycle) [rad].
         policy: the policy working the cell; ``expert`` (the scripted pick-and-place expert).
+        allow_overlap: run a cell whose bodies overlap as built (refused by default:
+            Bullet lets fixed bodies interpenetrate, so such a run measures an impossible cell).
     """
 
     parts: int = 10
@@ -67,6 +69,7 @@ class RunOptions:
     posture_drift_rad: float = 0.3
     multibody_parts: bool = False
     policy: str = "expert"
+    allow_overlap: bool = False
 
 
 def check_options(options: RunOptions) -> None:

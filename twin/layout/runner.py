@@ -50,6 +50,7 @@ from celltwin.experts.pick_place import Phase
 from celltwin.layout.feeds import Arrivals
 from celltwin.layout.jobs import find_jobs
 from celltwin.layout.monitor import RobotMonitor
+from celltwin.layout.overlap import check_overlaps
 from celltwin.layout.pool import PartSpawner, feed_shares, run_cell
 from celltwin.layout.records import PartRecord, RunOptions, RunResult, check_options
 from celltwin.layout.worker import Worker
@@ -75,11 +76,14 @@ def run_layout(cell: CellSpec, options: RunOptions = RunOptions(), *, physics=No
 
     Raises:
         LayoutError: no robot has a job, bad options, a belt that does not move.
+        OverlapError: bodies of the cell overlap as built (unless ``options.allow_overlap``).
     """
     check_options(options)
     jobs = find_jobs(cell, options.pick, options.place)
     world_physics, part_dynamics = _split_physics(cell, physics)
     with World(run_cell(cell, jobs), physics=world_physics) as world:
+        if not options.allow_overlap:
+            check_overlaps(world, cell.name)
         run = _Run(world, jobs, feed_shares(jobs, options.parts), part_dynamics, options,
                    cell.name, progress)
         try:

@@ -22,6 +22,7 @@ from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import Problem
 from celltwin.layout.jobs import LayoutError, find_jobs
 from celltwin.layout.kpis import kpis
+from celltwin.layout.overlap import OverlapError
 from celltwin.layout.params import SweepParam, check_param, grid, with_values
 from celltwin.layout.report import write_run
 from celltwin.layout.records import RunOptions, RunResult, check_options
@@ -51,6 +52,7 @@ class SweepPoint:
     kpis: dict | None = None
     result: RunResult | None = None
     error: str = ""
+    overlap: str = ""   # why the candidate was dropped: bodies overlap as built
 
     def metrics(self) -> dict:
         if self.kpis is None:
@@ -81,9 +83,13 @@ def plan(cell: CellSpec, params: list[SweepParam]) -> list[tuple[dict, CellSpec]
     return [(values, with_values(cell, values)) for values in grid(params)]
 
 
-def _run_point(cell: CellSpec, options: RunOptions, physics) -> RunResult:
-    # A module-level function: Ray ships it to workers by reference.
-    return run_layout(cell, options, physics=physics)
+def _run_point(cell: CellSpec, options: RunOptions, physics) -> RunResult | list[str]:
+    # A module-level function: Ray ships it to workers by reference. Overlapping bodies come
+    # back as text: the candidate is dropped, not failed.
+    try:
+        return run_layout(cell, options, physics=physics)
+    except OverlapError as error:
+        return [problem.message for problem in error.problems]
 
 
 def run_sweep(cell: CellSpec, params: list[SweepParam], options: RunOptions, *, workers: int = 2,
@@ -124,8 +130,11 @@ def run_sweep(cell: CellSpec, params: list[SweepParam], options: RunOptions, *, 
             for ref in ready:
                 point = points[pending.pop(ref)]
                 try:
-                    point.result = ray.get(ref)
-                    point.kpis = kpis(point.result)
+                    outcome = ray.get(ref)
+                    if isinstance(outcome, list):
+                        point.overlap = "; ".join(outcome)
+                    else:
+                        point.result, point.kpis = outcome, kpis(outcome)
                 except Exception as exc:  # a failed point is reported, the others go on
                     point.error = _error_text(exc)
                 done += 1
@@ -150,6 +159,10 @@ def sweep_md(cell: CellSpec, params: list[SweepParam], points: list[SweepPoint])
     best = _best(points)
     out = [f"# Sweep of {cell.name}", "",
            f"{len(points)} grid points over {', '.join(paths)}; each a layout run.", ""]
+    dropped = dropped_count(points)
+    if dropped:
+        out += [f"{dropped} of {len(points)} candidates dropped: their bodies overlap as "
+                "built (not run, never the best).", ""]
     if best is not None:
         setting = ", ".join(f"{path} = {best.values[path]:g}" for path in paths)
         out += [f"Best throughput: {best.metrics()['throughput_per_h']:.1f} parts/h at {setting}.",
@@ -160,14 +173,20 @@ def sweep_md(cell: CellSpec, params: list[SweepParam], points: list[SweepPoint])
     for point in points:
         m = point.metrics()
         values = [f"{point.values[path]:g}" for path in paths]
-        if point.error:
-            out.append("| " + " | ".join(values) + f" | failed: {point.error} |" + " |" * 6)
+        if point.error or point.overlap:
+            why = f"failed: {point.error}" if point.error else f"dropped: {point.overlap}"
+            out.append("| " + " | ".join(values) + f" | {why} |" + " |" * 6)
             continue
         cycle = "-" if m["cycle_mean_s"] is None else f"{m['cycle_mean_s']:.2f}"
         out.append("| " + " | ".join(values + [
             f"{m['throughput_per_h']:.1f}", cycle, f"{m['utilization']:.0%}", str(m["parts_out"]),
             str(m["parts_dropped"]), str(m["collisions"]), str(m["near_misses"])]) + " |")
     return "\n".join(out) + "\n"
+
+
+def dropped_count(points: list[SweepPoint]) -> int:
+    """Candidates dropped because their bodies overlap as built."""
+    return sum(1 for point in points if point.overlap)
 
 
 def _best(points: list[SweepPoint]) -> SweepPoint | None:
@@ -202,7 +221,7 @@ def heatmap_figure(params: list[SweepParam], points: list[SweepPoint], metric="t
     figure.colorbar(image, ax=axes, label="throughput [parts/h]")
     for i in range(len(rows)):
         for j in range(len(cols)):
-            text = "failed" if np.isnan(table[i, j]) else f"{table[i, j]:.0f}"
+            text = "-" if np.isnan(table[i, j]) else f"{table[i, j]:.0f}"
             axes.text(j, i, text, ha="center", va="center", color="white", fontsize=9)
     axes.set_yticks(range(len(rows)), [f"{v:g}" for v in rows])
     axes.set_ylabel(rows_param.path)
@@ -236,8 +255,10 @@ def write_sweep(cell: CellSpec, params: list[SweepParam], points: list[SweepPoin
                                               for p in params],
                 "best": None if best is None else {"index": best.index, "values": best.values,
                                                    **best.metrics()},
+                "dropped_overlapping": dropped_count(points),
                 "points": [{"index": p.index, "values": p.values, **p.metrics(),
-                            "error": p.error, "folder": f"points/{p.index:03d}"
+                            "error": p.error, "overlap": p.overlap,
+                            "folder": f"points/{p.index:03d}"
                             if p.result is not None else None} for p in points]}
     paths.append(atomic_write_text(out_dir / "sweep.json", json.dumps(document, indent=2)))
     paths.append(atomic_write_text(out_dir / "sweep.md", sweep_md(cell, params, points)))

@@ -58,6 +58,11 @@ class Region:
         """The region's centre in the world frame [m]."""
         return self._rotation @ ((self.low + self.high) / 2) + self._position
 
+    def corners(self) -> np.ndarray:
+        """The region's eight corners in the world frame [m], one per row."""
+        local = np.array(np.meshgrid(*zip(self.low, self.high))).reshape(3, -1)
+        return (self._rotation @ local).T + self._position
+
     def lowest_z(self) -> float:
         """Height of the region's lowest corner in the world frame [m]."""
         corners = np.array(np.meshgrid(*zip(self.low, self.high))).reshape(3, -1)
@@ -177,6 +182,20 @@ class Task:
     def reset(self, rng: np.random.Generator, to_base) -> None:
         """Start an episode: place what the task places and draw a goal (base frame)."""
         raise NotImplementedError
+
+    def goal_points_world(self) -> np.ndarray:
+        """World points [m] whose bounding box holds every goal :meth:`reset` can draw (one
+        per row): by default the corners of ``goal_region``."""
+        return self.goal_region.corners()
+
+    def goal_bounds(self, to_base) -> tuple[np.ndarray, np.ndarray]:
+        """The box of goals this task draws, in the robot base frame [m]: ``(low, high)``.
+
+        Args:
+            to_base: maps a world point to the robot base frame (the env's reader's).
+        """
+        points = np.array([to_base(point) for point in self.goal_points_world()])
+        return points.min(axis=0), points.max(axis=0)
 
     def achieved_goal(self, state: dict) -> np.ndarray:
         raise NotImplementedError

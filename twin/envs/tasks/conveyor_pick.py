@@ -88,6 +88,9 @@ class ConveyorPickTask(Task):
     def work_surface_z(self) -> None:
         return None  # the part rides above the belt and drops into a tray: no single surface
 
+    def goal_points_world(self) -> np.ndarray:
+        return self.goal_world.reshape(1, 3)   # one goal: the container's floor
+
     def reset(self, rng: np.random.Generator, to_base) -> None:
         position, yaw = self.object_region.sample(rng)
         self.world.place_part(self.object_name, position, yaw)

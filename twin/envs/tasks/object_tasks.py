@@ -47,6 +47,13 @@ class PushTask(_ObjectTask):
     observation_terms = PUSH_TERMS
     uses_gripper = False
 
+    def goal_points_world(self) -> np.ndarray:
+        # Goals lie on the table, at the height of the object's spawn region.
+        points = self.goal_region.corners()
+        heights = self.object_region.corners()[:, 2]
+        return np.vstack([np.column_stack([points[:, :2], np.full(len(points), z)])
+                          for z in (heights.min(), heights.max())])
+
     def reset(self, rng: np.random.Generator, to_base) -> None:
         start = self._place_object(rng)
         goal, _ = self.goal_region.sample(rng)
