@@ -19,10 +19,11 @@ from yaml.events import AliasEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_DOCUMENT_BYTES = 256 * 1024
-"""Largest document read [bytes of a file, characters of a text]: a hundred times the largest
-shipped cell or line; PyYAML in pure Python (needed for the line marks) reads about 140 KB/s."""
+"""Largest document read [bytes of a file, characters of a text]: sixty times the largest
+shipped document (4 KB); PyYAML in pure Python (the limits hook into its composer) reads about
+140 KB/s, so a document this size reads in about two seconds."""
 MAX_DEPTH = 64
-"""Deepest nesting of lists and mappings; a cell nests 5 levels, a training config 6."""
+"""Deepest nesting of lists and mappings; the shipped documents nest at most 5 levels."""
 MAX_VALUES = 50_000
 """Most values (scalars, lists and mappings) a document may hold, each use of an alias counted
 in full: what the line index and validation walk."""
@@ -73,7 +74,7 @@ def describe_character(char: str) -> str:
     code = ord(char)
     names = {0: "NUL", 7: "BEL", 8: "BS", 0x1B: "ESC", 0x7F: "DEL"}
     name = names.get(code) or unicodedata.name(char, "")
-    kind = "control character" if unicodedata.category(char).startswith("C") else "character"
+    kind = "control character" if unicodedata.category(char) == "Cc" else "character"
     return f"{kind} U+{code:04X}" + (f" ({name})" if name else "")
 
 
