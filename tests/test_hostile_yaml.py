@@ -401,6 +401,21 @@ def test_cli_reports_a_hostile_cell_in_one_error_line(folder, cli, case):
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}:{line}: "), result.stderr
 
 
+@pytest.mark.parametrize("command", [
+    ("line", "run", "FILE", "--out", "OUT"), ("train", "FILE", "--out", "OUT"),
+    ("cell", "check", "pick_station", "--physics", "FILE")])
+@pytest.mark.parametrize("case", ["alias bomb", "NUL", "deep flow nesting"])
+def test_cli_reports_a_hostile_file_of_any_kind_in_one_error_line(folder, cli, command, case):
+    text, line = HOSTILE[case]
+    path = write(folder, text, "any.yaml")
+    args = [{"FILE": path, "OUT": folder / "out"}.get(arg, arg) for arg in command]
+    result = cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {path}:{line}: ")
+    assert not (folder / "out").exists()
+
+
 # ------------------------------------------------------------------ fuzz, every reader
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
