@@ -401,6 +401,21 @@ def test_cli_reports_a_hostile_cell_in_one_error_line(folder, cli, case):
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}:{line}: "), result.stderr
 
 
+def test_escaped_control_characters_in_a_value_cannot_forge_or_colour_error_lines(folder, cli):
+    # YAML's escapes put any character into a key or value; a message quoting it stays one
+    # printable line (no forged second `error:` line, no terminal escape sequence), and short.
+    path = write(folder, 'name: c\nrobots: [{name: arm, model: "\\e[31mpanda"}]\n'
+                         '"x\\nerror: forged": 1\n'
+                         f'physics: {{timestep_s: "{"9" * 5000}"}}\n', "cell.yaml")
+    result = cli("cell", "check", path)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"error: {path}:") for line in lines)
+    assert all(line.isprintable() for line in lines)
+    assert "'\\x1b[31mpanda'" in lines[0] and "'x\\nerror: forged'" in lines[1]
+    assert max(map(len, lines)) < 400
+
+
 @pytest.mark.parametrize("command", [
     ("line", "run", "FILE", "--out", "OUT"), ("train", "FILE", "--out", "OUT"),
     ("cell", "check", "pick_station", "--physics", "FILE")])

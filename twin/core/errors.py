@@ -43,7 +43,23 @@ class Problem:
         text = f"{head}: {self.message}" if head else self.message
         if self.expected:
             text += f" (expected {self.expected})"
-        return text
+        return printable(text)
+
+
+MAX_LINE_CHARS = 2000
+"""Longest problem line printed; past it, the line ends with how much was cut."""
+
+
+def printable(text: str) -> str:
+    """``text`` as one printable line: control characters and line breaks escaped (``\\x1b``,
+    ``\\n``), and cut at :data:`MAX_LINE_CHARS`. A value from a hostile file can hold a
+    newline (a second, forged ``error:`` line) or a terminal escape sequence."""
+    if not text.isprintable():
+        text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode()
+                       for char in text)
+    if len(text) > MAX_LINE_CHARS:
+        text = f"{text[:MAX_LINE_CHARS]}... ({len(text) - MAX_LINE_CHARS} characters more)"
+    return text
 
 
 class CelltwinError(Exception):

@@ -189,7 +189,7 @@ def kind_of(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return f"the string '{value}'"
+        return f"the string '{value if len(value) <= 60 else value[:57] + '...'}'"
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, dict):
