@@ -359,7 +359,8 @@ def test_a_parameter_typo_suggests_only_parameters_the_target_has():
         env.close()
 
 
-def test_a_shipped_preset_given_by_its_path_is_the_preset():
+def test_a_shipped_preset_given_by_its_path_is_the_preset(monkeypatch):
+    monkeypatch.chdir(ROOT)   # the path as a user of a source checkout types it
     named, named_strict = load_randomization("standard")
     assert not named_strict
     for path in (ROOT / "assets" / "randomization" / "standard.yaml",
