@@ -18,10 +18,10 @@ import yaml
 from yaml.events import AliasEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-MAX_DOCUMENT_BYTES = 256 * 1024
-"""Largest document read [bytes of a file, characters of a text]: sixty times the largest
-shipped document (4 KB); PyYAML in pure Python (the limits hook into its composer) reads about
-140 KB/s, so a document this size reads in about two seconds."""
+MAX_DOCUMENT_BYTES = 128 * 1024
+"""Largest document read [bytes of a file, characters of a text]: thirty times the largest
+shipped document (4 KB). PyYAML in pure Python (the limits hook into its composer) reads 100 to
+150 KB/s, so the worst document this size still reads in about a second."""
 MAX_DEPTH = 64
 """Deepest nesting of lists and mappings; the shipped documents nest at most 5 levels."""
 MAX_VALUES = 50_000
