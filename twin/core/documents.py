@@ -247,7 +247,7 @@ def validate_document(data: Any, model: type[BaseModel], *, error: type[Celltwin
         context: pydantic validation context (e.g. the folder relative paths start from).
 
     Raises:
-        error: with every problem found.
+        error: with every problem found (past :data:`MAX_PROBLEMS`, one more says how many).
     """
     if data is None and empty is not _REFUSED:
         data = empty
