@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from celltwin.core.actuation_limits import JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE
 from celltwin.core.errors import Problem
 from celltwin.robots.errors import RobotError
 
@@ -84,9 +85,11 @@ class Actuation:
     def latency_steps(self, value: int) -> None:
         # A set-point already on its way keeps its due step; a shorter latency never lets a
         # later one overtake it (the queue delivers in order).
-        whole = float(value).is_integer() and value >= 0
+        low, high = LATENCY_STEPS_RANGE
+        whole = float(value).is_integer() and low <= value <= high
         self._latency = int(self._checked("actuation latency", value, whole,
-                                          "a whole number of control steps >= 0"))
+                                          f"a whole number of control steps from {low} to "
+                                          f"{high}"))
 
     @property
     def joint_noise_std_rad(self) -> float:
@@ -96,9 +99,10 @@ class Actuation:
     @joint_noise_std_rad.setter
     def joint_noise_std_rad(self, value: float) -> None:
         noise = float(value)
-        finite = 0.0 <= noise < math.inf  # NaN fails both comparisons
+        low, high = JOINT_NOISE_STD_RAD_RANGE
+        finite = low <= noise < math.inf and (high is None or noise <= high)  # NaN fails
         self._noise = self._checked("joint noise", noise, finite,
-                                    "a finite standard deviation >= 0 [rad]")
+                                    f"a finite standard deviation >= {low} [rad]")
 
     def _checked(self, what: str, value, valid: bool, expected: str):
         """``value`` if ``valid``, else the located error naming this robot and ``what``."""

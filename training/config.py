@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from celltwin.core.documents import (parse_yaml_document, read_document, require_mapping,
-                                     validation_problems)
+from celltwin.core.documents import (DOCUMENT_CONFIG, parse_yaml_document, read_document,
+                                     require_mapping, validate_document)
 from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.envs.tasks import TASKS, task_class
 from celltwin.training.errors import TrainingError
 
-_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+_CONFIG = ConfigDict(**DOCUMENT_CONFIG)
 PRESETS_DIR = Path(__file__).parent / "presets"
 
 
@@ -176,10 +176,8 @@ def resolve_config(config_file: str | Path | None = None, task: str | None = Non
             node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
         node[leaf] = value
     data.setdefault("source", file if config_file is not None else f"preset {path.stem}")
-    try:
-        config = TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise TrainingError(validation_problems(exc, TrainConfig, file=file, lines=lines)) from None
+    config = validate_document(data, TrainConfig, error=TrainingError, file=file, lines=lines,
+                               what="training config")
     _check_semantics(config, file)
     return _absolute_paths(config)
 

@@ -18,11 +18,12 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from celltwin.core.actuation_limits import JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE
 from celltwin.core.atomic import atomic_write_text
-from celltwin.core.documents import load_model, parse_model
+from celltwin.core.documents import DOCUMENT_CONFIG, FROM_YAML, load_model, parse_model
 from celltwin.core.errors import PhysicsParamsError
 
-_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+_CONFIG = ConfigDict(**DOCUMENT_CONFIG, frozen=True)
 
 NonNegative = Annotated[float, Field(ge=0.0)]
 
@@ -71,9 +72,10 @@ class RobotActuation(BaseModel):
     """Position gain of pybullet's joint position controller [-] (the ERP-like Kp)."""
     velocity_gain: NonNegative | None = None
     """Velocity gain of pybullet's joint position controller [-] (Kd)."""
-    latency_steps: Annotated[int, Field(ge=0, le=100)] | None = None
+    latency_steps: Annotated[int, Field(ge=LATENCY_STEPS_RANGE[0],
+                                        le=LATENCY_STEPS_RANGE[1])] | None = None
     """Actuation latency [control steps]: a command takes effect this many steps later."""
-    joint_noise_std_rad: NonNegative | None = None
+    joint_noise_std_rad: Annotated[float, Field(ge=JOINT_NOISE_STD_RAD_RANGE[0])] | None = None
     """Standard deviation of Gaussian noise on joint position readings [rad]."""
 
 
@@ -88,7 +90,7 @@ class PhysicsParams(BaseModel):
     """Physics steps per control step [-]; the control period is ``timestep_s * substeps``."""
     solver_iterations: Annotated[int, Field(ge=1, le=10000)] | None = None
     """Constraint solver iterations per physics step [-]."""
-    gravity_mps2: tuple[float, float, float] | None = None
+    gravity_mps2: Annotated[tuple[float, float, float], FROM_YAML] | None = None
     """Gravity vector in the world frame [m/s^2]."""
     bodies: dict[str, BodyDynamics] = Field(default_factory=dict)
     """Per body (``name``) or link (``body/link``) dynamics."""
@@ -145,7 +147,7 @@ class PhysicsParams(BaseModel):
     @classmethod
     def from_yaml_text(cls, text: str, *, file: str | None = None) -> "PhysicsParams":
         """Parse parameters from YAML text; every problem is reported at once."""
-        return parse_model(text, cls, file=file, error=PhysicsParamsError)
+        return parse_model(text, cls, file=file, error=PhysicsParamsError, what="physics")
 
     @classmethod
     def load(cls, path: str | Path) -> "PhysicsParams":

@@ -10,61 +10,60 @@ Each kind of document has its own loader (:mod:`celltwin.spec.loader` for cells,
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Strict, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from celltwin.core.errors import CelltwinError, CellSpecError, Problem, did_you_mean, one_of
 from celltwin.core.problems import Finding, Loc, format_loc, kind_of, validation_findings
 from celltwin.core.resources import assets_root
+from celltwin.core.yaml_loader import (MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_VALUES, DocumentLoader,
+                                       LimitError, TextProblem, check_text)
 
 _YAML_SUFFIXES = (".yaml", ".yml")
+_REFUSED = object()  # validate_document: no meaning given to an empty document
+MAX_PROBLEMS = 100
+"""Most problems reported for one document; past them, one line says how many more there are
+(a few aliases can repeat one mistake thousands of times, and each costs time to locate)."""
 
+DOCUMENT_CONFIG = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+"""The one strictness of every document model (cells, lines, physics, randomization, training
+configs): unknown keys refused; a number, flag or name taken only as itself (YAML reads `yes`
+as true, and a lax model would then read true as 1.0 and "0.3" as 0.3); no NaN or infinity.
+Models add ``frozen`` or docstring settings on top; never loosen these."""
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps mapping keys as written and reads ``1e-3`` as a number.
-
-    YAML 1.1 reads the key ``on`` (used by spawn regions) as ``True``, and reads exponents
-    without a dot (``2e-3``) as strings; both surprise people writing a cell by hand.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        self.flatten_mapping(node)
-        mapping = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
-                    "found a key that is not a plain name", key_node.start_mark)
-            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
-        return mapping
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+FROM_YAML = Strict(False)
+"""Mark on a tuple or path field of a document model: takes the list or string YAML gives (a
+strict tuple takes only a tuple, a strict path only a Path). Items stay strict."""
 
 
 class LineIndex:
-    """Lines of every node of a YAML document, by location (``("robots", 0, "model")``)."""
+    """Lines of every node of a YAML document, by location (``("robots", 0, "model")``).
+
+    An alias is indexed where it is used, as often as it is used, up to :data:`MAX_VALUES`
+    nodes in all (the loader refuses documents that hold more; the bound also holds for a
+    node tree built elsewhere). Past it, a location falls back to its nearest indexed parent.
+    """
 
     def __init__(self, root: Node | None = None):
         self._value_lines: dict[Loc, int] = {}
         self._key_lines: dict[Loc, int] = {}
         self.duplicate_keys: list[Finding] = []
+        self._budget = MAX_VALUES
         if root is not None:
             self._index(root, (), set())
 
     def _index(self, node: Node, loc: Loc, open_nodes: set[int]) -> None:
-        if id(node) in open_nodes:  # an alias that contains itself
-            return
+        if id(node) in open_nodes or self._budget <= 0 or len(loc) > MAX_DEPTH:
+            return  # an alias that contains itself, or past the bound
+        self._budget -= 1
         self._value_lines[loc] = node.start_mark.line + 1
-        open_nodes = open_nodes | {id(node)}
+        if isinstance(node, ScalarNode):
+            return
+        open_nodes.add(id(node))
         if isinstance(node, MappingNode):
             for key_node, value_node in node.value:
                 if not isinstance(key_node, ScalarNode):
@@ -82,6 +81,7 @@ class LineIndex:
         elif isinstance(node, SequenceNode):
             for index, item in enumerate(node.value):
                 self._index(item, loc + (index,), open_nodes)
+        open_nodes.discard(id(node))
 
     def line(self, loc: Loc, *, at_key: bool = False) -> int | None:
         """Return the 1-based line of ``loc``, or of its nearest existing parent."""
@@ -97,16 +97,28 @@ def parse_yaml_document(text: str, *, file: str | None = None,
                         error: type[CelltwinError] = CellSpecError) -> tuple[Any, LineIndex]:
     """Parse one YAML document; return its data (``None`` when empty) and its line index.
 
+    Every document celltwin reads comes through here, within the limits of
+    :mod:`celltwin.core.yaml_loader` (size, characters, nesting, alias expansion).
+
     Raises:
-        error: the text is not one well-formed YAML document (with file and line).
+        error: the text is not one well-formed YAML document, or is past a limit (with file
+            and line).
     """
-    loader = _Loader(text)
+    try:
+        check_text(text)
+    except TextProblem as exc:
+        raise error(Problem(exc.message, file=file, line=exc.line,
+                            expected=exc.expected)) from None
+    loader = DocumentLoader(text)
     try:
         root = loader.get_single_node()
         # Index before constructing: construction flattens `<<` merges into the node tree,
         # which would make an overridden merged key look like a repeated one.
         lines = LineIndex(root)
         data = loader.construct_document(root) if root is not None else None
+    except LimitError as exc:
+        raise error(Problem(exc.problem, file=file, line=exc.problem_mark.line + 1,
+                            expected=exc.expected)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(part for part in (exc.context, exc.problem) if part)
@@ -114,7 +126,8 @@ def parse_yaml_document(text: str, *, file: str | None = None,
                             line=mark.line + 1 if mark else None,
                             expected="one well-formed YAML document")) from None
     except yaml.YAMLError as exc:
-        raise error(Problem(f"not valid YAML: {exc}", file=file)) from None
+        raise error(Problem(f"not valid YAML: {exc}", file=file,
+                            expected="one well-formed YAML document")) from None
     finally:
         loader.dispose()
     return data, lines
@@ -183,19 +196,33 @@ def resolve_document(source: str | Path, folder: str, *, error: type[CelltwinErr
 
 
 def read_document(path: Path, *, error: type[CelltwinError], what: str) -> str:
-    """Read a YAML file a user wrote; a missing or unreadable file is one clear problem."""
+    """Read a YAML file a user wrote; a missing, unreadable, oversized or non-UTF-8 file is one
+    clear problem. At most :data:`MAX_DOCUMENT_BYTES` are read (a device or a huge file too)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         raise error(Problem(f"{what} file not found", file=str(path), value=str(path),
                             expected="an existing .yaml file")) from None
     except IsADirectoryError:
         raise error(Problem(f"is a folder, not a {what} file", file=str(path),
                             value=str(path), expected="a .yaml file")) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise error(Problem(f"cannot read {what} file: {reason}", file=str(path),
+    except OSError as exc:
+        raise error(Problem(f"cannot read {what} file: {exc.strerror or exc}", file=str(path),
                             expected="a readable UTF-8 text file")) from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise error(Problem(f"the {what} file is larger than {MAX_DOCUMENT_BYTES // 1024} KiB",
+                            file=str(path), line=raw.count(b"\n", 0, MAX_DOCUMENT_BYTES) + 1,
+                            expected=f"a file of at most {MAX_DOCUMENT_BYTES // 1024} KiB"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise error(Problem(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {column}",
+                            file=str(path), line=raw.count(b"\n", 0, exc.start) + 1,
+                            expected="a UTF-8 text file")) from None
+    # What Path.read_text gave before: universal newlines.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def open_document(source: str | Path, folder: str, *, error: type[CelltwinError],
@@ -206,14 +233,55 @@ def open_document(source: str | Path, folder: str, *, error: type[CelltwinError]
     return path, read_document(path, error=error, what=what)
 
 
-def parse_model(text: str, model: type[BaseModel], *, file: str | None,
-                error: type[CelltwinError]):
-    """Validate a YAML document into ``model``, reporting every problem at once."""
-    data, lines = parse_yaml_document(text, file=file, error=error)
+def validate_document(data: Any, model: type[BaseModel], *, error: type[CelltwinError],
+                      file: str | None, lines: LineIndex, what: str, context: dict | None = None,
+                      checks: Callable[[Any], list[Finding]] | None = None,
+                      empty: Any = _REFUSED):
+    """The one validation path of every document: validate ``data`` into ``model``.
+
+    Repeated keys, schema problems and the document's own ``checks`` (cross-references) are
+    reported together, each with its file and line, in file order.
+
+    Args:
+        empty: what an empty document means (``{}``: every default); refused when not given.
+        context: pydantic validation context (e.g. the folder relative paths start from).
+
+    Raises:
+        error: with every problem found (past :data:`MAX_PROBLEMS`, one more says how many).
+    """
+    if data is None and empty is not _REFUSED:
+        data = empty
+    require_mapping(data, model, error=error, file=file, lines=lines, what=what)
+    sources = [lines.duplicate_keys]
+    document = None
+    unconverted = 0
     try:
-        return model.model_validate(data if data is not None else {})
+        document = model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise error(validation_problems(exc, model, file=file, lines=lines)) from None
+        sources.append(validation_findings(exc, model, limit=MAX_PROBLEMS))
+        unconverted = max(exc.error_count() - MAX_PROBLEMS, 0)
+    if checks is not None:
+        sources.append(checks(data))
+    findings = [finding for source in sources for finding in source[:MAX_PROBLEMS]]
+    unconverted += sum(max(len(source) - MAX_PROBLEMS, 0) for source in sources)
+    problems = unique_problems(findings_to_problems(findings, file=file, lines=lines))
+    hidden = unconverted + max(len(problems) - MAX_PROBLEMS, 0)
+    if hidden:
+        problems = problems[:MAX_PROBLEMS] + [Problem(
+            f"{hidden} more problems not shown", file=file,
+            expected=f"the first {MAX_PROBLEMS} fixed before the rest are listed")]
+    if problems or document is None:
+        raise error(problems)
+    return document
+
+
+def parse_model(text: str, model: type[BaseModel], *, file: str | None,
+                error: type[CelltwinError], what: str = "YAML"):
+    """Validate a YAML document into ``model``, reporting every problem at once; an empty
+    document means every default (a physics overrides file that overrides nothing)."""
+    data, lines = parse_yaml_document(text, file=file, error=error)
+    return validate_document(data, model, error=error, file=file, lines=lines, what=what,
+                             empty={})
 
 
 def load_model(path: str | Path, model: type[BaseModel], *, error: type[CelltwinError],
@@ -221,7 +289,7 @@ def load_model(path: str | Path, model: type[BaseModel], *, error: type[Celltwin
     """Read a YAML file and validate it into ``model`` (physics overrides, randomization...)."""
     path = Path(path)
     return parse_model(read_document(path, error=error, what=what), model, file=str(path),
-                       error=error)
+                       error=error, what=what)
 
 
 def unique_problems(problems: list[Problem]) -> list[Problem]:
@@ -234,7 +302,6 @@ def unique_problems(problems: list[Problem]) -> list[Problem]:
             unique.append(problem)
     # File order reads best; problems without a line keep their place at the end.
     return sorted(unique, key=lambda problem: problem.line if problem.line is not None else 1 << 30)
-
 
 
 def dump_yaml(data: dict) -> str:

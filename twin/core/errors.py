@@ -10,6 +10,7 @@ deployment adapter can use it on a controller.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -42,7 +43,23 @@ class Problem:
         text = f"{head}: {self.message}" if head else self.message
         if self.expected:
             text += f" (expected {self.expected})"
-        return text
+        return printable(text)
+
+
+MAX_LINE_CHARS = 2000
+"""Longest problem line printed; past it, the line ends with how much was cut."""
+
+
+def printable(text: str) -> str:
+    """``text`` as one printable line: control characters and line breaks escaped (``\\x1b``,
+    ``\\n``), and cut at :data:`MAX_LINE_CHARS`. A value from a hostile file can hold a
+    newline (a second, forged ``error:`` line) or a terminal escape sequence."""
+    if not text.isprintable():
+        text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode()
+                       for char in text)
+    if len(text) > MAX_LINE_CHARS:
+        text = f"{text[:MAX_LINE_CHARS]}... ({len(text) - MAX_LINE_CHARS} characters more)"
+    return text
 
 
 class CelltwinError(Exception):
@@ -72,9 +89,27 @@ class WorldError(CelltwinError):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""`` when none is close."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""`` when none is close.
+
+    Only ``choices`` are ever suggested. A word close to one word of longer names
+    (``frictoin`` to ``lateral_friction``) suggests the names holding that word.
+    """
+    word, choices = str(word), [str(choice) for choice in choices]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    holders: dict[str, list[str]] = {}
+    for choice in choices:
+        words = re.split(r"[_./-]", choice)
+        for part in words if len(words) > 1 else ():
+            if len(part) >= 4 and choice not in holders.setdefault(part, []):
+                holders[part].append(choice)
+    close = difflib.get_close_matches(word, holders, n=1, cutoff=0.75) if len(word) >= 4 else []
+    if not close:
+        return ""
+    names = [f"'{name}'" for name in holders[close[0]]]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"; did you mean {listed}?"
 
 
 def one_of(choices: Iterable[str]) -> str:

@@ -109,6 +109,8 @@ def walk(root: type[BaseModel], loc: Loc) -> tuple[Loc, Any, list[Any]]:
             field = bare.model_fields.get(part)
             annotation = field.annotation if field else None
             metadata = list(field.metadata) if field else []
+            if field is not None and field.discriminator is not None:
+                metadata.append(field)  # pydantic moves Field(discriminator=) out of metadata
         elif get_origin(bare) is dict and isinstance(part, str):
             annotation, metadata = get_args(bare)[1], []
         elif get_origin(bare) in (tuple, list) and isinstance(part, int):
@@ -173,7 +175,8 @@ def describe(annotation: Any, metadata: list[Any] = ()) -> str:
         return f"a list of {len(args)} numbers"
     members = _union_members(bare)
     if members:
-        return f"a mapping with 'shape' {one_of(_tag_of(m, 'shape') for m in members)}"
+        key = _discriminator(metadata) or "shape"
+        return f"a mapping with '{key}' {one_of(str(_tag_of(m, key)) for m in members)}"
     if isinstance(bare, type) and issubclass(bare, BaseModel):
         return "a mapping with keys " + ", ".join(bare.model_fields)
     return "a valid value"
@@ -186,7 +189,7 @@ def kind_of(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return f"the string '{value}'"
+        return f"the string '{value if len(value) <= 60 else value[:57] + '...'}'"
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, dict):
@@ -206,14 +209,33 @@ _RANGE_ERRORS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "
                  "less_than_equal": "<="}
 
 
-def validation_findings(exc: ValidationError, root: type[BaseModel]) -> list[Finding]:
-    """Convert every error of ``exc`` (raised validating ``root``) to a :class:`Finding`."""
+def validation_findings(exc: ValidationError, root: type[BaseModel],
+                        limit: int | None = None) -> list[Finding]:
+    """Convert the errors of ``exc`` (raised validating ``root``) to :class:`Finding` s: every
+    one, or the first ``limit``."""
     findings = []
-    for error in exc.errors():
+    for error in exc.errors(include_url=False)[:limit]:
         finding = _finding(error, root)
         if finding is not None:
             findings.append(finding)
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            findings += _unknown_union_keys(error, root)
     return findings
+
+
+def _unknown_union_keys(error: dict, root: type[BaseModel]) -> list[Finding]:
+    """Keys no member of a discriminated union has, in a mapping whose tag is missing or
+    unknown: pydantic stops at the tag, so a typo beside it (``sahpe: box``) would go unsaid."""
+    value = error.get("input")
+    if not isinstance(value, dict):
+        return []
+    loc, annotation, _ = walk(root, tuple(error["loc"]))
+    allowed: list[str] = []
+    for member in _union_members(annotation):
+        allowed += [name for name in member.model_fields if name not in allowed]
+    return [Finding(loc + (key,), f"unknown key '{key}'{did_you_mean(key, allowed)}",
+                    value=value[key], expected=one_of(allowed), at_key=True)
+            for key in value if isinstance(key, str) and key not in allowed]
 
 
 def _finding(error: dict, root: type[BaseModel]) -> Finding | None:

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BeforeValidator, Discriminator, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
+from celltwin.core.documents import FROM_YAML
 from celltwin.spec.primitives import PositiveFloat, SpecModel
 
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
@@ -164,7 +165,7 @@ class Empirical(_Dist):
     """Resampled with replacement from measured values, e.g. cycle times of physics cell runs."""
 
     dist: Literal["empirical"] = "empirical"
-    samples: tuple[PositiveFloat, ...] = Field(min_length=1)
+    samples: Annotated[tuple[PositiveFloat, ...], FROM_YAML] = Field(min_length=1)
     """the measured values, at least one"""
 
     def expected_value(self) -> float:

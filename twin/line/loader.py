@@ -10,11 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from celltwin.core.documents import (LineIndex, findings_to_problems, open_document,
-                                     parse_yaml_document, require_mapping, shipped_names,
-                                     unique_problems, validation_problems)
+from celltwin.core.documents import (LineIndex, open_document, parse_yaml_document,
+                                     shipped_names, validate_document)
 from celltwin.line.checks import line_findings
 from celltwin.line.spec import LineSpec, LineSpecError
 
@@ -26,19 +23,9 @@ def validate_line_data(data: Any, *, file: str | None = None,
     Raises:
         LineSpecError: with every schema and cross-section problem found, in file order.
     """
-    lines = lines or LineIndex()
-    require_mapping(data, LineSpec, error=LineSpecError, file=file, lines=lines, what="line")
-    problems = findings_to_problems(lines.duplicate_keys, file=file, lines=lines)
-    spec = None
-    try:
-        spec = LineSpec.model_validate(data, context={"references_checked": True})
-    except ValidationError as exc:
-        problems += validation_problems(exc, LineSpec, file=file, lines=lines)
-    problems += findings_to_problems(line_findings(data), file=file, lines=lines)
-    problems = unique_problems(problems)
-    if problems or spec is None:
-        raise LineSpecError(problems)
-    return spec
+    return validate_document(data, LineSpec, error=LineSpecError, file=file,
+                             lines=lines or LineIndex(), what="line",
+                             context={"references_checked": True}, checks=line_findings)
 
 
 def shipped_line_names() -> list[str]:

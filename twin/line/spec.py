@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from celltwin.core.documents import findings_to_problems
+from celltwin.core.documents import FROM_YAML, findings_to_problems
 from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
 from celltwin.line.checks import line_findings
 from celltwin.line.distributions import Distribution
@@ -120,14 +120,14 @@ class LineSpec(SpecModel):
     """shift calendar"""
     takt_s: PositiveFloat | None = None
     """target time between two finished parts [s]; default: the source's mean interarrival"""
-    products: tuple[ProductSpec, ...] = Field(
+    products: Annotated[tuple[ProductSpec, ...], FROM_YAML] = Field(
         default_factory=lambda: (ProductSpec(name="part", share=1.0),), min_length=1)
     """the product mix; default: one product ``part``"""
     source: SourceSpec | None = None
     """how parts arrive; ``unlimited`` (the default): the first station is never starved"""
-    stations: tuple[StationSpec, ...] = Field(min_length=1)
+    stations: Annotated[tuple[StationSpec, ...], FROM_YAML] = Field(min_length=1)
     """the stations in flow order, at least one"""
-    buffers: tuple[BufferSpec, ...] = ()
+    buffers: Annotated[tuple[BufferSpec, ...], FROM_YAML] = ()
     """buffer capacities; a station not listed has a buffer of 1 after it"""
 
     @field_validator("products", "buffers", mode="before")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from celltwin.core.actuation_limits import JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE
 from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.parts import SHAPES
 from celltwin.render import DEFAULT_LIGHT_DIRECTION
@@ -26,7 +27,8 @@ BODY_PARAMETERS = {"mass_kg": (1e-4, None), "lateral_friction": (0.0, None),
                    "restitution": (0.0, 1.0)}
 JOINT_PARAMETERS = {"damping": (0.0, None), "friction": (0.0, None), "force_limit": (0.0, None)}
 ROBOT_PARAMETERS = {"position_gain": (0.0, None), "velocity_gain": (0.0, None),
-                    "latency_steps": (0, 100), "joint_noise_std_rad": (0.0, None)}
+                    "latency_steps": LATENCY_STEPS_RANGE,
+                    "joint_noise_std_rad": JOINT_NOISE_STD_RAD_RANGE}
 ACTUATOR_PARAMETERS = {"action_noise_std": (0.0, None), "action_scale": (0.0, None)}
 BASE_PARAMETERS = {"base_x_m", "base_y_m", "base_yaw_rad"}
 PART_POSE_PARAMETERS = {"spawn_x_m", "spawn_y_m", "spawn_yaw_rad"}
@@ -141,15 +143,48 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
         return [Knob(term, "light", "light", parameter, 0.0)]
     if target == "camera" and parameter in CAMERA_PARAMETERS:
         return [Knob(term, "camera", "camera", parameter, 0.0)]
-    known = (set(BODY_PARAMETERS) | set(JOINT_PARAMETERS) | set(ROBOT_PARAMETERS)
-             | set(ACTUATOR_PARAMETERS) | BASE_PARAMETERS | PART_POSE_PARAMETERS | {"speed_mps"}
-             | set(PART_GEOMETRY_PARAMETERS)
-             | set(SENSOR_PARAMETERS) | set(VISUAL_PARAMETERS) | {"texture"} | LIGHT_PARAMETERS
-             | CAMERA_PARAMETERS)
-    raise RandomizationError(Problem(
-        f"parameter '{parameter}' does not apply to target '{term.target}'"
-        + did_you_mean(parameter, known), path=f"terms[{index}].parameter", value=parameter,
-        expected="see docs/randomization.md for which parameters each target has"))
+    raise _unknown_parameter(term, index, target, world, params)
+
+
+def parameters_of(target: str, world, params) -> list[str]:
+    """Every parameter that applies to ``target`` (a name or pattern, ``{robot}`` filled in):
+    the names a suggestion may come from, in the order of :func:`resolve`'s tables."""
+    def matched(names) -> bool:
+        return any(fnmatch.fnmatchcase(name, target) for name in names)
+
+    found: list[str] = []
+    tables = ((BODY_PARAMETERS, params.bodies), (JOINT_PARAMETERS, params.joints),
+              (ROBOT_PARAMETERS, params.robots), (ACTUATOR_PARAMETERS, world.robots),
+              (BASE_PARAMETERS, world.robots), (PART_POSE_PARAMETERS, world.parts),
+              (PART_GEOMETRY_PARAMETERS, world.parts), ({"speed_mps"}, world.conveyors),
+              ({"texture"}, params.bodies), (VISUAL_PARAMETERS, world.bodies))
+    for parameters, names in tables:
+        if matched(names):
+            found += [name for name in parameters if name not in found]
+    special = ((SENSOR_PARAMETERS, target.split("/")[0] == "sensor"),
+               (LIGHT_PARAMETERS, target == "light"), (CAMERA_PARAMETERS, target == "camera"))
+    for parameters, applies in special:
+        if applies:
+            found += sorted(parameters)
+    return found
+
+
+def _unknown_parameter(term: Term, index: int, target: str, world, params) -> RandomizationError:
+    """The parameter names nothing ``target`` has: suggest only parameters it does have (a
+    suggestion that then fails again helps nobody)."""
+    valid = parameters_of(target, world, params)
+    if valid:
+        return RandomizationError(Problem(
+            f"parameter '{term.parameter}' does not apply to target '{term.target}'"
+            + did_you_mean(term.parameter, valid), path=f"terms[{index}].parameter",
+            value=term.parameter, expected=f"a parameter of '{term.target}': " + ", ".join(valid)))
+    names = [*params.bodies, *params.joints, *world.conveyors, "sensor", "camera", "light"]
+    return RandomizationError(Problem(
+        f"parameter '{term.parameter}' does not apply to target '{term.target}', which matches "
+        f"nothing in this cell{did_you_mean(target, names)}", path=f"terms[{index}].target",
+        value=term.target,
+        expected="a body, link, joint, robot, conveyor, sensor, camera or light; "
+                 "see docs/randomization.md"))
 
 
 def _check_values(term: Term, index: int) -> None:

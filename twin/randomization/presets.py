@@ -1,22 +1,38 @@
 """Named randomization presets (``none``, ``light``, ``standard``, ``aggressive``) and loading.
 
 Presets are YAML files in ``assets/randomization/`` with their sources in their descriptions.
+A preset and a user's file are found and read by the shared document reader
+(:func:`celltwin.core.documents.open_document`), like cells and lines.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from celltwin.core.documents import (open_document, parse_model, read_document, shipped_names,
+                                     validation_problems)
 from celltwin.core.resources import assets_root
-from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.randomization.terms import RandomizationConfig, RandomizationError
+
+_FOLDER = "randomization"
 
 
 def preset_names() -> list[str]:
     """The shipped presets, mildest first."""
     order = ["none", "light", "standard", "aggressive"]
-    found = {p.stem for p in (assets_root() / "randomization").glob("*.yaml")}
+    found = set(shipped_names(_FOLDER))
     return [name for name in order if name in found] + sorted(found - set(order))
+
+
+def is_preset(path: Path, text: str) -> bool:
+    """Whether the file at ``path`` holding ``text`` is a shipped preset: the installed file
+    or a copy of it (``assets/randomization/standard.yaml`` of a source checkout)."""
+    if path.suffix != ".yaml" or path.stem not in shipped_names(_FOLDER):
+        return False
+    shipped = assets_root() / _FOLDER / path.name
+    return read_document(shipped, error=RandomizationError, what="randomization") == text
 
 
 def load_randomization(source) -> tuple[RandomizationConfig, bool]:
@@ -27,7 +43,7 @@ def load_randomization(source) -> tuple[RandomizationConfig, bool]:
 
     Returns:
         ``(config, strict)``: presets are not strict (a conveyor term on a cell without
-        conveyors does nothing); a user's own terms are.
+        conveyors does nothing), whether named or given by their path; a user's own terms are.
     """
     if source is None:
         return RandomizationConfig(name="none"), True
@@ -37,14 +53,9 @@ def load_randomization(source) -> tuple[RandomizationConfig, bool]:
         data = {"terms": source} if isinstance(source, list) else source
         try:
             return RandomizationConfig.model_validate(data), True
-        except Exception as exc:  # pydantic's ValidationError, reported as one problem
-            raise RandomizationError(Problem(f"invalid randomization terms: {exc}")) from None
-    text = str(source)
-    if text.endswith((".yaml", ".yml")) or "/" in text:
-        return RandomizationConfig.load(Path(text)), True
-    names = preset_names()
-    if text not in names:
-        raise RandomizationError(Problem(f"unknown randomization preset '{text}'"
-                                         + did_you_mean(text, names), value=text,
-                                         expected=one_of(names) + ", or a YAML file"))
-    return RandomizationConfig.load(assets_root() / "randomization" / f"{text}.yaml"), False
+        except ValidationError as exc:
+            raise RandomizationError(validation_problems(exc, RandomizationConfig)) from None
+    path, text = open_document(source, _FOLDER, error=RandomizationError, what="randomization")
+    config = parse_model(text, RandomizationConfig, file=str(path), error=RandomizationError,
+                         what="randomization")
+    return config, not is_preset(path, text)

@@ -24,10 +24,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from celltwin.core.documents import load_model
+from celltwin.core.documents import DOCUMENT_CONFIG, load_model
 from celltwin.core.errors import CelltwinError
 
-_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+_CONFIG = ConfigDict(**DOCUMENT_CONFIG, frozen=True)
 
 
 class RandomizationError(CelltwinError):

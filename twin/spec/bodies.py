@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, Strict, StrictBool, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from celltwin.core.documents import FROM_YAML
 from celltwin.spec.primitives import (BELT_COLOR, BIN_COLOR, EQUIPMENT_COLOR, MESH_SUFFIXES,
                                       MESH_UNITS_M, PART_COLOR, Color, Float, Name, Pose,
                                       PositiveFloat, Size3, SpecModel, Vec3)
@@ -49,7 +50,7 @@ class MeshEquipment(_Equipment):
 
     shape: Literal["mesh"] = "mesh"
     """``mesh``"""
-    mesh: Path
+    mesh: Annotated[Path, FROM_YAML]
     """mesh file (.stl .obj .glb .gltf .ply), relative to the cell's folder; absolute once loaded"""
     mesh_units: Literal["m", "cm", "mm", "in"] = "m"
     """length unit the mesh file is written in"""
@@ -191,7 +192,7 @@ class SpawnRegionSpec(SpecModel):
     """lower corner of the region [m]"""
     high_m: Vec3
     """upper corner of the region; each coordinate >= the one in ``low_m`` [m]"""
-    yaw_deg: tuple[Float, Float] = (0.0, 0.0)
+    yaw_deg: Annotated[tuple[Float, Float], FROM_YAML] = (0.0, 0.0)
     """range [low, high] of the parts' yaw about the frame's z axis [deg]"""
 
     @field_validator("high_m")

@@ -11,13 +11,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from celltwin.core.documents import DOCUMENT_CONFIG, FROM_YAML
+
 Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 UnitFloat = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
 Name = Annotated[str, Strict(), Field(min_length=1)]
-Vec3 = tuple[Float, Float, Float]
-Size3 = tuple[PositiveFloat, PositiveFloat, PositiveFloat]
-Color = tuple[UnitFloat, UnitFloat, UnitFloat, UnitFloat]
+Vec3 = Annotated[tuple[Float, Float, Float], FROM_YAML]
+Size3 = Annotated[tuple[PositiveFloat, PositiveFloat, PositiveFloat], FROM_YAML]
+Color = Annotated[tuple[UnitFloat, UnitFloat, UnitFloat, UnitFloat], FROM_YAML]
 
 MESH_SUFFIXES = (".stl", ".obj", ".glb", ".gltf", ".ply")
 MESH_UNITS_M = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
@@ -28,10 +30,10 @@ PART_COLOR = (0.8, 0.3, 0.2, 1.0)
 
 
 class SpecModel(BaseModel):
-    """Base of every cell model: unknown keys rejected, immutable, no NaN or infinity."""
+    """Base of every cell and line model: the documents' strictness
+    (:data:`~celltwin.core.documents.DOCUMENT_CONFIG`), immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
-                              use_attribute_docstrings=True)
+    model_config = ConfigDict(**DOCUMENT_CONFIG, frozen=True, use_attribute_docstrings=True)
 
 
 class Pose(SpecModel):

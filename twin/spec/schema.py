@@ -12,13 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import (Field, Strict, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 
-from celltwin.core.documents import (LineIndex, dump_yaml, findings_to_problems, require_mapping,
-                                     unique_problems)
+from celltwin.core.documents import (FROM_YAML, LineIndex, dump_yaml, findings_to_problems,
+                                     unique_problems, validate_document)
 from celltwin.core.errors import CellSpecError, Problem, did_you_mean, one_of
-from celltwin.core.problems import validation_findings
 from celltwin.spec.bodies import (BinSpec, BoxEquipment, BoxPart, ConveyorSpec, CylinderEquipment,
                                   CylinderPart, Equipment, MeshEquipment, Part, SpawnRegionSpec,
                                   SpherePart, TargetSpec)
@@ -65,7 +63,7 @@ class RobotSpec(SpecModel):
     """pose of the robot base in the world frame"""
     control: ControlMode = "ee_delta"
     """control mode of the robot's actions"""
-    home_deg: tuple[Float, ...] | None = None
+    home_deg: Annotated[tuple[Float, ...], FROM_YAML] | None = None
     """arm joint positions of the home pose [deg]; one per arm joint; default: the model's"""
 
 
@@ -78,19 +76,19 @@ class CellSpec(SpecModel):
     """free text for people"""
     physics: PhysicsSection = PhysicsSection()
     """simulation settings"""
-    robots: tuple[RobotSpec, ...] = Field(min_length=1)
+    robots: Annotated[tuple[RobotSpec, ...], FROM_YAML] = Field(min_length=1)
     """the robots, at least one"""
-    equipment: tuple[Equipment, ...] = ()
+    equipment: Annotated[tuple[Equipment, ...], FROM_YAML] = ()
     """fixed bodies; ``shape`` picks the kind"""
-    conveyors: tuple[ConveyorSpec, ...] = ()
+    conveyors: Annotated[tuple[ConveyorSpec, ...], FROM_YAML] = ()
     """conveyor belts"""
-    bins: tuple[BinSpec, ...] = ()
+    bins: Annotated[tuple[BinSpec, ...], FROM_YAML] = ()
     """bins and trays"""
-    parts: tuple[Part, ...] = ()
+    parts: Annotated[tuple[Part, ...], FROM_YAML] = ()
     """free part types; ``shape`` picks the kind"""
-    spawn_regions: tuple[SpawnRegionSpec, ...] = ()
+    spawn_regions: Annotated[tuple[SpawnRegionSpec, ...], FROM_YAML] = ()
     """regions parts start in"""
-    targets: tuple[TargetSpec, ...] = ()
+    targets: Annotated[tuple[TargetSpec, ...], FROM_YAML] = ()
     """named poses robots must reach"""
 
     @field_validator("physics", "equipment", "conveyors", "bins", "parts", "spawn_regions",
@@ -147,17 +145,7 @@ def validate_cell_data(data: Any, *, file: str | None = None, base_dir: Path | N
     Raises:
         CellSpecError: with every schema and reference problem found.
     """
-    lines = lines or LineIndex()
-    require_mapping(data, CellSpec, error=CellSpecError, file=file, lines=lines, what="cell")
-    findings = list(lines.duplicate_keys)
-    spec = None
-    try:
-        spec = CellSpec.model_validate(
-            data, context={"base_dir": base_dir, "references_checked": True})
-    except ValidationError as exc:
-        findings += validation_findings(exc, CellSpec)
-    findings += reference_findings(data)
-    problems = unique_problems(findings_to_problems(findings, file=file, lines=lines))
-    if problems or spec is None:
-        raise CellSpecError(problems)
-    return spec
+    return validate_document(data, CellSpec, error=CellSpecError, file=file,
+                             lines=lines or LineIndex(), what="cell",
+                             context={"base_dir": base_dir, "references_checked": True},
+                             checks=reference_findings)
