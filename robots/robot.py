@@ -28,7 +28,7 @@ from pybullet_utils.bullet_client import BulletClient
 from celltwin.robots.actuation import Actuation, MotorBatch
 from celltwin.robots.errors import RobotError
 from celltwin.robots.finger_gear import FingerGear
-from celltwin.robots.registry import RobotModel
+from celltwin.robots.model import RobotModel
 from celltwin.core.errors import Problem, did_you_mean, one_of
 
 _FIXED = pybullet.JOINT_FIXED

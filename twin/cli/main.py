@@ -16,7 +16,8 @@ from celltwin import __version__
 from celltwin.core.errors import CelltwinError
 
 # Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("celltwin.cli.demo", "celltwin.cli.cell", "celltwin.cli.layout", "celltwin.cli.line",
+COMMAND_MODULES = ("celltwin.cli.demo", "celltwin.cli.cell", "celltwin.cli.robot",
+                   "celltwin.cli.layout", "celltwin.cli.line",
                    "celltwin.cli.serve", "celltwin.cli.train", "celltwin.cli.policy")
 
 EXIT_USAGE = 2

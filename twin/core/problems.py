@@ -173,7 +173,8 @@ def describe(annotation: Any, metadata: list[Any] = ()) -> str:
         return f"a list of {len(args)} numbers"
     members = _union_members(bare)
     if members:
-        return f"a mapping with 'shape' {one_of(_tag_of(m, 'shape') for m in members)}"
+        key = _discriminator(metadata) or "shape"
+        return f"a mapping with '{key}' {one_of(str(_tag_of(m, key)) for m in members)}"
     if isinstance(bare, type) and issubclass(bare, BaseModel):
         return "a mapping with keys " + ", ".join(bare.model_fields)
     return "a valid value"
