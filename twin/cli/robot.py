@@ -11,7 +11,7 @@ from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import Problem
 from celltwin.robots.check import check_robot, write_reach_png
 from celltwin.robots.errors import RobotError
-from celltwin.robots.registry import get_robot_model
+from celltwin.robots.registry import get_robot_model, is_robot_file
 
 
 def register(subparsers) -> None:
@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 def run_check(args) -> int:
     model = get_robot_model(args.robot)
     report = check_robot(model, ik_samples=args.samples, seed=args.seed)
-    output = args.output or _default_png(model)
+    output = args.output or _default_png(args.robot, model)
     _write(output, lambda: write_reach_png(report, output))
     if args.json:
         _write(args.json, lambda: atomic_write_text(args.json, json.dumps(report.to_dict(),
@@ -54,8 +54,10 @@ def run_check(args) -> int:
     return 0 if ok else 1
 
 
-def _default_png(model) -> Path:
-    if model.source is not None:
+def _default_png(named: str, model) -> Path:
+    """Beside a robot file the user named; here for a model name (a shipped robot file's
+    folder is the installation's)."""
+    if is_robot_file(named) and model.source is not None:
         return Path(model.source).with_name(f"{Path(model.source).stem}.reach.png")
     return Path(f"{model.name}.reach.png")
 
