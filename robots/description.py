@@ -173,7 +173,7 @@ def _urdf_path(spec: RobotFile, path: Path, lines) -> Path:
     if spec.urdf_package is not None:
         try:
             folder = Path(str(resources.files(spec.urdf_package)))
-        except (ModuleNotFoundError, TypeError, ValueError):
+        except (ImportError, TypeError, ValueError):  # not installed, or fails to import
             fail(("urdf_package",), f"no installed Python package '{spec.urdf_package}'",
                  spec.urdf_package, "an importable package that holds the URDF")
     urdf = (folder / Path(spec.urdf).expanduser()).resolve()

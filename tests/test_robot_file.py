@@ -13,6 +13,7 @@ import itertools
 import math
 import re
 import struct
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -213,6 +214,23 @@ def test_scripted_pick_place_expert_succeeds_with_the_arm_in_a_hand_written_cell
     assert successes >= 19, f"{successes}/20"
 
 
+@pytest.mark.parametrize("control", ["ee_delta", "joint_delta"])
+def test_envs_on_the_hand_written_cell_pass_gymnasium_and_sb3_check_env(arm, tmp_path, control):
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    cell = tmp_path / "my_cell.yaml"
+    cell.write_text(CELL)
+    env = gym.make("celltwin/PickPlace-v0", cell=str(cell), control=control)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unbounded Box warnings are expected
+            gym_check_env(env.unwrapped, skip_render_check=True)
+            sb3_check_env(env.unwrapped, warn=False)
+    finally:
+        env.close()
+
+
 # --- every mistake is one located error --------------------------------------------------------
 
 
@@ -368,6 +386,16 @@ def test_continuous_arm_joints_get_two_turns_of_limits(arm):
     with Kinematics(load_robot_file(arm)) as kinematics:
         assert kinematics.lower[5] == pytest.approx(-2 * math.pi)
         assert kinematics.upper[5] == pytest.approx(2 * math.pi)
+
+
+def test_a_tcp_offset_moves_the_tcp_along_its_link(arm):
+    model = load_robot_file(arm)
+    arm.write_text(arm.read_text() + "tcp: {link: tcp, xyz_m: [0, 0, 0.01]}\n")
+    offset = load_robot_file(arm)
+    with Kinematics(model) as plain, Kinematics(offset) as moved:
+        # The gripper points down at home: 10 mm further along its z axis is 10 mm lower.
+        assert moved.fk(model.home)[0] - plain.fk(model.home)[0] == pytest.approx(
+            [0.0, 0.0, -0.01], abs=1e-6)
 
 
 def test_binary_stl_is_used_as_it_is(arm):
