@@ -16,7 +16,7 @@ import numpy as np
 from celltwin.core.client import direct_client
 
 from celltwin.robots.errors import RobotError
-from celltwin.robots.registry import RobotModel
+from celltwin.robots.model import RobotModel
 from celltwin.robots.robot import Robot
 from celltwin.core.errors import Problem
 

@@ -1,133 +1,36 @@
-"""The robot models celltwin knows, by name: URDF, joints, home pose, end effector, gripper.
+"""The robot models celltwin knows, by name, and the one way to ask for a model.
 
-A :class:`RobotModel` is a static description; :class:`celltwin.robots.robot.Robot` is one instance
-of it inside a running world. Cell files name models by the keys of this registry.
+Three arms ship (``panda``, ``kuka_iiwa``, ``xarm6``), and so does every robot file in
+``assets/robots``; :func:`register` adds your own from Python. :func:`get_robot_model` answers
+a registered name or a path to a robot file (:mod:`celltwin.robots.description`), which is
+what a cell's ``robots[].model`` may be.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from functools import cache
-from importlib import metadata
+import os
+import re
+from dataclasses import replace
 from pathlib import Path
 
-import pybullet_data
-
-from celltwin.robots.errors import RobotError
-from celltwin.robots.fixed_links import LinkInertial, MergedUrdf, merge_fixed_links
-from celltwin.robots.held_gripper import hold_gripper_closed
-from celltwin.robots.urdf import GripperMount, compose_urdf
-from celltwin.core.resources import asset_path
-from celltwin.core.client import direct_client, quiet_c_output
+from celltwin.core.documents import shipped_names
 from celltwin.core.errors import Problem, did_you_mean, one_of
+from celltwin.core.resources import asset_path
+from celltwin.robots.description import load_robot_file
+from celltwin.robots.errors import RobotError
+from celltwin.robots.kinematics import Kinematics
+from celltwin.robots.model import (PARALLEL_JAW_JOINTS, PARALLEL_JAW_URDF, RobotModel,
+                                   simulated_inertials)
+from celltwin.robots.urdf import GripperMount
 
-_PARALLEL_JAW = "robots/grippers/parallel_jaw.urdf"
-_PARALLEL_JAW_JOINTS = ("gripper_left_finger_joint", "gripper_right_finger_joint")
-
-
-@dataclass(frozen=True)
-class RobotModel:
-    """A robot arm with its gripper, as celltwin loads it.
-
-    Attributes:
-        name: registry key, as written in cell files (``panda``).
-        description: one line for people.
-        arm_urdf: the arm's URDF, relative to pybullet_data.
-        arm_joint_names: the actuated arm joints, base to wrist.
-        home: arm joint positions of the home pose [rad]; the gripper points down.
-        ee_link: the tool centre point link, between the fingertips.
-        gripper_joint_names: the finger joints; each finger moves half the opening width.
-        gripper_width_range_m: (closed, open) distance between the finger pads [m].
-        gripper_force_n: default grip force per finger [N].
-        gripper_mount: the gripper to attach to the arm, or ``None`` if the URDF has its own.
-        gripper_held_closed: the fingers are welded shut (:meth:`held_closed`); the robot
-            then simulates no finger joints.
-    """
-
-    name: str
-    description: str
-    arm_urdf: str
-    arm_joint_names: tuple[str, ...]
-    home: tuple[float, ...]
-    ee_link: str
-    gripper_joint_names: tuple[str, ...]
-    gripper_width_range_m: tuple[float, float]
-    gripper_force_n: float
-    gripper_mount: GripperMount | None = None
-    gripper_held_closed: bool = False
-
-    @property
-    def dof(self) -> int:
-        """Number of actuated arm joints (the gripper not counted)."""
-        return len(self.arm_joint_names)
-
-    def held_closed(self) -> "RobotModel":
-        """Return this model with its gripper held closed, for tasks that never open it.
-
-        See :mod:`celltwin.robots.held_gripper`: the same robot, with the fingers one rigid piece at
-        the closed opening, and cheaper to simulate.
-        """
-        return replace(self, gripper_held_closed=True)
-
-    def urdf_path(self) -> Path:
-        """Return the full robot description (arm + gripper), composing it on first use.
-
-        With :attr:`gripper_held_closed`, the fingers in it are welded shut.
-        """
-        return _urdf_path(self)
-
-    def merged_urdf(self) -> MergedUrdf:
-        """Return the description to simulate: :meth:`urdf_path` with its fixed links merged.
-
-        See :mod:`celltwin.robots.fixed_links`: same robot, fewer links for pybullet to step.
-        """
-        return _merged_urdf(self)
-
-
-@cache
-def _urdf_path(model: RobotModel) -> Path:
-    # Cached per process: the file is built once per machine, but hashing its inputs still
-    # reads two files, which a world that loads many robots should not repeat.
-    arm = Path(pybullet_data.getDataPath()) / model.arm_urdf
-    full = arm if model.gripper_mount is None else compose_urdf(model.name, arm,
-                                                               model.gripper_mount)
-    if model.gripper_held_closed:
-        return hold_gripper_closed(model.name, full, model.gripper_joint_names,
-                                   model.gripper_width_range_m[0])
-    return full
-
-
-@cache
-def _merged_urdf(model: RobotModel) -> MergedUrdf:
-    return merge_fixed_links(model.name, _urdf_path(model), simulated_inertials,
-                             salt=f"pybullet {metadata.version('pybullet')}")
-
-
-def simulated_inertials(urdf: Path) -> dict[str, LinkInertial]:
-    """Return the mass properties pybullet simulates for each link of ``urdf``.
-
-    Loaded without ``URDF_USE_INERTIA_FROM_FILE``, as celltwin always simulated its robots
-    and as panda-gym does: pybullet then derives each link's inertia from its mass and
-    collision geometry, which is sane for every link, whereas some shipped URDFs carry
-    placeholder tensors (the Panda's 0.1 kg m^2 on every link, fingers included).
-    """
-    client = direct_client()
-    try:
-        with quiet_c_output():
-            body = client.loadURDF(str(urdf), useFixedBase=True)
-        inertials = {}
-        for link in range(client.getNumJoints(body)):
-            info = client.getDynamicsInfo(body, link)
-            inertials[client.getJointInfo(body, link)[12].decode()] = LinkInertial(
-                mass_kg=info[0], com_xyz=tuple(info[3]), axes_quat_xyzw=tuple(info[4]),
-                moments=tuple(info[2]))
-        return inertials
-    finally:
-        client.disconnect()
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 def _parallel_jaw_on(flange_link: str, xyz: tuple[float, float, float]) -> GripperMount:
-    return GripperMount(gripper_urdf=asset_path(_PARALLEL_JAW), flange_link=flange_link, xyz=xyz)
+    return GripperMount(gripper_urdf=asset_path(PARALLEL_JAW_URDF), flange_link=flange_link,
+                        xyz=xyz)
+
 
 # Home poses solved for "TCP ahead of the base, pointing straight down" with the arm kept in
 # its vertical plane (redundant joints at 0), then rounded so that joints 2, 4 and 6 still sum
@@ -158,7 +61,7 @@ def _build_registry() -> dict[str, RobotModel]:
             arm_joint_names=tuple(f"lbr_iiwa_joint_{i}" for i in range(1, 8)),
             home=_IIWA_HOME,
             ee_link="tcp",
-            gripper_joint_names=_PARALLEL_JAW_JOINTS,
+            gripper_joint_names=PARALLEL_JAW_JOINTS,
             gripper_width_range_m=(0.0, 0.08),
             gripper_force_n=40.0,
             # The media flange is 45 mm beyond the link_7 frame along its z axis.
@@ -174,7 +77,7 @@ def _build_registry() -> dict[str, RobotModel]:
             # The xArm gripper in pybullet_data is a six-bar linkage: mimic joints and closed
             # kinematic chains that pybullet neither enforces nor actuates, so its fingers
             # would flop. A parallel jaw grips the same way and simulates faithfully.
-            gripper_joint_names=_PARALLEL_JAW_JOINTS,
+            gripper_joint_names=PARALLEL_JAW_JOINTS,
             gripper_width_range_m=(0.0, 0.08),
             gripper_force_n=40.0,
             # The tool flange face is the link6 frame itself.
@@ -184,22 +87,102 @@ def _build_registry() -> dict[str, RobotModel]:
     return {model.name: model for model in models}
 
 
-_REGISTRY = _build_registry()
+_SHIPPED = _build_registry()
+# Models added by register(), by name; the shipped names cannot be taken.
+_REGISTERED: dict[str, RobotModel] = {}
 
 
 def robot_model_names() -> list[str]:
-    """Return the names of every registered robot model, sorted."""
-    return sorted(_REGISTRY)
+    """Return the names of every registered robot model, sorted: the shipped arms, the shipped
+    robot files (``assets/robots/*.yaml``) and those added with :func:`register`."""
+    return sorted({*_SHIPPED, *shipped_names("robots"), *_REGISTERED})
 
 
-def get_robot_model(name: str) -> RobotModel:
-    """Return the registered model called ``name``.
+def is_robot_file(model: str | os.PathLike) -> bool:
+    """Whether ``model`` names a robot file rather than a registered model: a path object, or
+    text with a folder separator or a ``.yaml``/``.yml`` suffix."""
+    if isinstance(model, os.PathLike):
+        return True
+    return "/" in model or "\\" in model or model.lower().endswith(_FILE_SUFFIXES)
+
+
+def get_robot_model(model: str | os.PathLike) -> RobotModel:
+    """Return the model ``model`` names: a registered name, or a path to a robot file.
+
+    A relative path is relative to the working directory.
 
     Raises:
-        RobotError: no model has that name; the message suggests the closest one.
+        RobotError: no model has that name (the message suggests the closest one), or the
+            robot file has problems (each with its file, line and dotted path).
     """
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise RobotError(Problem(f"unknown robot model '{name}'" + did_you_mean(name, _REGISTRY),
-                                 value=name, expected=one_of(_REGISTRY))) from None
+    if isinstance(model, (str, os.PathLike)) and is_robot_file(model):
+        return load_robot_file(Path(model).expanduser())
+    for models in (_SHIPPED, _REGISTERED):
+        if isinstance(model, str) and model in models:
+            return models[model]
+    if isinstance(model, str) and model in shipped_names("robots"):
+        return replace(load_robot_file(model), name=model)
+    known = robot_model_names()
+    raise RobotError(Problem(f"unknown robot model '{model}'" + did_you_mean(model, known),
+                             value=model,
+                             expected=one_of(known)))
+
+
+def register(name: str, model_or_file: RobotModel | str | os.PathLike, *,
+             replace_existing: bool = False) -> RobotModel:
+    """Add a robot model under ``name``, so that cells and envs can name it.
+
+    The registry lives in this process: worker processes (``vec_env: subproc``) and other
+    commands do not see it; name the robot file by its path there.
+
+    Args:
+        name: the registry name (letters, digits, ``_`` and ``-``).
+        model_or_file: a :class:`RobotModel`, or the path of a robot file.
+        replace_existing: replace a model registered under ``name`` before (the shipped ones
+            are never replaced).
+
+    Returns:
+        the registered model (named ``name``).
+
+    Raises:
+        RobotError: the name is invalid or taken, or the model or robot file does not load.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RobotError(Problem("invalid robot model name", value=name,
+                                 expected="letters, digits, '_' and '-' (no folder, no suffix)"))
+    if name in _SHIPPED or name in shipped_names("robots"):
+        raise RobotError(Problem(f"'{name}' is a shipped robot model", value=name,
+                                 expected="a name no shipped model has"))
+    if name in _REGISTERED and not replace_existing:
+        raise RobotError(Problem(f"a robot model '{name}' is registered already", value=name,
+                                 expected="a new name, or replace_existing=True"))
+    if isinstance(model_or_file, RobotModel):
+        model = replace(model_or_file, name=name)
+        _check_loads(model)
+    elif isinstance(model_or_file, (str, os.PathLike)):
+        model = replace(load_robot_file(Path(model_or_file).expanduser()), name=name)
+    else:
+        raise RobotError(Problem("cannot register this as a robot model",
+                                 value=type(model_or_file).__name__,
+                                 expected="a RobotModel or the path of a robot file"))
+    _REGISTERED[name] = model
+    return model
+
+
+def unregister(name: str) -> None:
+    """Remove a model added with :func:`register` (a shipped one cannot be removed)."""
+    if name not in _REGISTERED:
+        raise RobotError(Problem(f"no robot model '{name}' was registered",
+                                 value=name, expected=one_of(_REGISTERED) if _REGISTERED
+                                 else "a name given to register() (none is)"))
+    del _REGISTERED[name]
+
+
+def _check_loads(model: RobotModel) -> None:
+    """Load ``model`` once, so that a broken one fails when registered, not in a world."""
+    with Kinematics(model):
+        pass
+
+
+__all__ = ["RobotModel", "get_robot_model", "is_robot_file", "register", "robot_model_names",
+           "simulated_inertials", "unregister"]

@@ -28,7 +28,7 @@ from pybullet_utils.bullet_client import BulletClient
 from celltwin.robots.actuation import Actuation, MotorBatch
 from celltwin.robots.errors import RobotError
 from celltwin.robots.finger_gear import FingerGear
-from celltwin.robots.registry import RobotModel
+from celltwin.robots.model import RobotModel
 from celltwin.core.errors import Problem, did_you_mean, one_of
 
 _FIXED = pybullet.JOINT_FIXED
@@ -248,7 +248,8 @@ class Robot:
                   else np.asarray(value, dtype=float).ravel().tolist())
         if len(forces) != self.dof or not all(force >= 0 for force in forces):  # NaN fails too
             raise RobotError(Problem(f"arm force limits of robot '{self.name}' are invalid",
-                                     value=forces, expected=f"{self.dof} non-negative torques [N m]"))
+                                     value=forces,
+                                     expected=f"{self.dof} non-negative torques [N m]"))
         self._arm_force_limits = None
         self._arm_forces = forces
         self.actuation.resend()

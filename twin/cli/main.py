@@ -18,7 +18,8 @@ from celltwin.cli.arguments import EXIT_USAGE, CliParser, group_handler
 from celltwin.core.errors import CelltwinError
 
 # Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("celltwin.cli.demo", "celltwin.cli.cell", "celltwin.cli.layout", "celltwin.cli.line",
+COMMAND_MODULES = ("celltwin.cli.demo", "celltwin.cli.cell", "celltwin.cli.robot",
+                   "celltwin.cli.layout", "celltwin.cli.line",
                    "celltwin.cli.serve", "celltwin.cli.train", "celltwin.cli.policy")
 
 

@@ -8,6 +8,7 @@ skipped here: the schema reports it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from celltwin.core.errors import did_you_mean, one_of
@@ -21,12 +22,13 @@ MAX_PART_COUNT = 1000
 RESERVED_NAMES = {"floor": "the ground plane every world adds"}
 
 
-def reference_findings(data: Any) -> list[Finding]:
-    """Return every cross-section problem of a raw cell document."""
+def reference_findings(data: Any, base_dir: Path | None = None) -> list[Finding]:
+    """Return every cross-section problem of a raw cell document (whose relative robot file
+    paths start from ``base_dir``; default: the working directory)."""
     if not isinstance(data, Mapping):
         return []
     findings = _name_findings(data)
-    findings += _robot_model_findings(data)
+    findings += _robot_model_findings(data, base_dir)
     regions = _names(data, "spawn_regions")
     static_bodies = [name for section in STATIC_BODY_SECTIONS for name in _names(data, section)]
     part_bodies = [body for _, _, bodies in _part_bodies(data) for body in bodies]
@@ -111,13 +113,14 @@ def _name_findings(data: Mapping) -> list[Finding]:
     return findings
 
 
-def _robot_model_findings(data: Mapping) -> list[Finding]:
+def _robot_model_findings(data: Mapping, base_dir: Path | None) -> list[Finding]:
     robots = list(entries(data, "robots"))
     if not robots:
         return []
     # Imported here: the registry pulls in pybullet_data and URDF handling, which
     # validating a cell without robots (or building docs) does not need.
-    from celltwin.robots.registry import get_robot_model, robot_model_names
+    from celltwin.robots.errors import RobotError
+    from celltwin.robots.registry import get_robot_model, is_robot_file, robot_model_names
 
     known = list(robot_model_names())
     findings = []
@@ -125,16 +128,24 @@ def _robot_model_findings(data: Mapping) -> list[Finding]:
         model = robot.get("model")
         if not isinstance(model, str):
             continue
-        if model not in known:
-            findings.append(Finding(("robots", index, "model"),
-                                    f"unknown robot model '{model}'{did_you_mean(model, known)}",
-                                    value=model, expected=one_of(known)))
+        loc = ("robots", index, "model")
+        robot_file = is_robot_file(model)
+        if not robot_file and model not in known:
+            findings.append(Finding(loc, f"unknown robot model '{model}'"
+                                    f"{did_you_mean(model, known)}", value=model,
+                                    expected=one_of(known)))
             continue
-        home = robot.get("home_deg")
+        try:
+            resolved = get_robot_model(Path(base_dir or Path.cwd()) / Path(model).expanduser()
+                                       if robot_file else model)
+        except RobotError as error:  # each problem keeps its own file, line and path
+            findings += [Finding(loc, f"robot file: {problem}", value=model)
+                         for problem in error.problems]
+            continue
+        home, joints = robot.get("home_deg"), resolved.dof
         if isinstance(home, Sequence) and not isinstance(home, str):
-            joints = len(get_robot_model(model).arm_joint_names)
             if len(home) != joints:
-                message = f"{len(home)} angles given, but a {model} has {joints} arm joints"
+                message = f"{len(home)} angles given, but a {resolved.name} has {joints} arm joints"
                 findings.append(Finding(("robots", index, "home_deg"), message, value=list(home),
                                         expected=f"a list of {joints} angles [deg]"))
     return findings

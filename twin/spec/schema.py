@@ -58,13 +58,25 @@ class RobotSpec(SpecModel):
     name: Name
     """unique name of the robot in the cell"""
     model: Annotated[str, Strict()]
-    """registered robot model (``celltwin.robots.registry``), e.g. ``panda``"""
+    """registered robot model (``celltwin.robots.registry``), e.g. ``panda``, or a robot file
+    (``robots/my_arm.yaml``, relative to the cell's folder; absolute once loaded)"""
     base: Pose = Pose()
     """pose of the robot base in the world frame"""
     control: ControlMode = "ee_delta"
     """control mode of the robot's actions"""
     home_deg: Annotated[tuple[Float, ...], FROM_YAML] | None = None
     """arm joint positions of the home pose [deg]; one per arm joint; default: the model's"""
+
+    @field_validator("model")
+    @classmethod
+    def _resolve_robot_file(cls, model: str, info: ValidationInfo) -> str:
+        # Imported here: the registry pulls in pybullet, which reading a cell's schema does not.
+        from celltwin.robots.registry import is_robot_file
+
+        if not is_robot_file(model):
+            return model
+        base_dir = (info.context or {}).get("base_dir") or Path.cwd()
+        return str((Path(base_dir) / Path(model).expanduser()).resolve())
 
 
 class CellSpec(SpecModel):
@@ -148,4 +160,4 @@ def validate_cell_data(data: Any, *, file: str | None = None, base_dir: Path | N
     return validate_document(data, CellSpec, error=CellSpecError, file=file,
                              lines=lines or LineIndex(), what="cell",
                              context={"base_dir": base_dir, "references_checked": True},
-                             checks=reference_findings)
+                             checks=lambda raw: reference_findings(raw, base_dir=base_dir))
