@@ -24,7 +24,7 @@ ELSEWHERE = {("serve",)}
 # Options whose value is a name or a document the command itself checks (with a located
 # error and a suggestion), not something argparse can judge.
 CHECKED_BY_THE_COMMAND = {
-    "cell", "cells", "line", "policy", "bundle", "run_dir", "--cell", "--robot", "--part",
+    "cell", "cells", "line", "policy", "bundle", "run_dir", "robot", "--cell", "--robot", "--part",
     "--target", "--pick", "--place", "--task", "--control", "--reward", "--algo", "--dr",
     "--device", "--controller", "--object", "--username", "--password", "--address",
     "--param", "--sweep", "--resume"}

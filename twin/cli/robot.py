@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from celltwin.cli.common import positive_int
+from celltwin.cli.arguments import count, fraction, group_handler, output_file, seed
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import Problem
 from celltwin.robots.check import check_robot, write_reach_png
@@ -23,19 +22,20 @@ def register(subparsers) -> None:
                       "over the workspace and self-collision at home; draw its reach envelope")
     check.add_argument("robot", metavar="FILE|NAME",
                        help="robot file (YAML, docs/robots.md) or registered model name")
-    check.add_argument("-o", "--output", type=Path, default=None,
+    check.add_argument("-o", "--output", type=output_file, default=None,
                        help="reach envelope PNG (default: FILE's name with .reach.png, "
                             "beside it; for a model NAME, NAME.reach.png here)")
-    check.add_argument("--samples", type=positive_int, default=200,
+    check.add_argument("--samples", type=count(100_000), default=200,
                        help="IK round trips over sampled configurations (default: 200)")
-    check.add_argument("--seed", type=int, default=0, help="seed of the sampling (default: 0)")
-    check.add_argument("--min-ik-success", type=_share, default=0.95, metavar="SHARE",
+    check.add_argument("--seed", type=seed, default=0, help="seed of the sampling (default: 0)")
+    check.add_argument("--min-ik-success", type=fraction, default=0.95, metavar="SHARE",
                        help="least share of IK round trips within 1 mm and 0.57 deg for "
                             "exit code 0 (default: 0.95)")
-    check.add_argument("--json", metavar="FILE", type=Path, help="also write the report as JSON")
+    check.add_argument("--json", metavar="FILE", type=output_file,
+                       help="also write the report as JSON")
     check.set_defaults(handler=run_check)
 
-    robot.set_defaults(handler=lambda args: robot.print_help() or 2)
+    robot.set_defaults(handler=group_handler(robot, commands))
 
 
 def run_check(args) -> int:
@@ -68,13 +68,3 @@ def _write(path: Path, write) -> None:
     except OSError as exc:
         raise RobotError(Problem(f"cannot write {path}: {exc.strerror or exc}", file=str(path),
                                  expected="a writable path (-o/--json)")) from None
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, got {text}")
-    return value
