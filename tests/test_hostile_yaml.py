@@ -5,6 +5,7 @@ document, and typos named beside a missing tag (issue 17, classes 1-3)."""
 from __future__ import annotations
 
 import copy
+import os
 import re
 import time
 import types
@@ -182,6 +183,17 @@ def test_a_file_past_the_size_limit_is_refused_without_reading_it_whole(folder, 
     problems = refused(kind, path)
     assert time.perf_counter() - start < READ_BOUND_S
     assert len(problems) == 1 and "larger than" in problems[0].message
+
+
+@pytest.mark.parametrize("kind", READERS)
+def test_a_named_pipe_or_a_device_is_refused_without_waiting(folder, kind):
+    pipe = folder / f"pipe-{kind}.yaml"
+    os.mkfifo(pipe)   # nobody writes to it: opening it for reading would block
+    for path in (pipe, Path("/dev/zero")):
+        start = time.perf_counter()
+        problems = refused(kind, path)
+        assert time.perf_counter() - start < READ_BOUND_S
+        assert len(problems) == 1 and "not a regular file" in problems[0].message
 
 
 @pytest.mark.parametrize("tag, text", [("int", "!!int many"), ("float", "!!float x"),

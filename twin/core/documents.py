@@ -10,6 +10,8 @@ Each kind of document has its own loader (:mod:`celltwin.spec.loader` for cells,
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -199,7 +201,13 @@ def read_document(path: Path, *, error: type[CelltwinError], what: str) -> str:
     """Read a YAML file a user wrote; a missing, unreadable, oversized or non-UTF-8 file is one
     clear problem. At most :data:`MAX_DOCUMENT_BYTES` are read (a device or a huge file too)."""
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a named pipe nobody writes to would wait forever; the type check
+        # below then refuses it (and devices and sockets) before anything is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise error(Problem(f"not a regular file, so not a {what} file", file=str(path),
+                                    value=str(path), expected="a .yaml file"))
             raw = handle.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         raise error(Problem(f"{what} file not found", file=str(path), value=str(path),
