@@ -294,6 +294,11 @@ def test_sweep_without_ray_says_how_to_install(monkeypatch, cli, tmp_path):
      ["robots[0] has no key 'bse'; did you mean 'base'?", "conveyors has 1 entries"]),
     (["sweep", "pick_station", "--param", "robots[0].base=0:1:2"],
      ["robots[0].base is a mapping, not a number"]),
+    # Suggestions are only keys the path can go on through: no 'model' (a name, not a
+    # number) for a typo at the end, and 'speed_mps' (a number) for one in a conveyor.
+    (["sweep", "pick_station", "--param", "robots[0].modle=0:1:2",
+      "--param", "conveyors[0].sped_mps=0.1:0.2:2"],
+     ["no key 'modle' (expected a path to a number", "did you mean 'speed_mps'?"]),
     (["sweep", "pick_station", "--param", "conveyors[0].speed_mps=fast",
       "--param", "robots[0].base.xyz[0]"],
      ["cannot read the values 'fast'", "expected PATH=LO:HI:N"]),

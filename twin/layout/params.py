@@ -90,8 +90,16 @@ def _locate(data: dict, path: str) -> tuple[Any, str | int, Any]:
                 raise _path_error(path, f"{walked or 'the cell'} is a list, not a mapping; "
                                         f"index it with [n] before '.{token}'")
             if token not in node:
+                # Suggest only keys the path can go on through: a number itself where the
+                # path ends, something holding numbers before that. Any other key would be
+                # a suggestion that then fails.
+                last = position == len(parts) - 1
+                usable = [key for key, value in node.items()
+                          if (_is_number(value) if last else _holds_number(value))]
                 raise _path_error(path, f"{walked or 'the cell'} has no key '{token}'"
-                                  + did_you_mean(token, node), expected=one_of(node))
+                                  + did_you_mean(token, usable),
+                                  expected=one_of(usable) if usable else
+                                  "a path to a number of the cell")
             here = f"{walked}.{token}" if walked else token
         else:
             if not isinstance(node, list):
@@ -107,6 +115,18 @@ def _locate(data: dict, path: str) -> tuple[Any, str | int, Any]:
         node = node[token]
         walked = here
     raise _path_error(path, "empty path")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _holds_number(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_number(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_number(item) for item in value)
+    return _is_number(value)
 
 
 def _path_error(path: str, message: str, expected: str | None = None) -> LayoutError:
