@@ -54,6 +54,16 @@ def test_evaluate_cli_bad_input_exits_2(cli, tmp_path, args):
     assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
 
 
+def test_a_sweep_typo_is_named_by_its_sweep_before_any_episode(cli, tmp_path):
+    result = cli("evaluate", "expert", "--task", "PickPlace", "--episodes", "50",
+                 "--sweep", "part.mass_kg=0.1:0.3:2", "--sweep", "part.frictoin=0.2:1:2",
+                 "--out", tmp_path / "x")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    line = result.stderr
+    assert line.startswith("error: --sweep part.frictoin: ") and "'lateral_friction'" in line
+    assert not (tmp_path / "x").exists()
+
+
 def test_episodes_rotate_over_a_list_of_envs():
     # The randomized twin of an evaluation is several envs, each with its own startup draw.
     import gymnasium as gym

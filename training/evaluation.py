@@ -13,7 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -83,6 +84,35 @@ def check_grid(sweeps: list[Sweep]) -> None:
     if points > MAX_GRID_POINTS:
         raise CelltwinError(Problem(f"the grid has {points} points", path="--sweep",
                                     value=points, expected=f"at most {MAX_GRID_POINTS}"))
+
+
+def _sweep_terms(sweeps: list[Sweep], point) -> list[dict]:
+    """The randomization terms that set each swept parameter to its value at ``point``."""
+    # Part geometry is built once per env (startup); setting new terms starts afresh.
+    return [{"target": s.target, "parameter": s.parameter, "operation": "set",
+             "when": "startup" if s.parameter in PART_GEOMETRY_PARAMETERS else "reset",
+             "distribution": {"type": "uniform", "low": v, "high": v}}
+            for s, v in zip(sweeps, point)]
+
+
+def _check_sweeps(base, sweeps: list[Sweep]) -> None:
+    """Validate the sweeps' terms on the env, each problem named by the ``--sweep`` that
+    caused it (the terms are built from the command line, not from a file)."""
+    if not sweeps:
+        return
+    try:
+        base.set_randomization(_sweep_terms(sweeps, [s.values[0] for s in sweeps]))
+    except CelltwinError as error:
+        problems = []
+        for problem in error.problems:
+            index = re.match(r"terms\[(\d+)\]", problem.path or "")
+            if index and int(index.group(1)) < len(sweeps):
+                sweep = sweeps[int(index.group(1))]
+                problem = replace(problem, path=f"--sweep {sweep.label}", file=None, line=None)
+            problems.append(problem)
+        raise type(error)(problems) from None
+    finally:
+        base.set_randomization(None)
 
 
 @dataclass
@@ -366,6 +396,7 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
         if hasattr(policy, "check_env"):
             policy.check_env(env)
         base = env.unwrapped
+        _check_sweeps(base, sweeps)   # a typo is reported before minutes of episodes, not after
         results = {"policy": policy_spec, "env": env_id, "seed": seed,
                    "env_kwargs": {key: str(value) for key, value in env_kwargs.items()}}
         base.set_randomization(None)
@@ -384,12 +415,7 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
         grid = []
         points = list(itertools.product(*(s.values for s in sweeps))) if sweeps else []
         for index, point in enumerate(points):
-            # Part geometry is built once per env (startup); setting new terms starts afresh.
-            terms = [{"target": s.target, "parameter": s.parameter, "operation": "set",
-                      "when": "startup" if s.parameter in PART_GEOMETRY_PARAMETERS else "reset",
-                      "distribution": {"type": "uniform", "low": v, "high": v}}
-                     for s, v in zip(sweeps, point)]
-            base.set_randomization(terms)
+            base.set_randomization(_sweep_terms(sweeps, point))
             outcome = run_episodes(env, policy, grid_episodes, seed)
             outcome.settings = {s.label: v for s, v in zip(sweeps, point)}
             grid.append(asdict(outcome))
