@@ -271,11 +271,22 @@ def test_latency_delays_commands():
     assert ee_after(4, delayed) > 0.02
 
 
-def test_physics_overrides_reach_the_world():
-    env = make("PickPlace", physics={"bodies": {"part": {"mass_kg": 0.35}}})
+@pytest.mark.parametrize("mass", [0.35, np.float32(0.35), np.float64(0.35)])
+def test_physics_overrides_reach_the_world(mass):
+    env = make("PickPlace", physics={"bodies": {"part": {"mass_kg": mass}}})
     world = env.unwrapped.world
     assert world.client.getDynamicsInfo(world.body("part"), -1)[0] == pytest.approx(0.35)
     env.close()
+
+
+@pytest.mark.parametrize("mass", ["0.35", True, object(), np.array([0.3, 0.4]), float("nan")])
+def test_a_physics_mapping_is_checked_as_strictly_as_a_file(mass):
+    from celltwin.core.errors import PhysicsParamsError
+
+    with pytest.raises(PhysicsParamsError) as error:
+        make("PickPlace", physics={"bodies": {"part": {"mass_kg": mass}}})
+    [problem] = error.value.problems
+    assert problem.path == "bodies.part.mass_kg" and problem.file == "<physics argument>"
 
 
 def test_rgb_array_rendering_and_human_without_display(monkeypatch):

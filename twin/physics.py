@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from celltwin.core.actuation_limits import JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE
 from celltwin.core.atomic import atomic_write_text
-from celltwin.core.documents import DOCUMENT_CONFIG, FROM_YAML, load_model, parse_model
+from celltwin.core.documents import (DOCUMENT_CONFIG, FROM_YAML, load_model, model_from_mapping,
+                                     parse_model)
 from celltwin.core.errors import PhysicsParamsError
 
 _CONFIG = ConfigDict(**DOCUMENT_CONFIG, frozen=True)
@@ -148,6 +149,12 @@ class PhysicsParams(BaseModel):
     def from_yaml_text(cls, text: str, *, file: str | None = None) -> "PhysicsParams":
         """Parse parameters from YAML text; every problem is reported at once."""
         return parse_model(text, cls, file=file, error=PhysicsParamsError, what="physics")
+
+    @classmethod
+    def from_mapping(cls, data: dict, *, source: str = "<physics argument>") -> "PhysicsParams":
+        """Parameters from a mapping given in Python, checked exactly as a file is."""
+        return model_from_mapping(data, cls, source=source, error=PhysicsParamsError,
+                                  what="physics")
 
     @classmethod
     def load(cls, path: str | Path) -> "PhysicsParams":

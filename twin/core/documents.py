@@ -292,6 +292,25 @@ def parse_model(text: str, model: type[BaseModel], *, file: str | None,
                              empty={})
 
 
+def model_from_mapping(data: Any, model: type[BaseModel], *, source: str,
+                       error: type[CelltwinError], what: str):
+    """Validate a mapping given in Python (not read from a file) into ``model``, with the same
+    strictness and error reports as a file. NumPy numbers and arrays count as the Python
+    numbers and lists they hold (a fitted parameter is often a ``numpy.float64``)."""
+    return validate_document(_plain(data), model, error=error, file=source, lines=LineIndex(),
+                             what=what, empty={})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":
+        return value.tolist()   # a NumPy scalar or array: Python numbers and lists
+    return value
+
+
 def load_model(path: str | Path, model: type[BaseModel], *, error: type[CelltwinError],
                what: str):
     """Read a YAML file and validate it into ``model`` (physics overrides, randomization...)."""

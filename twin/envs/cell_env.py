@@ -393,8 +393,6 @@ def _physics(physics) -> PhysicsParams | None:
     if isinstance(physics, (str, Path)):
         return PhysicsParams.load(physics)
     if isinstance(physics, dict):
-        import yaml
-
-        return PhysicsParams.from_yaml_text(yaml.safe_dump(physics), file="<physics argument>")
+        return PhysicsParams.from_mapping(physics)
     raise EnvError(Problem("physics must be a PhysicsParams, a YAML file or a mapping",
                            path="physics", value=type(physics).__name__))
