@@ -448,12 +448,14 @@ def write_report(results: dict, out: Path) -> list[Path]:
         for point in results["grid"]:
             values = " | ".join(f"{point['settings'][label]:g}" for label in labels)
             lines.append(f"| {values} | {point['success_rate']:.0%} | {point['mean_return']:.2f} |")
-        written.append(_heatmap(results, out / "heatmap.png"))
+        written.append(heatmap_png(results, out / "heatmap.png"))
     written.append(atomic_write_text(out / "evaluation.md", "\n".join(lines) + "\n"))
     return written
 
 
-def _heatmap(results: dict, path: Path) -> Path:
+def heatmap_png(results: dict, path: Path) -> Path:
+    """Draw the grid of ``results`` (what :func:`evaluate` returns, or its JSON read back):
+    a success curve over one swept parameter, a heatmap over two."""
     import io
 
     import matplotlib
