@@ -197,14 +197,15 @@ def _round(value: float | None) -> float | None:
 
 
 def run_compare(cells: list[CellSpec], options: RunOptions, *, physics=None,
-                progress=None) -> list[Entry]:
-    """Run every cell with the same options; return the entries in the order given."""
+                progress=None, policy=None) -> list[Entry]:
+    """Run every cell with the same options (and the same learned ``policy``, if one is
+    given: see :func:`celltwin.layout.runner.run_layout`); return the entries in order."""
     entries = []
     labels = _labels([cell.name for cell in cells])
     for index, (cell, label) in enumerate(zip(cells, labels)):
         if progress is not None:
             progress(index, len(cells), label)
-        result = run_layout(cell, options, physics=physics)
+        result = run_layout(cell, options, physics=physics, policy=policy)
         entries.append(Entry(label, cell, result, kpis(result), _folder(label)))
     return entries
 
