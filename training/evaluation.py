@@ -458,14 +458,12 @@ def heatmap_png(results: dict, path: Path) -> Path:
     a success curve over one swept parameter, a heatmap over two."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from celltwin.core.plots import new_figure
 
     sweeps = results["sweeps"]
     rates = np.array([p["success_rate"] for p in results["grid"]])
-    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    figure = new_figure(figsize=(6.4, 4.8))
+    axes = figure.subplots()
     if len(sweeps) == 1:
         axes.plot(sweeps[0]["values"], rates, marker="o")
         axes.set_xlabel(sweeps[0]["label"])
@@ -486,5 +484,4 @@ def heatmap_png(results: dict, path: Path) -> Path:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
     return atomic_write_bytes(path, buffer.getvalue())

@@ -14,22 +14,13 @@ import json
 from pathlib import Path
 
 from celltwin.core.atomic import atomic_write_bytes
+from celltwin.core.plots import new_figure
 from celltwin.training.metrics import MetricsLog
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(figure)
     return atomic_write_bytes(path, buffer.getvalue(), mode=0o644)
 
 
@@ -52,9 +43,9 @@ def learning_curve_png(run_dir: Path, path: Path) -> Path | None:
     points = learning_curve_points(run_dir)
     if not points["cloning"] and not points["evaluations"]:
         return None
-    plt = _pyplot()
     panels = [name for name in ("cloning", "evaluations") if points[name]]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    figure = new_figure(figsize=(4.2 * len(panels), 3.6))
+    axes = figure.subplots(1, len(panels), squeeze=False)
     for axis, name in zip(axes[0], panels):
         if name == "cloning":
             rounds, success = zip(*points["cloning"])
@@ -84,12 +75,12 @@ def learning_curve_png(run_dir: Path, path: Path) -> Path | None:
 
 def kpi_png(kpis: dict[str, dict], path: Path) -> Path:
     """Bars of throughput, mean cycle time and parts placed, one bar per policy (label)."""
-    plt = _pyplot()
     labels = list(kpis)
     measures = (("throughput_per_h", "throughput [parts/h]"),
                 ("cycle_mean_s", "mean cycle time [s]"),
                 ("parts_out", "parts placed"))
-    figure, axes = plt.subplots(1, len(measures), figsize=(10.5, 3.4))
+    figure = new_figure(figsize=(10.5, 3.4))
+    axes = figure.subplots(1, len(measures))
     colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green"]
     for axis, (key, title) in zip(axes, measures):
         values = [kpi_value(kpis[label], key) or 0.0 for label in labels]
