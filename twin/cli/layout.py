@@ -45,8 +45,9 @@ def register(subparsers) -> None:
     check.set_defaults(handler=run_check)
 
     run = commands.add_parser(
-        "run", help="run the cell in physics with arriving parts and the scripted expert; "
-                    "cycle times, throughput, utilization, collisions",
+        "run", help="run the cell in physics with arriving parts, worked by the scripted "
+                    "expert or a learned policy; cycle times, throughput, utilization, "
+                    "collisions",
         description="Feeds --parts parts into the cell and measures every one. Writes "
                     "kpis.json, parts.csv, summary.md and cycle_times.png into --out.")
     add_world_arguments(run)
