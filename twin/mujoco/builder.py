@@ -128,8 +128,8 @@ def build_cell(source: TwinSource) -> CellModel:
     spec = mujoco.MjSpec()
     spec.modelname = source.spec.name
     spec.compiler.degree = False
-    # The servos are stiff velocity loops (mapping.py); implicit integration of their damping
-    # keeps them stable at any stiffness.
+    # MuJoCo's recommended integrator; nothing in the twin is stiff in velocity (the servo's
+    # torques are computed per step, joint damping is applied explicitly, as in pybullet).
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     cell = CellModel(spec, source)
     colliders: list[Collider] = []
@@ -315,9 +315,12 @@ def _robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) -> Non
         prefix + joint for joint in model.gripper_joint_names)
     driven = fingers[:1] if len(fingers) == 2 else fingers
     for joint in arm + fingers:
+        element = cell.spec.joint(joint)
         # MuJoCo's URDF import bounds each joint's actuator force by the URDF effort; the
         # servo's limit is the PhysicsParams force limit, on its motor (mapping).
-        cell.spec.joint(joint).actfrclimited = mujoco.mjtLimited.mjLIMITED_FALSE
+        element.actfrclimited = mujoco.mjtLimited.mjLIMITED_FALSE
+        # ... and takes the URDF's damping, which the servo applies as pybullet does instead.
+        element.damping = [0.0, 0.0, 0.0]
     if len(fingers) == 2:
         # The gear of celltwin.robots.finger_gear: the second finger follows the first.
         cell.spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=fingers[1], name2=fingers[0],

@@ -14,7 +14,8 @@ PhysicsParams                          MuJoCo
 ``bodies.*.spinning_friction``         ``pair.friction[2]`` = s_a b + s_b a; condim 4
 ``bodies.*.rolling_friction``          ``pair.friction[3:5]`` = r_a b + r_b a; condim 6
 ``bodies.*.restitution``               none: a pair whose product a * b is > 0 is an error
-``joints.*.damping``                   ``joint.damping``
+``joints.*.damping``                   an explicit torque each physics step, as pybullet's
+                                       (the servo; MuJoCo's implicit ``joint.damping`` is 0)
 ``joints.*.friction``                  ``joint.frictionloss``
 ``joints.*.force_limit``               motor ``forcerange`` and the servo's bound (x2 on a
                                        driven geared finger, as in pybullet)
@@ -44,8 +45,9 @@ def apply_params(cell, params: PhysicsParams) -> None:
 
     Args:
         cell: a :class:`celltwin.mujoco.builder.CellModel`.
-        params: complete parameters (as a world reports them); the servo gains, latency and
-            sensor noise act at run time (:class:`celltwin.mujoco.robot.MujocoRobot`).
+        params: complete parameters (as a world reports them); the servo gains, joint
+            damping, latency and sensor noise act at run time (the twin sets them on each
+            robot's servo and actuation).
 
     Raises:
         MujocoError: a value MuJoCo cannot express (every one found, at once).
@@ -104,9 +106,7 @@ def _masses(cell, params: PhysicsParams) -> None:
 def _robot(cell, robot, params: PhysicsParams) -> None:
     for joint, key in robot.joint_keys.items():
         dynamics = params.joints[key]
-        element = cell.spec.joint(joint)
-        element.damping = [dynamics.damping, 0.0, 0.0]  # linear; no higher-order terms
-        element.frictionloss = dynamics.friction
+        cell.spec.joint(joint).frictionloss = dynamics.friction
     for motor in robot.arm_actuators + robot.finger_actuators:
         share = robot.finger_share if motor in robot.finger_actuators else 1.0
         limit = params.joints[robot.joint_keys[motor]].force_limit * share

@@ -47,7 +47,8 @@ class MujocoRobot:
         self.base_quat_xyzw = np.array(start.base_quat_xyzw, dtype=float)
         self._width_closed, self._width_open = self.model.gripper_width_range_m
         self.servo = Servo(handles.arm_joints + handles.finger_actuators,
-                           handles.arm_actuators + handles.finger_actuators)
+                           handles.arm_actuators + handles.finger_actuators,
+                           handles.arm_joints + handles.finger_joints)
         self.actuation = Actuation(self._send_arm, self._send_fingers, self.name)
         self.bind(model, data)
 

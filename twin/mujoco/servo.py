@@ -17,6 +17,12 @@ the step under MuJoCo's mass matrix, gravity and Coriolis forces, each within it
 (the box-constrained problem pybullet's solver solves for its motor rows, solved exactly).
 MuJoCo's motors apply them; contacts, joint limits, joint friction and the finger gear act
 through MuJoCo's own constraint solver, after.
+
+Joint damping is applied here too, as pybullet applies it: an explicit torque ``-damping qd``
+from the velocity at the start of the step (``qfrc_applied``), which the motors then work
+against. MuJoCo's own joint damping is integrated implicitly and would act differently (on
+the xArm's wrist, damping 1 N m s/rad against 0.0015 kg m^2, it more than doubles the
+inertia one step sees), so the model's is left at zero.
 """
 
 from __future__ import annotations
@@ -34,19 +40,24 @@ class Servo:
     Args:
         joints: the driven joints (arm joints, then driven fingers), as MuJoCo names.
         motors: the motor of each, as MuJoCo actuator names.
+        damped: every joint of the robot, driven or not, as MuJoCo names.
 
     Attributes:
         position_gain: pybullet's position gain [-].
         velocity_gain: pybullet's velocity gain [-].
         target: the position targets the motors hold [rad] or [m], one per driven joint.
+        damping: viscous damping of each of ``damped`` [N m s/rad] or [N s/m].
     """
 
-    def __init__(self, joints: tuple[str, ...], motors: tuple[str, ...]):
+    def __init__(self, joints: tuple[str, ...], motors: tuple[str, ...],
+                 damped: tuple[str, ...]):
         self.joints = joints
         self.motors = motors
+        self.damped = damped
         self.position_gain = 0.1
         self.velocity_gain = 1.0
         self.target = np.zeros(len(joints))
+        self.damping = np.zeros(len(damped))
 
     def bind(self, model) -> None:
         """Address ``model`` (after the twin compiled its model again)."""
@@ -55,6 +66,7 @@ class Servo:
         self._qpos = model.jnt_qposadr[ids].copy()
         self._ctrl = np.array([model.actuator(motor).id for motor in self.motors], dtype=int)
         self._low, self._high = model.actuator_forcerange[self._ctrl].T.copy()
+        self._damped = model.jnt_dofadr[[model.joint(joint).id for joint in self.damped]].copy()
         count = len(ids)
         # Right-hand sides of one batched solve with the mass matrix: the free forces, then a
         # unit force on each driven joint (its column of M^-1).
@@ -64,11 +76,12 @@ class Servo:
 
     def apply(self, model, data) -> None:
         """Set the motor torques of this physics step (call between mj_step1 and mj_step2)."""
+        data.qfrc_applied[self._damped] = -self.damping * data.qvel[self._damped]
         if not len(self._dofs):
             return
         dt = model.opt.timestep
         q, v = data.qpos[self._qpos], data.qvel[self._dofs]
-        self._rhs[0] = data.qfrc_passive - data.qfrc_bias
+        self._rhs[0] = data.qfrc_passive + data.qfrc_applied - data.qfrc_bias
         mujoco.mj_solveM(model, data, self._solution, self._rhs)
         coupling = self._solution[1:, self._dofs]                  # M^-1 restricted [1/kg]
         drift = v + dt * self._solution[0, self._dofs]             # velocity without motors

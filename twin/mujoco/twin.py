@@ -32,9 +32,6 @@ mujoco = load_mujoco()
 # What a snapshot keeps: the full integration state (positions, velocities, controls, the
 # solver's warm start), so that a restored twin replays bit-exactly.
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
-# Fields the twin applies itself, without compiling the model again.
-_RUNTIME_ROBOT_FIELDS = frozenset(("position_gain", "velocity_gain", "latency_steps",
-                                   "joint_noise_std_rad"))
 
 
 @dataclass(frozen=True)
@@ -183,23 +180,26 @@ class MujocoTwin:
     def apply_physics(self, params: PhysicsParams) -> None:
         """Apply every field set in ``params``; unknown names raise PhysicsParamsError.
 
-        Latency, sensor noise and substeps act at once; anything else compiles the model
-        again, keeping the state.
+        Substeps and the robots' servo gains, latency and sensor noise act at once; anything
+        else compiles the model again (:func:`celltwin.mujoco.mapping.apply_params`), keeping
+        the state.
         """
         self._check_names(params)
-        self._params = self._params.merged(params)
+        before = self._params
+        self._params = before.merged(params)
         self._apply_runtime(params)
         if params.substeps is not None:
             self._substeps = int(params.substeps)
-        structural = any(getattr(params, name) is not None
-                         for name in ("timestep_s", "solver_iterations", "gravity_mps2"))
-        structural = structural or bool(params.bodies or params.joints) or any(
-            field not in _RUNTIME_ROBOT_FIELDS for entry in params.robots.values()
-            for field, value in entry.__dict__.items() if value is not None)
-        if structural:
+        if _compiled(self._params) != _compiled(before):
             self._recompile()
 
     def _apply_runtime(self, params: PhysicsParams) -> None:
+        for robot in self.robots.values():
+            servo = robot.servo
+            for index, joint in enumerate(servo.damped):
+                entry = params.joints.get(robot.handles.joint_keys[joint])
+                if entry is not None and entry.damping is not None:
+                    servo.damping[index] = entry.damping
         for name, entry in params.robots.items():
             servo, actuation = self.robots[name].servo, self.robots[name].actuation
             if entry.position_gain is not None:
@@ -258,10 +258,12 @@ class MujocoTwin:
         """Return to ``snapshot``: state, parameters, belt speeds, servo targets and the
         set-points on their way."""
         if snapshot.params is not self._params:
+            before = self._params
             self._params = snapshot.params
             self._substeps = int(self._params.substeps)
             self._apply_runtime(self._params)
-            self._recompile()
+            if _compiled(self._params) != _compiled(before):
+                self._recompile()
         mujoco.mj_setState(self.model, self.data, snapshot.state, _STATE)
         for name, speed in zip(self.conveyor_speeds, snapshot.conveyor_speeds):
             self.conveyor_speeds[name] = speed
@@ -296,3 +298,10 @@ def _named(table: dict, name: str, what: str):
     except KeyError:
         raise WorldError(Problem(f"no {what} named '{name}'{did_you_mean(name, table)}",
                                  value=name, expected=one_of(table))) from None
+
+
+def _compiled(params: PhysicsParams) -> tuple:
+    """The fields of ``params`` that live in the compiled model (the rest act at run time)."""
+    joints = {key: (entry.friction, entry.force_limit) for key, entry in params.joints.items()}
+    return (params.timestep_s, params.solver_iterations, params.gravity_mps2, params.bodies,
+            joints)
