@@ -323,8 +323,11 @@ def _robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) -> Non
         element.damping = [0.0, 0.0, 0.0]
     if len(fingers) == 2:
         # The gear of celltwin.robots.finger_gear: the second finger follows the first.
-        cell.spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=fingers[1], name2=fingers[0],
-                               data=[0.0, 1.0] + [0.0] * 10)
+        gear = cell.spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=fingers[1],
+                                      name2=fingers[0])
+        polynomial = np.zeros(len(gear.data))  # its length differs between MuJoCo versions
+        polynomial[1] = 1.0                    # q_follower = 0 + 1 q_driven
+        gear.data = polynomial
     for joint in arm + driven:
         # A torque motor per driven joint; the servo (celltwin.mujoco.servo) sets its torque.
         motor = cell.spec.add_actuator(name=joint, target=joint,
