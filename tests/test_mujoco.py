@@ -93,6 +93,37 @@ def test_cad_equipment_collides_as_the_hulls_pybullet_collides_with(tmp_path):
         assert len(hulls) == world.meshes["fixture"].hulls >= 2
 
 
+def test_cell_names_that_mujoco_uses_itself_still_build(tmp_path):
+    # MuJoCo calls its world body `world`, and the robot's elements `arm/<link>`. (A part
+    # named after a simulated link, `arm/panda_link1`, would share that link's PhysicsParams
+    # key, in pybullet as well: panda_hand is merged into link 7 and has no key of its own.)
+    (tmp_path / "cell.yaml").write_text(textwrap.dedent("""
+        name: names
+        robots: [{name: arm, model: panda, base: {xyz: [0, 0, 0.4]}}]
+        equipment:
+          - {name: world, shape: box, size_m: [0.3, 0.3, 0.4], pose: {xyz: [0, 0, 0.2]}}
+        bins:
+          - {name: tray, size_m: [0.2, 0.2, 0.03], pose: {xyz: [0.5, -0.4, 0]}}
+        parts:
+          - {name: arm/panda_hand, shape: box, size_m: [0.04, 0.04, 0.04], mass_kg: 0.2,
+             spawn: in_tray}
+        spawn_regions:
+          - {name: in_tray, on: tray, low_m: [0, 0, 0.031], high_m: [0, 0, 0.031]}
+        """))
+    with World(tmp_path / "cell.yaml") as world:
+        twin = MujocoTwin.from_source(TwinSource.of_world(world))
+        np.testing.assert_allclose(twin.pose("world")[0], [0, 0, 0.2], atol=1e-9)
+        np.testing.assert_allclose(twin.part_pose("arm/panda_hand")[0],
+                                   world.part_pose("arm/panda_hand")[0], atol=1e-9)
+        assert twin.physics_params().bodies["arm/panda_hand"].mass_kg == 0.2
+        twin.step(10)  # the part settles on the tray's 1 cm floor, the robot on its pedestal
+        world.step(10)
+        np.testing.assert_allclose(twin.part_pose("arm/panda_hand")[0], [0.5, -0.4, 0.03],
+                                   atol=1e-4)
+        np.testing.assert_allclose(twin.part_pose("arm/panda_hand")[0],
+                                   world.part_pose("arm/panda_hand")[0], atol=1e-4)
+
+
 def test_snapshots_replay_bit_exactly(pick_station):
     _, twin = pick_station
     start = twin.snapshot()
@@ -133,6 +164,22 @@ def test_kinematics_and_step_responses_agree_for_every_shipped_robot(model):
     assert len(steps) == get_robot_model(model).dof
     assert all(check.passed for check in steps), [(c.name, c.error) for c in steps]
     assert report.ok
+
+
+def test_a_step_response_that_touches_something_says_so(cli, tmp_path):
+    # A post right where the Panda's hand is at home: the steps push against it.
+    (tmp_path / "cell.yaml").write_text(textwrap.dedent("""
+        name: crowded
+        robots: [{name: arm, model: panda}]
+        equipment:
+          - {name: post, shape: box, size_m: [0.2, 0.2, 0.2], pose: {xyz: [0.64, 0, 0.1]}}
+        """))
+    result = cli("twin", "compare", tmp_path / "cell.yaml", "--samples", "5", "--out", tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "outside their limit" in result.stdout
+    report = json.loads((tmp_path / "agreement.json").read_text())
+    failed = [check for check in report["checks"] if check["passed"] is False]
+    assert failed and all("touched 'post'" in check["note"] for check in failed)
 
 
 def test_rise_time_interpolates_between_samples():
@@ -184,7 +231,7 @@ def reacher_bundle(tmp_path_factory):
         trained = Trained(model=model, config=TrainConfig(task="Reach", algo="sac"),
                           summary={"success_nominal": 1.0})
         path = tmp_path_factory.mktemp("bundles") / "reacher"
-        export_trained(trained, path, options=ExportOptions(samples=200, torchscript=False))
+        export_trained(trained, path, options=ExportOptions(samples=50, torchscript=False))
         env.close()
     finally:
         torch.set_num_threads(threads)

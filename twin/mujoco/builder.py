@@ -92,6 +92,51 @@ class RobotHandles:
         return len(self.finger_joints) / max(len(self.finger_actuators), 1)
 
 
+@dataclass(frozen=True)
+class PartNames:
+    """The MuJoCo elements of one free part: its body, free joint and geom."""
+
+    body: str
+    joint: str
+    geom: str
+
+
+class Names:
+    """MuJoCo names for the cell's elements, one namespace per kind as in MuJoCo.
+
+    Each element gets its cell name where MuJoCo has it free, else that name with a suffix
+    (``table~2``): a cell may call a table ``world`` (MuJoCo's world body) or a part
+    ``arm/panda_link1``, and the twin still builds. Look names up in :class:`CellModel`'s
+    tables, never by the cell name.
+    """
+
+    def __init__(self) -> None:
+        self._used: dict[str, set[str]] = {"body": {"world"}}
+
+    def claim(self, kind: str, wanted: str) -> str:
+        """A free ``kind`` name (``body``, ``geom``, ``joint``, ``mesh``), claimed."""
+        used = self._used.setdefault(kind, set())
+        name, count = wanted, 1
+        while name in used:
+            count += 1
+            name = f"{wanted}~{count}"
+        used.add(name)
+        return name
+
+    def prefix(self, wanted: str) -> str:
+        """A prefix no name claimed so far starts with, for the elements of a robot."""
+        used = set().union(*self._used.values())
+        prefix, count = f"{wanted}/", 1
+        while any(name.startswith(prefix) for name in used):
+            count += 1
+            prefix = f"{wanted}~{count}/"
+        return prefix
+
+    def add(self, kind: str, names) -> None:
+        """Record names an attached robot brought."""
+        self._used.setdefault(kind, set()).update(names)
+
+
 @dataclass
 class CellModel:
     """A cell's MjSpec with the names that tie it to the cell and its PhysicsParams.
@@ -100,7 +145,7 @@ class CellModel:
         spec: the MuJoCo model specification.
         source: what it was built from.
         bodies: MuJoCo body of every named body of the cell (robots: their base link).
-        parts: MuJoCo geom of every free part body (its mass is set on the geom).
+        parts: MuJoCo body, free joint and geom of every free part body.
         belts: MuJoCo geom of every conveyor's belt.
         robots: the robots, by name.
         pairs: the contact pairs with the two colliders each joins.
@@ -111,11 +156,12 @@ class CellModel:
     spec: object
     source: TwinSource
     bodies: dict[str, str] = field(default_factory=dict)
-    parts: dict[str, str] = field(default_factory=dict)
+    parts: dict[str, PartNames] = field(default_factory=dict)
     belts: dict[str, str] = field(default_factory=dict)
     robots: dict[str, RobotHandles] = field(default_factory=dict)
     pairs: list[tuple[Collider, Collider, object]] = field(default_factory=list)
     link_inertia: dict[str, tuple[float, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    names: Names = field(default_factory=lambda: Names())
 
 
 def build_cell(source: TwinSource) -> CellModel:
@@ -154,23 +200,25 @@ def build_cell(source: TwinSource) -> CellModel:
 
 # ----------------------------------------------------------------------------- static bodies
 def _static_body(cell: CellModel, name: str, position, quat_xyzw):
-    cell.bodies[name] = name
-    return cell.spec.worldbody.add_body(name=name, pos=list(position),
+    body = cell.spec.worldbody.add_body(name=cell.names.claim("body", name), pos=list(position),
                                         quat=_wxyz(quat_xyzw))
+    cell.bodies[name] = body.name
+    return body
 
 
-def _geom(body, name: str, colliders: list[Collider] | None, owner: str, moving: bool = False,
-          **attributes):
+def _geom(cell: CellModel, body, name: str, colliders: list[Collider] | None, owner: str,
+          moving: bool = False, **attributes):
     """Add a geom; a collider (in ``colliders``) unless that is None (visual only)."""
-    geom = body.add_geom(name=name, contype=0, conaffinity=0, **attributes)
+    geom = body.add_geom(name=cell.names.claim("geom", name), contype=0, conaffinity=0,
+                         **attributes)
     if colliders is not None:
-        colliders.append(Collider(name, owner, owner, moving))
+        colliders.append(Collider(geom.name, owner, owner, moving))
     return geom
 
 
 def _floor(cell: CellModel, colliders: list[Collider]) -> None:
     body = _static_body(cell, FLOOR, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
-    _geom(body, FLOOR, colliders, FLOOR, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0.0, 0.0, 1.0],
+    _geom(cell, body, FLOOR, colliders, FLOOR, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0.0, 0.0, 1.0],
           rgba=[0.9, 0.9, 0.9, 1.0])
 
 
@@ -179,10 +227,10 @@ def _equipment(cell: CellModel, item, colliders: list[Collider]) -> None:
     touching = colliders if item.collision else None
     color = list(item.color)
     if item.shape == "box":
-        _geom(body, item.name, touching, item.name, type=mujoco.mjtGeom.mjGEOM_BOX,
+        _geom(cell, body, item.name, touching, item.name, type=mujoco.mjtGeom.mjGEOM_BOX,
               size=[s / 2 for s in item.size_m], rgba=color)
     elif item.shape == "cylinder":
-        _geom(body, item.name, touching, item.name, type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        _geom(cell, body, item.name, touching, item.name, type=mujoco.mjtGeom.mjGEOM_CYLINDER,
               size=[item.radius_m, item.height_m / 2, 0.0], rgba=color)
     else:
         _mesh_equipment(cell, body, item, touching, color)
@@ -200,10 +248,10 @@ def _mesh_equipment(cell: CellModel, body, item, colliders, color) -> None:
                 path=f"equipment.{item.name}.mesh", value=str(item.mesh),
                 expected="a mesh whose convex parts each enclose a volume (MuJoCo collides "
                          "with volumes only)"))
-        mesh = cell.spec.add_mesh(name=name)
+        mesh = cell.spec.add_mesh(name=cell.names.claim("mesh", name))
         mesh.uservert = vertices.ravel().tolist()
-        _geom(body, name, colliders, item.name, type=mujoco.mjtGeom.mjGEOM_MESH, meshname=name,
-              rgba=color)
+        _geom(cell, body, name, colliders, item.name, type=mujoco.mjtGeom.mjGEOM_MESH,
+              meshname=mesh.name, rgba=color)
 
 
 def _obj_hulls(path: Path) -> list[np.ndarray]:
@@ -224,11 +272,11 @@ def _conveyor(cell: CellModel, conveyor, colliders: list[Collider]) -> None:
     up = _rotation(quat)[:, 2]
     centre = np.asarray(conveyor.pose.xyz) - up * half[2]
     body = _static_body(cell, conveyor.name, centre, quat)
-    geom = _geom(body, conveyor.name, colliders, conveyor.name, type=mujoco.mjtGeom.mjGEOM_BOX,
-                 size=half.tolist(), rgba=list(conveyor.color))
+    geom = _geom(cell, body, conveyor.name, colliders, conveyor.name,
+                 type=mujoco.mjtGeom.mjGEOM_BOX, size=half.tolist(), rgba=list(conveyor.color))
     # Linear velocity of the surface in the geom's frame: along the belt's local +x.
     geom.surfacevel = [cell.source.conveyor_speeds[conveyor.name], 0.0, 0.0, 0.0, 0.0, 0.0]
-    cell.belts[conveyor.name] = conveyor.name
+    cell.belts[conveyor.name] = geom.name
 
 
 def _bin(cell: CellModel, bin_spec, colliders: list[Collider]) -> None:
@@ -242,7 +290,7 @@ def _bin(cell: CellModel, bin_spec, colliders: list[Collider]) -> None:
              "wall_-y": ((sx / 2, t / 2, sz / 2), (0, -(sy - t) / 2, sz / 2)),
              "wall_+y": ((sx / 2, t / 2, sz / 2), (0, (sy - t) / 2, sz / 2))}
     for wall, (half, offset) in walls.items():
-        _geom(body, f"{bin_spec.name}/{wall}", colliders, bin_spec.name,
+        _geom(cell, body, f"{bin_spec.name}/{wall}", colliders, bin_spec.name,
               type=mujoco.mjtGeom.mjGEOM_BOX, size=list(half), pos=list(offset),
               rgba=list(bin_spec.color))
 
@@ -250,9 +298,9 @@ def _bin(cell: CellModel, bin_spec, colliders: list[Collider]) -> None:
 # ----------------------------------------------------------------------------- parts
 def _part(cell: CellModel, part, colliders: list[Collider]) -> None:
     geometry = part.geometry
-    body = cell.spec.worldbody.add_body(name=part.name, pos=list(part.position),
-                                        quat=_wxyz(part.quat_xyzw))
-    body.add_freejoint(name=part.name)
+    body = cell.spec.worldbody.add_body(name=cell.names.claim("body", part.name),
+                                        pos=list(part.position), quat=_wxyz(part.quat_xyzw))
+    joint = body.add_freejoint(name=cell.names.claim("joint", part.name))
     if geometry.shape == "box":
         shape = dict(type=mujoco.mjtGeom.mjGEOM_BOX, size=list(geometry.half_extents_m))
     elif geometry.shape == "cylinder":
@@ -266,9 +314,10 @@ def _part(cell: CellModel, part, colliders: list[Collider]) -> None:
                                   expected="a nominal part (the MuJoCo twin builds no "
                                            "randomized variants yet)"))
     # The inertia follows from the shape and the mass (mapping sets the mass), as pybullet's.
-    _geom(body, part.name, colliders, part.name, moving=True, rgba=list(part.color), **shape)
-    cell.bodies[part.name] = part.name
-    cell.parts[part.name] = part.name
+    geom = _geom(cell, body, part.name, colliders, part.name, moving=True,
+                 rgba=list(part.color), **shape)
+    cell.bodies[part.name] = body.name
+    cell.parts[part.name] = PartNames(body.name, joint.name, geom.name)
 
 
 # ----------------------------------------------------------------------------- robots
@@ -283,8 +332,9 @@ def _robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) -> Non
                                   f"'{start.name}' ({model.name}): {_one_line(error)}",
                                   path=f"robots.{start.name}.model", file=str(description.path),
                                   expected="a URDF whose meshes MuJoCo reads (STL, OBJ)")) from None
-    prefix = f"{start.name}/"
+    prefix = cell.names.prefix(start.name)
     root = child.worldbody.first_body()
+    root_name = root.name  # attaching renames the child's elements in place
     for equality in list(child.equalities):
         # MuJoCo turns URDF <mimic> tags into joint equalities; pybullet ignores them, and the
         # finger gear added below is the coupling both engines share.
@@ -292,23 +342,28 @@ def _robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) -> Non
     for index, geom in enumerate(child.geoms):
         geom.name = f"{geom.parent.name}#{index}"
         geom.contype, geom.conaffinity = 0, 0
-    links = {}
+    links = {}  # PhysicsParams key -> MuJoCo body
     for body in child.bodies:
         if body.name and body.name != "world":
             cell.link_inertia[prefix + body.name] = (
                 float(body.mass), np.array(body.inertia, dtype=float),
                 np.array(body.fullinertia, dtype=float))
-            if body.name != root.name:
-                links[prefix + body.name] = prefix + body.name
+            if body.name != root_name:
+                links[f"{start.name}/{body.name}"] = prefix + body.name
     for geom in child.geoms:
         link = geom.parent.name
-        moving = link != root.name
-        owner = prefix + link if moving else start.name
+        moving = link != root_name
+        owner = f"{start.name}/{link}" if moving else start.name
         colliders.append(Collider(prefix + geom.name, owner, start.name, moving))
+    brought = {kind: [prefix + element.name for element in elements if element.name]
+               for kind, elements in (("body", child.bodies), ("geom", child.geoms),
+                                      ("joint", child.joints), ("mesh", child.meshes))}
     frame = cell.spec.worldbody.add_frame(pos=list(start.base_xyz),
                                           quat=_wxyz(start.base_quat_xyzw))
     frame.attach_body(root, prefix, "")
-    cell.bodies[start.name] = prefix + root.name
+    cell.bodies[start.name] = prefix + root_name
+    for kind, names in brought.items():
+        cell.names.add(kind, names)
 
     arm = tuple(prefix + joint for joint in model.arm_joint_names)
     fingers = () if model.gripper_held_closed else tuple(
@@ -344,8 +399,10 @@ def _robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) -> Non
     tcp = f"{prefix}tcp"
     cell.spec.body(prefix + survivor).add_site(name=tcp, pos=list(tcp_xyz),
                                                quat=_wxyz(tcp_quat))
-    keys = {joint: f"{start.name}/{joint.removeprefix(prefix)}" for joint in arm + fingers}
-    cell.robots[start.name] = RobotHandles(start, prefix + root.name, links, arm, fingers, arm,
+    keys = {prefix + joint: f"{start.name}/{joint}"
+            for joint in model.arm_joint_names + model.gripper_joint_names
+            if prefix + joint in arm + fingers}
+    cell.robots[start.name] = RobotHandles(start, prefix + root_name, links, arm, fingers, arm,
                                            driven, keys, tcp)
 
 

@@ -187,21 +187,36 @@ class _Pair:
             mj.command_joint_positions(target)
             steps = int(round(STEP_S / self.world.control_period_s))
             traces = np.zeros((2, steps))
+            touched: tuple[set, set] = (set(), set())
             for k in range(steps):
                 self.world.step()
                 self.twin.step()
                 traces[0, k] = bullet.joint_positions()[index]
                 traces[1, k] = mj.joint_positions()[index]
+                touched[0].update(self._bullet_touching(name))
+                touched[1].update(self.twin.touching(name))
             dt = self.world.control_period_s
             rises = [rise_time(trace, start[index], target[index], dt) for trace in traces]
             error = (float(abs(rises[1] - rises[0]) / rises[0])
                      if None not in rises and rises[0] > 0 else None)
-            note = "" if error is not None else "a trace never reached 90 % of the step"
+            notes = [] if error is not None else [_unreached(rises)]
+            if touched[0] or touched[1]:
+                # Why the engines may part here: their contact models differ, not their servos.
+                notes.append(_touched(*touched))
+            note = "; ".join(notes)
             checks.append(Check("step response", f"{name}/{joint} rise time (10-90 %)", "s",
                                 rises[0], rises[1], error, limit=RISE_LIMIT, relative=True,
                                 note=note))
         self._restart()
         return checks
+
+    def _bullet_touching(self, name: str) -> set[str]:
+        """Names of the world's bodies in contact with body ``name`` (a robot: any link)."""
+        world = self.world
+        names = {body: other for other, body in world.bodies.items()}
+        body = world.body(name)
+        return {names[contact[2]] for contact in world.client.getContactPoints(bodyA=body)
+                if contact[2] != body and contact[2] in names}
 
     # --- dropped parts ---------------------------------------------------------------------
     def drops(self) -> list[Check]:
@@ -261,6 +276,22 @@ class _Pair:
                      f"{conveyor.speed_mps * CONVEYOR_S:g} m on a belt that never slips"))
         self._restart()
         return checks
+
+
+def _unreached(rises: list[float | None]) -> str:
+    if rises[0] is None and rises[1] is None:
+        return "neither trace reached 90 % of the step"
+    engine = "pybullet" if rises[0] is None else "MuJoCo"
+    return f"the {engine} trace never reached 90 % of the step"
+
+
+def _touched(bullet: set[str], mj: set[str]) -> str:
+    def listed(names: set[str]) -> str:
+        return ", ".join(f"'{name}'" for name in sorted(names)) or "nothing"
+
+    where = (f"{listed(bullet)} in both engines" if bullet == mj
+             else f"{listed(bullet)} in pybullet and {listed(mj)} in MuJoCo")
+    return f"the robot touched {where}, whose contact models differ"
 
 
 # ----------------------------------------------------------------------------- measures

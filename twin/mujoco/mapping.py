@@ -89,8 +89,8 @@ def _contacts(cell, params: PhysicsParams) -> list[Problem]:
 
 
 def _masses(cell, params: PhysicsParams) -> None:
-    for name, geom in cell.parts.items():
-        cell.spec.geom(geom).mass = params.bodies[name].mass_kg
+    for name, part in cell.parts.items():
+        cell.spec.geom(part.geom).mass = params.bodies[name].mass_kg
     for robot in cell.robots.values():
         for key, body_name in robot.links.items():
             mass = params.bodies[key].mass_kg

@@ -147,13 +147,13 @@ class MujocoTwin:
 
     def part_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Position of part ``name``'s centre [m] and its orientation (x, y, z, w)."""
-        body = self.model.body(_named(self.cell.parts, name, "part")).id
+        body = self.model.body(_named(self.cell.parts, name, "part").body).id
         w, x, y, z = self.data.xquat[body]
         return self.data.xpos[body].copy(), np.array([x, y, z, w])
 
     def place_part(self, name: str, position, yaw_rad: float) -> np.ndarray:
         """Put part ``name`` at rest, upright with ``yaw_rad``, its centre at ``position``."""
-        joint = self.model.joint(_named(self.cell.parts, name, "part"))
+        joint = self.model.joint(_named(self.cell.parts, name, "part").joint)
         address, velocity = joint.qposadr[0], joint.dofadr[0]
         self.data.qpos[address:address + 3] = position
         self.data.qpos[address + 3:address + 7] = (np.cos(yaw_rad / 2), 0.0, 0.0,
@@ -161,6 +161,29 @@ class MujocoTwin:
         self.data.qvel[velocity:velocity + 6] = 0.0
         self.forward()
         return np.asarray(position, dtype=float)
+
+    def touching(self, name: str) -> set[str]:
+        """Names of the cell's bodies in contact with body ``name`` now (a robot: any link)."""
+        owner = self._owners()
+        mine = owner.get(self.body(name))
+        found = set()
+        for contact in self.data.contact[:self.data.ncon]:
+            first = owner.get(self.model.geom_bodyid[contact.geom1])
+            second = owner.get(self.model.geom_bodyid[contact.geom2])
+            if mine == first and second is not None:
+                found.add(second)
+            elif mine == second and first is not None:
+                found.add(first)
+        found.discard(mine)
+        return found
+
+    def _owners(self) -> dict[int, str]:
+        """The cell body every MuJoCo body belongs to (a robot's links: the robot)."""
+        owner = {self.model.body(body).id: name for name, body in self.cell.bodies.items()}
+        for name, handles in self.cell.robots.items():
+            for body in handles.links.values():
+                owner[self.model.body(body).id] = name
+        return owner
 
     # ----------------------------------------------------------------------------- physics
     @property
