@@ -44,7 +44,7 @@ def apply_params(cell, params: PhysicsParams) -> None:
     """Write every field of ``params`` that has a MuJoCo counterpart into ``cell.spec``.
 
     Args:
-        cell: a :class:`celltwin.mujoco.builder.CellModel`.
+        cell: a :class:`celltwin.mujoco.model.CellModel`.
         params: complete parameters (as a world reports them); the servo gains, joint
             damping, latency and sensor noise act at run time (the twin sets them on each
             robot's servo and actuation).

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from celltwin.core.errors import Problem
-from celltwin.mujoco.builder import RobotHandles
+from celltwin.mujoco.model import RobotHandles
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.servo import Servo
 from celltwin.robots.actuation import Actuation

@@ -17,10 +17,11 @@ from typing import Collection
 import numpy as np
 
 from celltwin.core.errors import PhysicsParamsError, Problem, WorldError, did_you_mean, one_of
-from celltwin.mujoco.builder import CellModel, build_cell
+from celltwin.mujoco.builder import build_cell
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
 from celltwin.mujoco.mapping import apply_params
+from celltwin.mujoco.model import CellModel
 from celltwin.mujoco.robot import MujocoRobot
 from celltwin.mujoco.source import TwinSource
 from celltwin.physics import PhysicsParams
