@@ -259,6 +259,24 @@ def test_the_adapter_drives_the_mujoco_twin_to_reach_goals(reacher_bundle, tmp_p
             assert np.linalg.norm(to_goal) < 0.05
 
 
+def test_the_adapter_reads_the_mujoco_twin_over_opcua_on_loopback(reacher_bundle):
+    from celltwin.policies.deploy.opcua_client import OpcUaController
+    from celltwin.serve.opcua_server import ServerSecurity, ServerThread
+
+    virtual = MujocoVirtualController.from_cell("reach_table", held_grippers=("arm",))
+    server = ServerThread(virtual, port=0, security=ServerSecurity(insecure=True))
+    server.start()
+    try:
+        assert server.endpoint.startswith("opc.tcp://127.0.0.1:")
+        with OpcUaController(server.endpoint) as controller, \
+                Adapter(reacher_bundle, controller, [0.5, 0.1, 0.25]) as adapter:
+            summary = adapter.run(150)
+    finally:
+        server.stop()
+        virtual.close()
+    assert summary.success and summary.stop_reason is None, summary
+
+
 def test_the_mujoco_controller_holds_on_a_stop_and_reports_tracked_bodies():
     with MujocoVirtualController.from_cell("pick_station", tracked_objects=("part",),
                                            latency_steps=2) as controller:
