@@ -311,6 +311,14 @@ def test_a_bounce_mujoco_cannot_express_is_one_error_line_per_pair(cli, tmp_path
         MujocoTwin("pick_station", physics=PhysicsParams.load(physics))
 
 
+def test_a_run_directory_that_is_a_file_is_refused_before_measuring(cli, tmp_path):
+    (tmp_path / "taken").write_text("")
+    result = cli("twin", "compare", "reach_table", "--out", tmp_path / "taken")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: --out: the run directory is a file (expected a folder (made if missing))"]
+
+
 def test_without_mujoco_the_command_says_what_to_install(tmp_path):
     script = ("import sys; sys.modules['mujoco'] = None\n"  # as if it were not installed
               "from celltwin.cli.main import main\n"
