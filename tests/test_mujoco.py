@@ -14,7 +14,7 @@ import pytest
 import torch
 import trimesh
 
-from celltwin.core.errors import PhysicsParamsError
+from celltwin.core.errors import PhysicsParamsError, WorldError
 from celltwin.mujoco.compare import compare_engines, rise_time
 from celltwin.mujoco.controller import MujocoVirtualController
 from celltwin.mujoco.errors import MujocoError
@@ -150,6 +150,10 @@ def test_physics_changes_act_and_unknown_names_are_refused():
         assert twin.physics_params().bodies["arm/panda_link7"].mass_kg == 2.0
         with pytest.raises(PhysicsParamsError, match="arm/panda_link77"):
             twin.apply_physics(PhysicsParams(bodies={"arm/panda_link77": BodyDynamics()}))
+        with pytest.raises(PhysicsParamsError, match="table.*fixed in place"):
+            twin.apply_physics(PhysicsParams(bodies={"table": BodyDynamics(mass_kg=3.0)}))
+    with pytest.raises(WorldError, match="closed"):
+        twin.step()
 
 
 # --- agreement with pybullet ----------------------------------------------------------------

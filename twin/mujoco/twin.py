@@ -208,6 +208,7 @@ class MujocoTwin:
         else compiles the model again (:func:`celltwin.mujoco.mapping.apply_params`), keeping
         the state.
         """
+        self._check_open()
         self._check_names(params)
         before = self._params
         self._params = before.merged(params)
@@ -244,12 +245,19 @@ class MujocoTwin:
                 if key not in table:
                     problems.append(Problem(f"no {noun} named '{key}'{did_you_mean(key, table)}",
                                             path=f"{section}.{key}", value=key))
+        for key, dynamics in params.bodies.items():
+            # What a world reports without a mass is fixed in place (as World refuses it).
+            if dynamics.mass_kg is not None and key in known.bodies \
+                    and known.bodies[key].mass_kg is None:
+                problems.append(Problem(f"'{key}' is fixed in place; it has no mass to set",
+                                        path=f"bodies.{key}.mass_kg", value=dynamics.mass_kg))
         if problems:
             raise PhysicsParamsError(problems)
 
     def step(self, control_steps: int = 1) -> None:
         """Advance ``control_steps`` control periods; each starts by sending the set-points
         whose actuation latency ran out."""
+        self._check_open()
         model, data = self.model, self.data
         step1, step2 = mujoco.mj_step1, mujoco.mj_step2
         servos = [robot.apply_servo for robot in self.robots.values()]
@@ -273,6 +281,7 @@ class MujocoTwin:
     # ----------------------------------------------------------------------------- snapshots
     def snapshot(self) -> TwinSnapshot:
         """Save the full simulation state in memory (bit-exact on restore)."""
+        self._check_open()
         state = np.empty(mujoco.mj_stateSize(self.model, _STATE))
         mujoco.mj_getState(self.model, self.data, state, _STATE)
         return TwinSnapshot(state, self._params, tuple(self.conveyor_speeds.values()),
@@ -281,6 +290,7 @@ class MujocoTwin:
     def restore(self, snapshot: TwinSnapshot) -> None:
         """Return to ``snapshot``: state, parameters, belt speeds, servo targets and the
         set-points on their way."""
+        self._check_open()
         if snapshot.params is not self._params:
             before = self._params
             self._params = snapshot.params
@@ -302,12 +312,18 @@ class MujocoTwin:
         return self.cell.spec.to_xml()
 
     def close(self) -> None:
-        """Release the model; the twin is unusable afterwards. Idempotent."""
+        """Close the twin: stepping, snapshots and physics changes are refused afterwards
+        (WorldError, as a closed World). Idempotent."""
         self._closed = True
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WorldError(Problem("this twin is closed",
+                                     expected="a MujocoTwin that is still open"))
 
     def __enter__(self) -> "MujocoTwin":
         return self
