@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from celltwin.cli.common import (add_world_arguments, load_physics, load_spec, non_negative_int,
-                                 positive_int)
+from celltwin.cli.arguments import count, group_handler, output_dir, seed
+from celltwin.cli.common import add_world_arguments, load_physics, load_spec
 from celltwin.core.errors import CelltwinError, Problem
 
 
@@ -28,24 +28,21 @@ def register(subparsers) -> None:
                     "it, 1 when one is not, 2 on invalid input or a cell MuJoCo cannot "
                     "express.")
     add_world_arguments(compare)
-    compare.add_argument("--samples", type=positive_int, default=200, metavar="N",
+    compare.add_argument("--samples", type=count(100_000), default=200, metavar="N",
                          help="joint configurations per robot for the kinematics check "
                               "(default: 200)")
-    compare.add_argument("--seed", type=non_negative_int, default=0,
+    compare.add_argument("--seed", type=seed, default=0,
                          help="seed of the sampled configurations (default: 0)")
-    compare.add_argument("--out", type=Path, default=Path("runs/twin_compare"), metavar="DIR",
+    compare.add_argument("--out", type=output_dir, default=Path("runs/twin_compare"), metavar="DIR",
                          help="run directory (default: runs/twin_compare)")
     compare.set_defaults(handler=run_compare)
 
-    twin.set_defaults(handler=lambda args: twin.print_help() or 2)
+    twin.set_defaults(handler=group_handler(twin, commands))
 
 
 def run_compare(args: argparse.Namespace) -> int:
     spec = load_spec(args.cell, args.robot)
     physics = load_physics(args)
-    if args.out.exists() and not args.out.is_dir():  # found now, not after the measurements
-        raise CelltwinError(Problem("the run directory is a file", path="--out",
-                                    value=str(args.out), expected="a folder (made if missing)"))
     # Imported here: without the mujoco extra this is where the one-line error comes from.
     from celltwin.mujoco.compare import compare_engines
     from celltwin.mujoco.report import summary_lines, write_report
