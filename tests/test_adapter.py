@@ -12,17 +12,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import celltwin.envs  # noqa: F401  (registers the env ids)
 from celltwin.policies.deploy.adapter import STOPPED, Adapter
 from celltwin.policies.deploy.runtime import Pacer
 from celltwin.policies.deploy.telemetry import read_telemetry, steps
 from celltwin.controller.errors import ControllerError
-from celltwin.policies.export import ExportOptions, export_trained
 from celltwin.policies.parity import concatenate
-from celltwin.training.config import TrainConfig
-from celltwin.training.run_dir import Trained
 from celltwin.cli.main import main
 from celltwin.serve.in_process import InProcessController
 from celltwin.serve.virtual_controller import VirtualController
@@ -30,37 +26,6 @@ from celltwin.serve.virtual_controller import VirtualController
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("torch", "pybullet", "pybullet_data", "stable_baselines3", "sb3_contrib", "gymnasium",
              "cloudpickle", "joblib", "dill", "scipy", "yaml", "pydantic", "robots", "training")
-
-
-@pytest.fixture(scope="module")
-def reacher_bundle(tmp_path_factory) -> Path:
-    """A Reach policy that works: SAC whose actor is set to tanh(10 (desired - achieved)).
-
-    Training one to success takes minutes; a hand-set actor inside a real SB3 model goes
-    through the same export (normalization, squash, scaling, parity) in seconds.
-    """
-    from stable_baselines3 import SAC
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        env = gym.make("celltwin/Reach-v0")
-        model = SAC("MultiInputPolicy", env, learning_starts=10**9, buffer_size=100, seed=0,
-                    policy_kwargs=dict(net_arch=dict(pi=[], qf=[8])))
-        with torch.no_grad():
-            weight = torch.zeros_like(model.policy.actor.mu.weight)
-            weight[:, 0:3] = -10.0 * torch.eye(3)  # achieved_goal
-            weight[:, 3:6] = 10.0 * torch.eye(3)   # desired_goal
-            model.policy.actor.mu.weight.copy_(weight)
-            model.policy.actor.mu.bias.zero_()
-        trained = Trained(model=model, config=TrainConfig(task="Reach", algo="sac"),
-                          summary={"success_nominal": 1.0})
-        path = tmp_path_factory.mktemp("bundles") / "reacher"
-        export_trained(trained, path, options=ExportOptions(samples=200, torchscript=False))
-        env.close()
-    finally:
-        torch.set_num_threads(threads)
-    return path
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ How a block runs, line by line, in a workspace folder (a fresh tmp folder, the u
   calls) and must exit 0. A command in :data:`LONG` (minutes of training, a hundred episodes,
   the whole demo) is parsed as written (types, choices, files) and its ``--help`` shown
   instead; what it would have written, and a later command reads, the workspace holds
-  already (a Reach bundle exported from tests/data/legacy, the demo's PickPlace bundle).
+  already (a Reach bundle that reaches, the demo's PickPlace bundle).
 - `celltwin ... &` starts the installed console script as a background process; `kill %N`
   stops the Nth with SIGTERM, and so does the end of the block; each must exit 0. Nothing
   waits by sleeping: the docs' own readiness wait (`deploy --wait-s`) is what orders
@@ -110,14 +110,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """A user's folder with what the LONG commands of the docs would have written."""
-    from celltwin.policies.export import ExportOptions, export_run
-
+def workspace(tmp_path_factory, reacher_bundle) -> Path:
+    """A user's folder with what the LONG commands of the docs would have written: a Reach
+    bundle that reaches (conftest.py) and the demo's PickPlace bundle (tests/data)."""
     root = tmp_path_factory.mktemp("workspace")
-    shutil.copytree(DATA / "legacy" / "reach_sac_her", root / "runs" / "train" / "reach")
-    export_run(root / "runs" / "train" / "reach", root / "runs" / "bundles" / "reach",
-               options=ExportOptions(samples=50, torchscript=False))
+    shutil.copytree(reacher_bundle, root / "runs" / "bundles" / "reach")
     shutil.copytree(DATA / "pickplace_bundle", root / "runs" / "demo" / "bundle")
     return root
 

@@ -20,7 +20,8 @@ from celltwin.core.errors import CelltwinError
 # Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES = ("celltwin.cli.demo", "celltwin.cli.cell", "celltwin.cli.robot",
                    "celltwin.cli.layout", "celltwin.cli.line",
-                   "celltwin.cli.serve", "celltwin.cli.train", "celltwin.cli.policy")
+                   "celltwin.cli.serve", "celltwin.cli.train", "celltwin.cli.policy",
+                   "celltwin.cli.twin")
 
 
 def build_parser() -> CliParser:

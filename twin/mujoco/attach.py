@@ -1,0 +1,106 @@
+"""A robot in the cell's MuJoCo model: the merged URDF pybullet simulates, read by MuJoCo's URDF
+compiler and attached at the robot's base pose, with its TCP site, motors and finger gear."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from celltwin.core.errors import Problem
+from celltwin.mujoco.engine import load_mujoco
+from celltwin.mujoco.errors import MujocoError
+from celltwin.mujoco.model import CellModel, Collider, RobotHandles, wxyz
+from celltwin.mujoco.source import RobotStart
+
+mujoco = load_mujoco()
+
+
+def attach_robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) -> None:
+    """Load the robot's merged URDF with MuJoCo's URDF compiler and attach it at its base."""
+    model = start.model
+    description = model.merged_urdf()
+    try:
+        child = mujoco.MjSpec.from_file(str(description.path))
+    except ValueError as error:
+        raise MujocoError(Problem(f"MuJoCo cannot read the description of robot "
+                                  f"'{start.name}' ({model.name}): {_one_line(error)}",
+                                  path=f"robots.{start.name}.model", file=str(description.path),
+                                  expected="a URDF whose meshes MuJoCo reads (STL, OBJ)")) from None
+    prefix = cell.names.prefix(start.name)
+    root = child.worldbody.first_body()
+    root_name = root.name  # attaching renames the child's elements in place
+    for equality in list(child.equalities):
+        # MuJoCo turns URDF <mimic> tags into joint equalities; pybullet ignores them, and the
+        # finger gear added below is the coupling both engines share.
+        child.delete(equality)
+    for index, geom in enumerate(child.geoms):
+        geom.name = f"{geom.parent.name}#{index}"
+        geom.contype, geom.conaffinity = 0, 0
+    links = {}  # PhysicsParams key -> MuJoCo body
+    for body in child.bodies:
+        if body.name and body.name != "world":
+            cell.link_inertia[prefix + body.name] = (
+                float(body.mass), np.array(body.inertia, dtype=float),
+                np.array(body.fullinertia, dtype=float))
+            if body.name != root_name:
+                links[f"{start.name}/{body.name}"] = prefix + body.name
+    for geom in child.geoms:
+        link = geom.parent.name
+        moving = link != root_name
+        owner = f"{start.name}/{link}" if moving else start.name
+        colliders.append(Collider(prefix + geom.name, owner, start.name, moving))
+    brought = {kind: [prefix + element.name for element in elements if element.name]
+               for kind, elements in (("body", child.bodies), ("geom", child.geoms),
+                                      ("joint", child.joints), ("mesh", child.meshes))}
+    frame = cell.spec.worldbody.add_frame(pos=list(start.base_xyz),
+                                          quat=wxyz(start.base_quat_xyzw))
+    frame.attach_body(root, prefix, "")
+    cell.bodies[start.name] = prefix + root_name
+    for kind, names in brought.items():
+        cell.names.add(kind, names)
+
+    arm = tuple(prefix + joint for joint in model.arm_joint_names)
+    fingers = () if model.gripper_held_closed else tuple(
+        prefix + joint for joint in model.gripper_joint_names)
+    driven = fingers[:1] if len(fingers) == 2 else fingers
+    for joint in arm + fingers:
+        element = cell.spec.joint(joint)
+        # MuJoCo's URDF import bounds each joint's actuator force by the URDF effort; the
+        # servo's limit is the PhysicsParams force limit, on its motor (mapping).
+        element.actfrclimited = mujoco.mjtLimited.mjLIMITED_FALSE
+        # ... and takes the URDF's damping, which the servo applies as pybullet does instead.
+        element.damping = [0.0, 0.0, 0.0]
+    if len(fingers) == 2:
+        # The gear of celltwin.robots.finger_gear: the second finger follows the first.
+        gear = cell.spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1=fingers[1],
+                                      name2=fingers[0])
+        polynomial = np.zeros(len(gear.data))  # its length differs between MuJoCo versions
+        polynomial[1] = 1.0                    # q_follower = 0 + 1 q_driven
+        gear.data = polynomial
+    for joint in arm + driven:
+        # A torque motor per driven joint; the servo (celltwin.mujoco.servo) sets its torque.
+        motor = cell.spec.add_actuator(name=joint, target=joint,
+                                       trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        motor.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+        motor.gainprm = [1.0] + [0.0] * 9
+        motor.biastype = mujoco.mjtBias.mjBIAS_NONE
+        motor.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        motor.ctrllimited = mujoco.mjtLimited.mjLIMITED_FALSE
+    survivor, tcp_xyz, tcp_quat = model.ee_link, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)
+    if model.ee_link in description.merged:
+        frame_on = description.merged[model.ee_link]
+        survivor, tcp_xyz, tcp_quat = frame_on.link, frame_on.xyz, frame_on.quat_xyzw
+    tcp = f"{prefix}tcp"
+    cell.spec.body(prefix + survivor).add_site(name=tcp, pos=list(tcp_xyz),
+                                               quat=wxyz(tcp_quat))
+    keys = {prefix + joint: f"{start.name}/{joint}"
+            for joint in model.arm_joint_names + model.gripper_joint_names
+            if prefix + joint in arm + fingers}
+    cell.robots[start.name] = RobotHandles(start, prefix + root_name, links, arm, fingers, arm,
+                                           driven, keys, tcp)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
