@@ -42,6 +42,11 @@ class BundlePolicy:
         self.success_threshold_m = observation["success_threshold_m"]
         self.goal_bounds = ((observation["goal_low_m"], observation["goal_high_m"])
                             if "goal_low_m" in observation else None)
+        # What a layout run checks a robot against (celltwin.layout.policy_cycle).
+        self.observation_terms = tuple(term["name"] for term in observation["terms"])
+        self.achieved_goal_term = observation["achieved_goal_term"]
+        self.robot_model = self.manifest["robot"]["model"]
+        self.max_episode_steps = self.manifest["training"].get("max_episode_steps") or 50
 
     def check_env(self, env) -> None:
         """Refuse an env whose observations or actions are not the bundle's (another task,

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 CELLTWIN = str(Path(sys.executable).with_name("celltwin"))
 
 BROKEN_CELL = """\
@@ -106,20 +104,3 @@ def test_render_writes_two_views(cli, tmp_path):
 
     colours = np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)
     assert len(colours) > 20  # a real picture, not a blank frame
-
-
-def test_demo_places_the_part(cli, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = cli("demo", "--out", tmp_path / "demo")
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["success"] is True
-    assert 1.0 < summary["cycle_time_s"] < 15.0
-    assert "cycle time" in result.stdout
-    assert (tmp_path / "demo" / "demo.png").stat().st_size > 1000
-
-
-@pytest.mark.parametrize("robot", ["kuka_iiwa", "xarm6"])
-def test_demo_runs_with_other_robots(cli, tmp_path, robot):
-    result = cli("demo", "--robot", robot, "--out", tmp_path / robot)
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -27,7 +27,7 @@ CHECKED_BY_THE_COMMAND = {
     "cell", "cells", "line", "policy", "bundle", "run_dir", "robot", "--cell", "--robot", "--part",
     "--target", "--pick", "--place", "--task", "--control", "--reward", "--algo", "--dr",
     "--device", "--controller", "--object", "--username", "--password", "--address",
-    "--param", "--sweep", "--resume"}
+    "--param", "--sweep", "--resume", "--policy"}
 
 NUMBERS = ["nan", "-inf", "1e400", "-5", "0", "abc", "", "9" * 60, "2.5", "99999999999"]
 PATHS = {   # placeholders, made real under tmp_path by the test

@@ -448,22 +448,22 @@ def write_report(results: dict, out: Path) -> list[Path]:
         for point in results["grid"]:
             values = " | ".join(f"{point['settings'][label]:g}" for label in labels)
             lines.append(f"| {values} | {point['success_rate']:.0%} | {point['mean_return']:.2f} |")
-        written.append(_heatmap(results, out / "heatmap.png"))
+        written.append(heatmap_png(results, out / "heatmap.png"))
     written.append(atomic_write_text(out / "evaluation.md", "\n".join(lines) + "\n"))
     return written
 
 
-def _heatmap(results: dict, path: Path) -> Path:
+def heatmap_png(results: dict, path: Path) -> Path:
+    """Draw the grid of ``results`` (what :func:`evaluate` returns, or its JSON read back):
+    a success curve over one swept parameter, a heatmap over two."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from celltwin.core.plots import new_figure
 
     sweeps = results["sweeps"]
     rates = np.array([p["success_rate"] for p in results["grid"]])
-    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    figure = new_figure(figsize=(6.4, 4.8))
+    axes = figure.subplots()
     if len(sweeps) == 1:
         axes.plot(sweeps[0]["values"], rates, marker="o")
         axes.set_xlabel(sweeps[0]["label"])
@@ -484,5 +484,4 @@ def _heatmap(results: dict, path: Path) -> Path:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
     return atomic_write_bytes(path, buffer.getvalue())

@@ -65,13 +65,11 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> Path | None:
     """Success over env steps on the nominal and randomized twin; ``None`` without rows."""
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from celltwin.core.plots import new_figure
 
     steps = [float(row["step"]) for row in rows]
-    figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    figure = new_figure(figsize=(6.4, 4.0))
+    axes = figure.subplots()
     for key, label in (("success_nominal", "nominal twin"),
                        ("success_randomized", "randomized twin"),
                        ("train_success", "training episodes")):
@@ -87,5 +85,4 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> Path | None:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
     return atomic_write_bytes(path, buffer.getvalue())

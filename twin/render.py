@@ -78,7 +78,7 @@ def camera_matrices(world, view: str = "perspective", width: int = 640, height: 
 
 def render_view(world, *, view: str = "perspective", width: int = 640, height: int = 480,
                 renderer: int | None = None, light_direction=DEFAULT_LIGHT_DIRECTION,
-                camera_offset_m=(0.0, 0.0, 0.0)) -> np.ndarray:
+                camera_offset_m=(0.0, 0.0, 0.0), matrices=None) -> np.ndarray:
     """Render the world as an RGB array (height x width x 3, uint8).
 
     Args:
@@ -86,9 +86,13 @@ def render_view(world, *, view: str = "perspective", width: int = 640, height: i
         renderer: a pybullet renderer constant; by default :func:`renderer_for` decides.
         light_direction: direction towards the light, world frame.
         camera_offset_m: added to the camera's eye position [m] (visual randomization).
+        matrices: the camera's ``(view, projection)`` matrices, as :func:`camera_matrices`
+            gives them; by default framed on the scene as it is now (a video keeps one
+            camera: framing every frame anew would follow the arm's reach).
     """
     client = world.client
-    view_matrix, projection = camera_matrices(world, view, width, height, camera_offset_m)
+    view_matrix, projection = matrices or camera_matrices(world, view, width, height,
+                                                          camera_offset_m)
     _, _, rgba, _, _ = client.getCameraImage(
         width, height, view_matrix, projection,
         renderer=renderer_for(client) if renderer is None else renderer,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from celltwin.cli.arguments import count, group_handler, input_file, number, output_dir
 from celltwin.cli.common import add_world_arguments, build_world, load_physics, load_spec
-from celltwin.core.errors import CelltwinError
+from celltwin.core.errors import CelltwinError, Problem
+from celltwin.policies.bundle_policy import BundlePolicy
 
 # Bounds on typing mistakes: a run is a simulation of minutes to hours of a cell.
 MAX_PARTS = 100_000
@@ -43,12 +45,13 @@ def register(subparsers) -> None:
     check.set_defaults(handler=run_check)
 
     run = commands.add_parser(
-        "run", help="run the cell in physics with arriving parts and the scripted expert; "
-                    "cycle times, throughput, utilization, collisions",
+        "run", help="run the cell in physics with arriving parts, worked by the scripted "
+                    "expert or a learned policy; cycle times, throughput, utilization, "
+                    "collisions",
         description="Feeds --parts parts into the cell and measures every one. Writes "
                     "kpis.json, parts.csv, summary.md and cycle_times.png into --out.")
     add_world_arguments(run)
-    _add_run_options(run, parts=10)
+    _add_run_options(run, parts=10, bundles=True)
     run.add_argument("--out", type=output_dir, default="runs/layout_run",
                      help="run directory (default: runs/layout_run)")
     run.set_defaults(handler=run_run)
@@ -63,7 +66,7 @@ def register(subparsers) -> None:
                          help="physics parameter overrides (YAML) applied to every layout")
     compare.add_argument("--robot", metavar="MODEL", default=None,
                          help="swap every robot of every layout for this registered model")
-    _add_run_options(compare, parts=10)
+    _add_run_options(compare, parts=10, bundles=True)
     compare.add_argument("--out", type=output_dir, default="runs/layout_compare",
                          help="run directory (default: runs/layout_compare)")
     compare.set_defaults(handler=run_compare)
@@ -89,11 +92,19 @@ def register(subparsers) -> None:
     sweep.set_defaults(handler=run_sweep)
 
 
-def _add_run_options(parser: argparse.ArgumentParser, *, parts: int) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, *, parts: int,
+                     bundles: bool = False) -> None:
     parser.add_argument("--parts", type=count(MAX_PARTS), default=parts, metavar="N",
                         help=f"parts fed into the cell (default: {parts})")
-    parser.add_argument("--policy", default="expert", choices=["expert"],
-                        help="what works the cell (default: the scripted expert)")
+    if bundles:
+        parser.add_argument("--policy", default="expert", metavar="POLICY",
+                            help="what works the cell: 'expert' (the scripted expert, the "
+                                 "default) or an exported bundle folder (celltwin export): "
+                                 "the learned policy picks and carries, the scripted place "
+                                 "puts the part down (docs/layout.md)")
+    else:
+        parser.add_argument("--policy", default="expert", choices=["expert"],
+                            help="what works the cell (default: the scripted expert)")
     parser.add_argument("--max-sim-s", type=number(0.0, MAX_SIM_S, low_open=True), default=None,
                         metavar="S",
                         help="stop after this much simulated time (default: 60 s + 30 s a part)")
@@ -140,14 +151,54 @@ def run_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def _policy(args):
+    """The learned policy ``--policy`` names (``None`` for the scripted expert)."""
+    if args.policy == "expert":
+        return None
+    from celltwin.layout.jobs import LayoutError
+
+    folder = Path(args.policy)
+    if not (folder / "manifest.json").is_file():
+        if (folder / "config.yaml").is_file():
+            why = f"'{folder}' is a training run, not a bundle: export it first"
+        elif folder.is_dir():
+            why = f"'{folder}' is not a policy bundle (no manifest.json)"
+        else:
+            why = f"no such policy: '{args.policy}'"
+        raise LayoutError(Problem(why, path="--policy", value=args.policy,
+                                  expected="expert, or a bundle folder (celltwin export RUN_DIR "
+                                           "-o BUNDLE)"))
+    return BundlePolicy(folder)
+
+
+def _warn_other_parts(policy, cells, options) -> None:
+    """Say so when a robot's job feeds it parts of another type than the policy learned on
+    (it may still cope; the KPIs will tell)."""
+    from celltwin.layout.jobs import find_jobs
+
+    learned = policy.manifest["observation"].get("object_name")
+    for cell in cells:
+        for job in find_jobs(cell, options.pick, options.place):
+            part = job.feed.part
+            if learned and learned != part.name and learned not in part.body_names():
+                print(f"warning: the policy learned to pick '{learned}'; robot '{job.robot}' "
+                      f"of cell '{cell.name}' picks '{part.name}' parts at "
+                      f"'{job.pick.name}' (--pick chooses another target)", file=sys.stderr)
+
+
 def run_run(args) -> int:
     from celltwin.layout.report import summary_lines, write_run
     from celltwin.layout.runner import run_layout
 
     cell = load_spec(args.cell, args.robot)
     options = _options(args)
-    print(f"cell '{cell.name}': feeding {options.parts} parts")
-    result = run_layout(cell, options, physics=load_physics(args), progress=_run_progress())
+    policy = _policy(args)
+    if policy is not None:
+        _warn_other_parts(policy, [cell], options)
+    print(f"cell '{cell.name}': feeding {options.parts} parts"
+          + (f", worked by the policy of {args.policy}" if policy is not None else ""))
+    result = run_layout(cell, options, physics=load_physics(args), progress=_run_progress(),
+                        policy=policy)
     kpis, paths = write_run(result, args.out)
     for line in summary_lines(kpis):
         print(line)
@@ -178,7 +229,11 @@ def run_compare(args) -> int:
             problems += error.problems
     if problems:
         raise CelltwinError(problems)
-    entries = compare(cells, options, physics=load_physics(args), progress=_compare_progress())
+    policy = _policy(args)
+    if policy is not None:
+        _warn_other_parts(policy, cells, options)
+    entries = compare(cells, options, physics=load_physics(args), progress=_compare_progress(),
+                      policy=policy)
     decision, paths = write_compare(entries, args.out, options)
     for entry in entries:
         k = entry.kpis

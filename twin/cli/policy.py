@@ -32,6 +32,7 @@ MAX_EPISODES = 100_000
 MAX_STEPS = 1_000_000
 MAX_LATENCY_STEPS = 1_000
 MAX_COORDINATE_M = 10.0    # a cell is a few metres across
+MAX_WAIT_S = 600.0
 coordinate = number(-MAX_COORDINATE_M, MAX_COORDINATE_M)   # in a robot base frame [m]
 
 
@@ -130,6 +131,10 @@ def _register_deploy(subparsers) -> None:
                         help="twin only: actuation latency [control periods]")
     parser.add_argument("--noise-rad", type=number(0.0, 1.0), default=None,
                         help="twin only: joint position noise [rad]")
+    parser.add_argument("--wait-s", type=number(0.0, MAX_WAIT_S), default=0.0, metavar="S",
+                        help="OPC UA only: wait up to S seconds for the controller to accept "
+                             "connections, e.g. a server just started in the background "
+                             "(default 0: connect at once)")
     parser.add_argument("--username", default=None, help="OPC UA user")
     parser.add_argument("--password", default=None, help="OPC UA password")
     parser.add_argument("--certificate", type=input_file, default=None,
@@ -139,6 +144,9 @@ def _register_deploy(subparsers) -> None:
                         help="OPC UA server certificate to trust (pins the server)")
     parser.add_argument("--json", type=output_file, default=None, metavar="FILE",
                         help="write the episode results as JSON")
+    parser.add_argument("--video", type=output_file, default=None, metavar="FILE",
+                        help="twin only: film the episodes into FILE (.gif, or .mp4 with "
+                             "imageio-ffmpeg); the twin then runs lock-step, as with --fast")
     parser.set_defaults(handler=run_deploy)
 
 
@@ -155,6 +163,8 @@ def run_deploy(args) -> int:
             print(f"warning: {args.bundle} does not record the region its goals were drawn "
                   "from (exported by an older celltwin): --goal is not checked", file=sys.stderr)
     steps = args.steps or manifest["training"].get("max_episode_steps") or 50
+    if args.video is not None:
+        _check_video(args)
     if args.controller == "twin":
         results = _deploy_twin(bundle, args, steps)
     elif args.controller.startswith("opc.tcp://"):
@@ -176,30 +186,54 @@ def run_deploy(args) -> int:
     return EXIT_STOPPED if stopped else 0
 
 
+def _check_video(args) -> None:
+    """Refuse a --video that would film nothing, before anything moves."""
+    from celltwin.video import video_format
+
+    video_format(args.video)
+    if args.controller != "twin":
+        raise CelltwinError(Problem("--video films the twin run in this process; the cell of "
+                                    "an OPC UA controller is not here to film", path="--video",
+                                    value=str(args.video), expected="--controller twin"))
+    if args.dry_run:
+        raise CelltwinError(Problem("a dry run sends no set-points, so the twin never moves "
+                                    "for the film", path="--video", value=str(args.video),
+                                    expected="--video without --dry-run"))
+
+
 def _deploy_twin(bundle, args, steps: int) -> list[dict]:
     """Episodes on the training cell: the env draws goal and object as in training."""
     import gymnasium as gym
 
     from celltwin.envs.tasks import task_class
+    from celltwin.video import EpisodeRecorder, RecordingController, write_video
 
     manifest = bundle.manifest
     env_kwargs = dict(manifest["training"]["env_kwargs"])
     env = gym.make(task_class(manifest["training"]["task"], path="manifest training.task").env_id,
                    **env_kwargs)
     object_name = args.object or manifest["observation"]["object_name"]
+    world = env.unwrapped.world
+    period_s = world.control_period_s
+    # Filming draws the twin between control steps, which only a lock-step twin allows.
+    recorder = EpisodeRecorder() if args.video is not None else None
     results = []
     adapter = None
     try:
         for episode in range(args.episodes):
             obs, _ = env.reset(seed=args.seed + episode)
             goal = obs["desired_goal"] if args.goal is None else args.goal
-            virtual = VirtualController(env.unwrapped.world, latency_steps=args.latency_steps,
+            virtual = VirtualController(world, latency_steps=args.latency_steps,
                                         noise_rad=args.noise_rad, seed=args.seed + episode,
                                         tracked_objects=[object_name] if object_name else ())
             # A dry run sends no set-points, and a lock-step twin only advances on one: dry runs
             # therefore run the twin on its own clock.
-            realtime = args.dry_run or not args.fast
+            realtime = (args.dry_run or not args.fast) and recorder is None
             with InProcessController(virtual, realtime=realtime) as controller:
+                if recorder is not None:
+                    recorder.start(f"episode {episode + 1}/{args.episodes}")
+                    recorder.draw(world)
+                    controller = RecordingController(controller, world, recorder)
                 if adapter is None:
                     adapter = Adapter(bundle, controller, goal, telemetry=args.telemetry,
                                       reduced_mode=args.reduced_speed, dry_run=args.dry_run,
@@ -208,18 +242,49 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
                     adapter.controller = controller
                     adapter.set_goal(goal)
                 results.append(_episode(adapter, episode, steps))
+            if recorder is not None:
+                outcome = "success" if results[-1]["success"] else "no success"
+                recorder.hold(f"episode {episode + 1}/{args.episodes}: {outcome}")
             if results[-1]["stop_reason"]:
                 break
     finally:
         if adapter is not None:
             adapter.close()
         env.close()
+    if recorder is not None:
+        write_video(recorder.frames, args.video, fps=recorder.fps(period_s))
+        print(f"video: {args.video} ({len(recorder.frames)} frames)")
     return results
+
+
+def wait_for_endpoint(endpoint: str, wait_s: float) -> bool:
+    """Wait until something accepts TCP connections at ``endpoint``'s host and port, for at
+    most ``wait_s`` seconds; True once it does. A server listens only once its address space
+    is built (``VirtualControllerServer.start``), so a connection is a server ready to serve;
+    one that never comes is left for the OPC UA client to report."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return False
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with socket.create_connection((parts.hostname, parts.port or 4840), timeout=1.0):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)   # a bounded readiness poll, not a retry of the session
 
 
 def _deploy_opcua(bundle, args, steps: int) -> list[dict]:
     from celltwin.policies.deploy.opcua_client import OpcUaController
 
+    if args.wait_s:
+        wait_for_endpoint(args.controller, args.wait_s)
     results = []
     with OpcUaController(args.controller, username=args.username, password=args.password,
                          certificate=args.certificate, private_key=args.private_key,

@@ -20,6 +20,7 @@ MAX_TRAIN_STEPS = 10**10
 MAX_ENVS = 1024
 MAX_EPISODES = 100_000
 MAX_WALL_S = 3e7     # about a year
+MAX_VIDEO_EPISODES = 100
 
 
 def register(subparsers) -> None:
@@ -133,6 +134,13 @@ def _register_evaluate(subparsers) -> None:
     parser.add_argument("--allow-outside-goal-region", action="store_true",
                         help="evaluate a trained policy on a twin whose goals reach beyond the "
                              "region it was trained on (refused by default)")
+    parser.add_argument("--video", type=count(MAX_VIDEO_EPISODES), default=None, metavar="N",
+                        help="film N episodes on the randomized twin (the nominal one with "
+                             "--dr none), seeded as the evaluation's first N, into "
+                             "episodes.gif in the run directory")
+    parser.add_argument("--video-format", choices=("gif", "mp4"), default="gif",
+                        help="gif (default) or mp4 (needs imageio-ffmpeg: "
+                             'pip install "celltwin[mp4]")')
     parser.add_argument("--out", type=output_dir, default="runs/evaluate", help="run directory")
     parser.set_defaults(handler=run_evaluate)
 
@@ -150,6 +158,11 @@ def run_evaluate(args) -> int:
     if problems:
         raise CelltwinError(problems)
     check_grid(sweeps)
+    video = args.out / f"episodes.{args.video_format}" if args.video else None
+    if video is not None:
+        from celltwin.video import video_format
+
+        video_format(video, "--video-format")   # no MP4 encoder: said before any episode
     kwargs = {key: value for key, value in (("cell", args.cell), ("robot", args.robot),
                                             ("physics", args.physics)) if value is not None}
 
@@ -170,5 +183,14 @@ def run_evaluate(args) -> int:
     if results["grid"]:
         worst = min(results["grid"], key=lambda p: p["success_rate"])
         print(f"grid: {len(results['grid'])} points, worst {worst['success_rate']:.0%} at {worst['settings']}")
+    if video is not None:
+        from celltwin.training.episode_video import record_video
+
+        filmed = record_video(args.policy, env_id, kwargs, video, episodes=args.video,
+                              seed=args.seed, randomization=args.dr, bundle_policy=BundlePolicy)
+        written.append(Path(filmed["path"]))
+        wins = sum(episode["success"] for episode in filmed["episodes"])
+        twin = "nominal" if args.dr in (None, "none") else f"randomized ({args.dr})"
+        print(f"video: {args.video} episode(s) on the {twin} twin, {wins} successful")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -197,14 +197,15 @@ def _round(value: float | None) -> float | None:
 
 
 def run_compare(cells: list[CellSpec], options: RunOptions, *, physics=None,
-                progress=None) -> list[Entry]:
-    """Run every cell with the same options; return the entries in the order given."""
+                progress=None, policy=None) -> list[Entry]:
+    """Run every cell with the same options (and the same learned ``policy``, if one is
+    given: see :func:`celltwin.layout.runner.run_layout`); return the entries in order."""
     entries = []
     labels = _labels([cell.name for cell in cells])
     for index, (cell, label) in enumerate(zip(cells, labels)):
         if progress is not None:
             progress(index, len(cells), label)
-        result = run_layout(cell, options, physics=physics)
+        result = run_layout(cell, options, physics=physics, policy=policy)
         entries.append(Entry(label, cell, result, kpis(result), _folder(label)))
     return entries
 
@@ -276,12 +277,12 @@ def compare_md(ranked: list[Entry], decision: dict) -> str:
 def compare_figure(entries: list[Entry], best: str):
     """Throughput bars and stacked mean cycle phases, one bar per layout."""
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+    from celltwin.core.plots import new_figure
 
     labels = [e.label for e in entries]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(max(9.0, 2.2 * len(entries) + 5), 4.5),
-                                         dpi=100)
+    figure = new_figure(figsize=(max(9.0, 2.2 * len(entries) + 5), 4.5), dpi=100)
+    left, right = figure.subplots(1, 2)
     x = np.arange(len(entries))
     colors = ["tab:green" if label == best else "tab:gray" for label in labels]
     left.bar(x, [e.throughput for e in entries], color=colors, label="throughput")
@@ -292,7 +293,7 @@ def compare_figure(entries: list[Entry], best: str):
     left.set_title("throughput (higher is better)")
     left.legend(fontsize=8)
     bottom = np.zeros(len(entries))
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     for index, phase in enumerate(PHASES):
         heights = np.array([e.kpis["phase_times_s"].get(phase, 0.0) for e in entries])
         right.bar(x, heights, bottom=bottom, color=cmap(index), label=phase)
@@ -307,8 +308,6 @@ def compare_figure(entries: list[Entry], best: str):
 
 def top_view_image(cell: CellSpec, options: RunOptions, title: str) -> np.ndarray:
     """A top view of ``cell`` with reach circles and each robot's pick and place targets."""
-    import matplotlib.pyplot as plt
-
     from celltwin.layout.topview import Mark, draw_top_view
 
     with World(cell) as world:
@@ -321,11 +320,8 @@ def top_view_image(cell: CellSpec, options: RunOptions, title: str) -> np.ndarra
         envelopes = {name: reach_envelope_m(robot.model) for name, robot in world.robots.items()}
         figure = draw_top_view(world, None, envelopes_m=envelopes, marks=marks, title=title,
                                width=640, height=480)
-    try:
-        figure.canvas.draw()
-        return np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
-    finally:
-        plt.close(figure)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[:, :, :3].copy()
 
 
 def write_compare(entries: list[Entry], out_dir: str | Path,
@@ -333,7 +329,6 @@ def write_compare(entries: list[Entry], out_dir: str | Path,
     """Write every run directory, the table, the chart and the top views; return the verdict."""
     import io
 
-    import matplotlib.pyplot as plt
     from PIL import Image
 
     from celltwin.layout.topview import save_figure
@@ -365,9 +360,5 @@ def write_compare(entries: list[Entry], out_dir: str | Path,
                             for e in entries]}
     paths.append(atomic_write_text(out_dir / "compare.json", json.dumps(document, indent=2)))
     paths.append(atomic_write_text(out_dir / "compare.md", compare_md(ranked, decision)))
-    figure = compare_figure(entries, decision["best"])
-    try:
-        paths.append(save_figure(figure, out_dir / "compare.png"))
-    finally:
-        plt.close(figure)
+    paths.append(save_figure(compare_figure(entries, decision["best"]), out_dir / "compare.png"))
     return decision, paths

@@ -48,7 +48,8 @@ class RunOptions:
             cycle, when a joint is further than this from the posture inverse kinematics gives
             for the same TCP pose (starting from home), the robot first moves there in joint
             space ("posture" phase of the cycle) [rad].
-        policy: the policy working the cell; ``expert`` (the scripted pick-and-place expert).
+        policy: what works the cell: ``expert`` (the scripted pick-and-place expert), or the
+            name of a learned policy (an exported bundle's folder) given to the run with it.
         allow_overlap: run a cell whose bodies overlap as built (refused by default:
             Bullet lets fixed bodies interpenetrate, so such a run measures an impossible cell).
     """
@@ -72,12 +73,16 @@ class RunOptions:
     allow_overlap: bool = False
 
 
-def check_options(options: RunOptions) -> None:
-    """Raise LayoutError with every bad setting of ``options``."""
+def check_options(options: RunOptions, *, policy_given: bool = False) -> None:
+    """Raise LayoutError with every bad setting of ``options`` (``policy_given``: a learned
+    policy object comes with them, which ``options.policy`` names)."""
     problems = []
-    if options.policy != "expert":
-        problems.append(Problem(f"unknown policy '{options.policy}'", path="--policy",
-                                value=options.policy, expected="expert"))
+    if (options.policy == "expert") == policy_given:
+        problems.append(Problem(f"policy '{options.policy}' " + (
+            "is the scripted expert, but a learned policy was given" if policy_given
+            else "is not the scripted expert, and no learned policy was given"),
+            path="--policy", value=options.policy,
+            expected="expert, or a bundle folder with its policy"))
     if not 1 <= options.parts <= MAX_PARTS:
         problems.append(Problem(f"cannot feed {options.parts} parts", path="--parts",
                                 value=options.parts, expected=f"1 to {MAX_PARTS}"))

@@ -129,13 +129,14 @@ def summary_md(k: dict) -> str:
 def cycle_times_figure(result: RunResult, title: str = ""):
     """Stacked bars of each placed part's cycle by phase, with the mean marked."""
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+    from celltwin.core.plots import new_figure
 
     placed = [p for p in result.parts if p.outcome == "out"]
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.35 * len(placed) + 2), 4.2), dpi=100)
+    figure = new_figure(figsize=(max(6.0, 0.35 * len(placed) + 2), 4.2), dpi=100)
+    axes = figure.subplots()
     bottoms = [0.0] * len(placed)
-    colors = plt.get_cmap("tab10")
+    colors = matplotlib.colormaps["tab10"]
     for index, phase in enumerate(PHASES):
         heights = [p.phase_times_s.get(phase, 0.0) for p in placed]
         axes.bar(range(len(placed)), heights, bottom=bottoms, color=colors(index), label=phase)
@@ -154,8 +155,6 @@ def cycle_times_figure(result: RunResult, title: str = ""):
 
 def write_run(result: RunResult, out_dir: str | Path) -> tuple[dict, list[Path]]:
     """Write the run directory; return the KPIs and the paths written."""
-    import matplotlib.pyplot as plt
-
     from celltwin.layout.topview import save_figure
 
     out_dir = Path(out_dir)
@@ -163,9 +162,5 @@ def write_run(result: RunResult, out_dir: str | Path) -> tuple[dict, list[Path]]
     paths = [atomic_write_text(out_dir / "kpis.json", json.dumps(k, indent=2)),
              atomic_write_text(out_dir / "parts.csv", parts_csv(result)),
              atomic_write_text(out_dir / "summary.md", summary_md(k))]
-    figure = cycle_times_figure(result)
-    try:
-        paths.append(save_figure(figure, out_dir / "cycle_times.png"))
-    finally:
-        plt.close(figure)
+    paths.append(save_figure(cycle_times_figure(result), out_dir / "cycle_times.png"))
     return k, paths

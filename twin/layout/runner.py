@@ -1,4 +1,5 @@
-"""`layout run`: a cell in physics, fed with parts, worked by the scripted expert, measured.
+"""`layout run`: a cell in physics, fed with parts, worked by the scripted expert (or a
+learned policy: :mod:`celltwin.layout.policy_cycle`), measured.
 
 The loop, one control step at a time (``World.step``):
 
@@ -20,7 +21,8 @@ The loop, one control step at a time (``World.step``):
 3. **Work.** Each working robot's :class:`~celltwin.experts.pick_place.PickPlaceExpert` turns
    TCP, part and goal (the place target) into one end-effector-delta action, applied once per
    step through ``celltwin.robots.controllers`` (positions in the robot's base frame, the frame
-   of the action). Idle robots are not commanded: they hold where they are. Above the part and
+   of the action); with ``policy=`` a learned policy's cycle takes the expert's place. Idle
+   robots are not commanded: they hold where they are. Above the part and
    after each cycle, an arm whose posture has wandered is straightened in joint space first
    (``posture_drift_rad``).
 4. **Outcome.** When the expert is done, the part is *out* if it lies within
@@ -48,7 +50,7 @@ import numpy as np
 
 from celltwin.experts.pick_place import Phase
 from celltwin.layout.feeds import Arrivals
-from celltwin.layout.jobs import find_jobs
+from celltwin.layout.jobs import LayoutError, find_jobs
 from celltwin.layout.monitor import RobotMonitor
 from celltwin.layout.overlap import check_overlaps
 from celltwin.layout.pool import PartSpawner, feed_shares, run_cell
@@ -63,7 +65,7 @@ _LOW_IN_FEED = (Phase.APPROACH, Phase.DESCEND, Phase.GRASP, Phase.LIFT)
 
 
 def run_layout(cell: CellSpec, options: RunOptions = RunOptions(), *, physics=None,
-               progress=None) -> RunResult:
+               progress=None, policy=None) -> RunResult:
     """Run ``cell`` with ``options.parts`` parts and return what was measured.
 
     Args:
@@ -73,12 +75,16 @@ def run_layout(cell: CellSpec, options: RunOptions = RunOptions(), *, physics=No
             building.
         progress: optional callback ``progress(sim_s, parts_done, parts)``, called about twice a
             second of wall time.
+        policy: a learned policy that works every robot's cycles instead of the scripted
+            expert (see :mod:`celltwin.layout.policy_cycle`; ``options.policy`` names it in
+            the KPIs), e.g. a :class:`celltwin.policies.bundle_policy.BundlePolicy`.
 
     Raises:
-        LayoutError: no robot has a job, bad options, a belt that does not move.
+        LayoutError: no robot has a job, bad options, a belt that does not move, a policy
+            that does not fit a robot or its job.
         OverlapError: bodies of the cell overlap as built (unless ``options.allow_overlap``).
     """
-    check_options(options)
+    check_options(options, policy_given=policy is not None)
     jobs = find_jobs(cell, options.pick, options.place)
     world_physics, part_dynamics = _split_physics(cell, physics)
     with World(run_cell(cell, jobs), physics=world_physics) as world:
@@ -86,11 +92,24 @@ def run_layout(cell: CellSpec, options: RunOptions = RunOptions(), *, physics=No
             check_overlaps(world, cell.name)
         run = _Run(world, jobs, feed_shares(jobs, options.parts), part_dynamics, options,
                    cell.name, progress)
+        if policy is not None:
+            _use_policy(run.workers, policy)
         try:
             return run.run()
         finally:
             for worker in run.workers:
                 worker.kinematics.close()
+
+
+def _use_policy(workers: list[Worker], policy) -> None:
+    """Hand every robot's cycles to ``policy``, or refuse with every misfit at once."""
+    from celltwin.layout.policy_cycle import check_policy
+
+    problems = [problem for worker in workers for problem in check_policy(policy, worker)]
+    if problems:
+        raise LayoutError(problems)
+    for worker in workers:
+        worker.use_policy(policy)
 
 
 def _split_physics(cell: CellSpec, physics):

@@ -199,9 +199,7 @@ def _best(points: list[SweepPoint]) -> SweepPoint | None:
 
 def heatmap_figure(params: list[SweepParam], points: list[SweepPoint], metric="throughput_per_h"):
     """Throughput over the first two parameters (the best over any others); one row for one."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from celltwin.core.plots import new_figure
 
     rows_param = params[0]
     cols_param = params[1] if len(params) > 1 else None
@@ -215,8 +213,9 @@ def heatmap_figure(params: list[SweepParam], points: list[SweepPoint], metric="t
         i = rows.index(point.values[rows_param.path])
         j = cols.index(point.values[cols_param.path]) if cols_param else 0
         table[i, j] = value if np.isnan(table[i, j]) else max(table[i, j], value)
-    figure, axes = plt.subplots(figsize=(max(4.5, 1.3 * len(cols) + 2.5),
-                                         max(3.0, 0.8 * len(rows) + 1.8)), dpi=100)
+    figure = new_figure(figsize=(max(4.5, 1.3 * len(cols) + 2.5),
+                                 max(3.0, 0.8 * len(rows) + 1.8)), dpi=100)
+    axes = figure.subplots()
     image = axes.imshow(table, cmap="viridis", aspect="auto")
     figure.colorbar(image, ax=axes, label="throughput [parts/h]")
     for i in range(len(rows)):
@@ -241,8 +240,6 @@ def heatmap_figure(params: list[SweepParam], points: list[SweepPoint], metric="t
 def write_sweep(cell: CellSpec, params: list[SweepParam], points: list[SweepPoint],
                 out_dir: str | Path) -> list[Path]:
     """Write sweep.json, sweep.md, heatmap.png and every point's run directory."""
-    import matplotlib.pyplot as plt
-
     from celltwin.layout.topview import save_figure
 
     out_dir = Path(out_dir)
@@ -262,9 +259,5 @@ def write_sweep(cell: CellSpec, params: list[SweepParam], points: list[SweepPoin
                             if p.result is not None else None} for p in points]}
     paths.append(atomic_write_text(out_dir / "sweep.json", json.dumps(document, indent=2)))
     paths.append(atomic_write_text(out_dir / "sweep.md", sweep_md(cell, params, points)))
-    figure = heatmap_figure(params, points)
-    try:
-        paths.append(save_figure(figure, out_dir / "heatmap.png"))
-    finally:
-        plt.close(figure)
+    paths.append(save_figure(heatmap_figure(params, points), out_dir / "heatmap.png"))
     return paths

@@ -74,13 +74,12 @@ def draw_top_view(world, path: str | Path | None, *, envelopes_m: dict[str, floa
         marks: points to mark.
         title: figure title.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from celltwin.core.plots import new_figure
 
     image = render_view(world, view="top", width=width, height=height)
     project = TopViewProjection(world, width, height)
-    figure, axes = plt.subplots(figsize=(width / 100, height / 100 + 0.4), dpi=100)
+    figure = new_figure(figsize=(width / 100, height / 100 + 0.4), dpi=100)
+    axes = figure.subplots()
     axes.imshow(image)
     angles = np.linspace(0.0, 2 * np.pi, 121)
     low, high = scene_bounds(world)
@@ -117,10 +116,7 @@ def draw_top_view(world, path: str | Path | None, *, envelopes_m: dict[str, floa
     figure.tight_layout()
     if path is None:
         return figure
-    try:
-        return save_figure(figure, path)
-    finally:
-        plt.close(figure)
+    return save_figure(figure, path)
 
 
 def save_figure(figure, path: str | Path) -> Path:

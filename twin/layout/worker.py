@@ -32,11 +32,14 @@ class Worker:
     """
 
     def __init__(self, world, job: Job, monitor: RobotMonitor, options: RunOptions):
+        self.world = world
         self.job = job
         self.options = options
         self.robot = world.robots[job.robot]
         self.controller = make_controller("ee_delta", self.robot)
+        # The cycle: the scripted expert, or a PolicyCycle (use_policy) around a learned policy.
         self.expert = PickPlaceExpert(action_scale_m=self.controller.scale_m)
+        self.policy_driven = False
         self.monitor = monitor
         self.pick_position = target_pose(world, job.pick)[0]
         self.goal = target_pose(world, job.place)[0]
@@ -64,6 +67,15 @@ class Worker:
         self.posture_for: PartRecord | None = None  # the cycle a posture move belongs to
         self.posture_target: np.ndarray | None = None
         self.posture_steps = 0
+
+    def use_policy(self, policy) -> None:
+        """Work this robot's cycles with a learned ``policy`` (see
+        :mod:`celltwin.layout.policy_cycle`) instead of the scripted expert."""
+        from celltwin.layout.policy_cycle import PolicyCycle
+
+        self.expert = PolicyCycle(policy, self, PickPlaceExpert(
+            action_scale_m=self.controller.scale_m))
+        self.policy_driven = True
 
     def in_base(self, position) -> np.ndarray:
         """A world position in the robot's base frame, the frame of its actions [m]."""
@@ -97,8 +109,15 @@ class Worker:
         self.expert.reset()
 
     def check_posture(self, record: PartRecord) -> None:
-        """Start a posture move if the arm has wandered from its posture for this TCP pose."""
+        """Start a posture move if the arm has wandered from its posture for this TCP pose;
+        a policy-driven arm goes back to its home pose, where its training episodes began."""
         q = self.robot.joint_positions()
+        if self.policy_driven:
+            if np.max(np.abs(q - self.home_q)) > 0.02:
+                self.posture_for = record
+                self.posture_target = np.array(self.home_q)
+                self.posture_steps = 0
+            return
         tcp = self.robot.ee_pose()[0]
         ik = self.kinematics.ik(tcp, self.controller.target_quat_xyzw, seed=self.home_q)
         if ik.reachable and np.max(np.abs(q - ik.q)) > self.options.posture_drift_rad:
