@@ -2,8 +2,10 @@
 
 Each control step, on a monotonic clock at the bundle's control period:
 
-1. read the controller's state (the watchdog stops when that fails, or when the state's
-   ``stamp_s`` has not advanced for ``stale_state_periods`` periods);
+1. read the controller's state (the watchdog stops when that fails, when the state's
+   ``stamp_s`` has not advanced for ``stale_state_periods`` periods, or when the safety layer
+   finds the state no real robot's: a non-finite value, joints far past their limits or
+   faster than they can move; :meth:`SafetyLayer.measurement_fault`);
 2. stop if an emergency or protective stop is active or the mode is not an automatic one;
 3. build the observation with :mod:`celltwin.observation` (:class:`Observer`);
 4. run the ONNX policy; its action is already in controller units;
@@ -167,8 +169,9 @@ class Adapter:
         safety layer restarts from rest at the measured joints, which is only true then.
 
         Raises:
-            ControllerError: already armed, the controller cannot be read, is not ready to
-                move, the robot keeps moving, or it stands outside the safety limits.
+            ControllerError: already armed, the controller cannot be read or reports an
+                implausible state, is not ready to move, the robot keeps moving, or it stands
+                outside the safety limits.
         """
         if self.state == RUNNING:
             raise ControllerError(Problem("the adapter is armed already",
@@ -176,6 +179,10 @@ class Adapter:
         deadline = time.monotonic() + settle_timeout_s
         while True:
             state = self._read_for_arming()
+            fault = self.safety.measurement_fault(state)
+            if fault:
+                raise ControllerError(Problem(f"cannot arm: {fault}",
+                                              expected="a plausible controller state"))
             velocities = np.abs(np.asarray(state.joint_velocities, dtype=float))
             speed = float(velocities.max()) if velocities.size else 0.0
             if speed <= self.STILL_RAD_S or time.monotonic() >= deadline:
@@ -232,10 +239,10 @@ class Adapter:
         read_done = time.perf_counter()
         record.update(_state_fields(state))
         if self.state == RUNNING:
-            stale = self._watchdog(state)
-            reason = stale or self._blocking_reason(state)
+            fault = self.safety.measurement_fault(state) or self._watchdog(state)
+            reason = fault or self._blocking_reason(state)
             if reason:
-                return self._finish(record, started, self._stop(reason, fault=bool(stale)),
+                return self._finish(record, started, self._stop(reason, fault=bool(fault)),
                                     state=state)
         try:
             return self._act(record, started, read_done, state)
@@ -256,7 +263,8 @@ class Adapter:
                 if self.state == RUNNING else StepResult(sent=False)
             return self._finish(record, started, result, state=state)
         distance = float(np.linalg.norm(observation.achieved_goal - self.goal))
-        record.update(tcp_measured=observation.tcp_position, achieved_goal=observation.achieved_goal,
+        record.update(tcp_measured=observation.tcp_position,
+                      achieved_goal=observation.achieved_goal,
                       distance_m=distance, success=distance < self.threshold_m)
         if self.state != RUNNING:
             result = StepResult(sent=False, distance_m=distance,
@@ -283,7 +291,8 @@ class Adapter:
                 result.command = command.positions
                 return self._finish(record, started, result, state=state)
         record["read_ms"] = 1e3 * (read_done - started)
-        result = StepResult(sent=sent, command=command.positions, success=distance < self.threshold_m,
+        result = StepResult(sent=sent, command=command.positions,
+                            success=distance < self.threshold_m,
                             distance_m=distance, flags=command.flags)
         return self._finish(record, started, result, state=state)
 
@@ -403,7 +412,8 @@ class Adapter:
         vector = np.asarray(goal, dtype=float).reshape(-1)
         if vector.shape != (size,) or not np.isfinite(vector).all():
             raise ControllerError(Problem("goal is invalid", path="goal", value=vector.tolist(),
-                                          expected=f"{size} finite numbers in the robot base frame [m]"))
+                                          expected=f"{size} finite numbers in the robot base "
+                                                   "frame [m]"))
         return vector
 
 
