@@ -81,11 +81,15 @@ class CountingController:
         self.sent = 0
         self.disconnected = False
         self.garble: dict = {}
+        self.next_read_latency_s = 0.0
 
     def read_state(self):
         if self.disconnected:
             raise ControllerError("connection to the controller lost")
         state = self.inner.read_state()
+        if self.next_read_latency_s:   # the answer arrives late, as over a loaded network
+            time.sleep(self.next_read_latency_s)
+            self.next_read_latency_s = 0.0
         return dataclasses.replace(state, **self.garble) if self.garble else state
 
     def send_joint_targets(self, positions, gripper_width_m=None):
@@ -204,6 +208,21 @@ def test_watchdog_stops_when_the_controller_state_goes_stale(reacher_bundle, rea
     virtual.tick(2)
     assert not any(adapter.step().sent for _ in range(3))  # fresh state does not restart it
     assert adapter.state == STOPPED
+
+
+def test_the_watchdog_times_steps_as_due_not_reads_as_answered(reacher_bundle, reach_env):
+    """A paced adapter on a lock-step twin: each command ticks it, so every read sees a new
+    stamp until the twin stalls. The read that sees the last new stamp is answered 15 ms late;
+    the stop must still come at the stale_periods-th step after it (it came a step later when
+    staleness was timed by the answers)."""
+    obs, virtual, controller = _twin(reach_env)
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.3])
+    assert adapter.run(3, stop_on_success=False).stop_reason is None
+    virtual.stall()   # the sample of the last command's tick, new to the next read, stays
+    controller.next_read_latency_s = 0.015
+    summary = adapter.run(10, stop_on_success=False)
+    assert "stale controller state" in summary.stop_reason
+    assert summary.steps == adapter.stale_periods + 1
 
 
 def test_emergency_stop_holds_until_cleared_and_rearmed(reacher_bundle, reach_env, tmp_path):

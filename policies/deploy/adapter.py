@@ -3,7 +3,8 @@
 Each control step, on a monotonic clock at the bundle's control period:
 
 1. read the controller's state (the watchdog stops when that fails, when the state's
-   ``stamp_s`` has not advanced for ``stale_state_periods`` periods, or when the safety layer
+   ``stamp_s`` has not advanced for ``stale_state_periods`` periods, counted in steps as they
+   were due, or when the safety layer
    finds the state no real robot's: a non-finite value, joints far past their limits or
    faster than they can move; :meth:`SafetyLayer.measurement_fault`);
 2. stop if an emergency or protective stop is active or the mode is not an automatic one;
@@ -178,6 +179,7 @@ class Adapter:
                                           expected="stop() before arming again"))
         deadline = time.monotonic() + settle_timeout_s
         while True:
+            asked_at = self._now()
             state = self._read_for_arming()
             fault = self.safety.measurement_fault(state)
             if fault:
@@ -200,7 +202,7 @@ class Adapter:
         self.safety.reset(state.joint_positions, state.gripper_width_m)
         self.observer.reset()
         self._last_stamp = state.stamp_s
-        self._last_advance = self._now()
+        self._last_advance = asked_at
         self.state = RUNNING
         self.stop_reason = None
         self.telemetry.write({"type": "event", "event": "armed", "t": self._elapsed(),
@@ -228,6 +230,8 @@ class Adapter:
         if not self.paced:
             self._virtual_now += self.period_s  # a step stands for a period
         started = time.perf_counter()
+        # When this step was due: the watchdog's clock (see _watchdog).
+        due = self._now() - lateness_s
         record = {"type": "step", "step": self.steps, "t": self._elapsed(),
                   "lateness_ms": 1e3 * lateness_s, "overrun": overrun,
                   "overruns": self.pacer.overruns}
@@ -239,7 +243,7 @@ class Adapter:
         read_done = time.perf_counter()
         record.update(_state_fields(state))
         if self.state == RUNNING:
-            fault = self.safety.measurement_fault(state) or self._watchdog(state)
+            fault = self.safety.measurement_fault(state) or self._watchdog(state, due)
             reason = fault or self._blocking_reason(state)
             if reason:
                 return self._finish(record, started, self._stop(reason, fault=bool(fault)),
@@ -354,14 +358,21 @@ class Adapter:
         return self.chain.ik(q, target, self.tcp_rotation, damping=self.ik_damping,
                              lower=self.limits.lower, upper=self.limits.upper)
 
-    def _watchdog(self, state: ControllerState) -> str | None:
-        now = self._now()
+    def _watchdog(self, state: ControllerState, due: float) -> str | None:
+        """Why ``state`` is stale, if it is; ``due``: when the step that read it was due.
+
+        The stamp is checked once per step, so staleness is known in whole periods: it is
+        measured between the times the steps were due (not when their reads were answered,
+        a latency that varies by milliseconds from read to read) and counted to the nearest
+        period. By the answer times, a first read answered 2 ms later than the third after it
+        put the stop a step late.
+        """
         if self._last_stamp is None or state.stamp_s > self._last_stamp:
             self._last_stamp = state.stamp_s
-            self._last_advance = now
+            self._last_advance = due
             return None
-        stale = now - self._last_advance
-        if stale >= self.stale_periods * self.period_s - 1e-9:
+        stale = due - self._last_advance
+        if stale >= (self.stale_periods - 0.5) * self.period_s:
             return (f"stale controller state: stamp {state.stamp_s:.3f} s has not advanced for "
                     f"{stale:.3f} s ({self.stale_periods} periods allowed)")
         return None
