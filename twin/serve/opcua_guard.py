@@ -12,8 +12,8 @@ guard between the socket and asyncua's protocol, one per server:
 - Errors: a frame asyncua fails on (a random OPN body, a security policy the server does not
   offer, a secure channel it cannot decrypt) is refused too, instead of being logged and
   ignored.
-- Time: a connection must complete its Hello within ``hello_timeout_s`` and activate a
-  session within ``session_timeout_s``, or it is closed.
+- Time: a connection must complete its Hello within ``hello_timeout_s`` of connecting and
+  activate a session within ``session_timeout_s`` of its Hello, or it is closed.
 - Count: at most ``max_connections`` connections are open. When a new client arrives at the
   cap, the oldest connection that has not activated a session yet gives way to it (a client
   that completes its handshake is never pushed out by ones that idle); only when every
@@ -66,7 +66,7 @@ class ConnectionLimits:
         max_connections: open TCP connections at most; at the cap, the oldest connection
             without an active session is closed to admit a new one.
         hello_timeout_s: time from connect to a complete Hello message [s].
-        session_timeout_s: time from connect to an activated session [s].
+        session_timeout_s: time from a complete Hello to an activated session [s].
     """
 
     max_connections: int = 32
