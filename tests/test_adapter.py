@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -36,18 +37,25 @@ def reach_env():
 
 
 class CountingController:
-    """Wraps a controller, counting set-points and failing on demand (a cut cable)."""
+    """Wraps a controller, counting set-points and failing on demand (a cut cable, or a broken
+    sensor: ``garble`` rewrites the fields of every state read)."""
 
     def __init__(self, inner):
         self.inner = inner
         self.robot_model, self.joint_names = inner.robot_model, inner.joint_names
         self.sent = 0
         self.disconnected = False
+        self.garble: dict = {}
+        self.next_read_latency_s = 0.0
 
     def read_state(self):
         if self.disconnected:
             raise ControllerError("connection to the controller lost")
-        return self.inner.read_state()
+        state = self.inner.read_state()
+        if self.next_read_latency_s:   # the answer arrives late, as over a loaded network
+            time.sleep(self.next_read_latency_s)
+            self.next_read_latency_s = 0.0
+        return dataclasses.replace(state, **self.garble) if self.garble else state
 
     def send_joint_targets(self, positions, gripper_width_m=None):
         if self.disconnected:
@@ -167,6 +175,21 @@ def test_watchdog_stops_when_the_controller_state_goes_stale(reacher_bundle, rea
     assert adapter.state == STOPPED
 
 
+def test_the_watchdog_times_steps_as_due_not_reads_as_answered(reacher_bundle, reach_env):
+    """A paced adapter on a lock-step twin: each command ticks it, so every read sees a new
+    stamp until the twin stalls. The read that sees the last new stamp is answered 15 ms late;
+    the stop must still come at the stale_periods-th step after it (it came a step later when
+    staleness was timed by the answers)."""
+    obs, virtual, controller = _twin(reach_env)
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.3])
+    assert adapter.run(3, stop_on_success=False).stop_reason is None
+    virtual.stall()   # the sample of the last command's tick, new to the next read, stays
+    controller.next_read_latency_s = 0.015
+    summary = adapter.run(10, stop_on_success=False)
+    assert "stale controller state" in summary.stop_reason
+    assert summary.steps == adapter.stale_periods + 1
+
+
 def test_emergency_stop_holds_until_cleared_and_rearmed(reacher_bundle, reach_env, tmp_path):
     obs, virtual, controller = _twin(reach_env)
     goal = obs["desired_goal"] + [0.0, 0.0, 0.3]  # far: the policy keeps moving
@@ -202,6 +225,54 @@ def test_emergency_stop_holds_until_cleared_and_rearmed(reacher_bundle, reach_en
     adapter.close()
     events = [r["event"] for r in read_telemetry(tmp_path / "t.jsonl") if r["type"] == "event"]
     assert events == ["armed", "stopped", "armed", "closed"]
+
+
+def _garbled(field: str, state) -> dict:
+    """``state`` with one field broken as a failing sensor, bus or server would break it."""
+    q, dq = state.joint_positions.copy(), state.joint_velocities.copy()
+    if field == "positions NaN":
+        q[2] = np.nan
+        return {"joint_positions": q}
+    if field == "positions far past a limit":
+        q[0] = 10.0
+        return {"joint_positions": q}
+    if field == "speeds 1e6":
+        dq[:] = 1e6
+        return {"joint_velocities": dq}
+    if field == "speeds NaN":
+        dq[5] = np.nan
+        return {"joint_velocities": dq}
+    if field == "gripper NaN":
+        return {"gripper_width_m": float("nan")}
+    return {"objects": {"cube": np.array([np.nan, 0.0, 0.0])}}
+
+
+@pytest.mark.parametrize("field", ["positions NaN", "positions far past a limit", "speeds 1e6",
+                                   "speeds NaN", "gripper NaN", "tracked body NaN"])
+def test_an_implausible_measurement_stops_like_stale_state(reacher_bundle, reach_env, field,
+                                                           tmp_path):
+    obs, virtual, controller = _twin(reach_env)
+    adapter = Adapter(reacher_bundle, controller, obs["desired_goal"] + [0.0, 0.0, 0.3],
+                      paced=False, telemetry=tmp_path / "t.jsonl")
+    adapter.rearm()
+    for _ in range(3):
+        assert adapter.step().sent
+    controller.garble = _garbled(field, controller.read_state())
+    sent = controller.sent
+    result = adapter.step()
+    assert "implausible measurement" in result.stop_reason and not result.sent
+    assert controller.sent == sent and adapter.state == STOPPED
+    assert virtual.protective_stop   # asked the controller to hold, as for stale state
+    assert not any(adapter.step().sent for _ in range(3))
+    virtual.clear_protective_stop()
+    with pytest.raises(ControllerError, match="cannot arm: implausible measurement"):
+        adapter.rearm()
+    controller.garble = {}
+    virtual.tick(25)
+    adapter.rearm()   # a sound state arms again
+    adapter.close()
+    stops = [r for r in read_telemetry(tmp_path / "t.jsonl") if r.get("event") == "stopped"]
+    assert len(stops) == 1 and stops[0]["protective_stop_requested"] is True
 
 
 def test_telemetry_is_complete_after_the_controller_disconnects(reacher_bundle, reach_env, tmp_path):
@@ -438,3 +509,27 @@ def test_an_internal_fault_latches_a_stop_and_arming_needs_a_robot_at_rest(reach
     again.close()
     events = [r.get("event") for r in read_telemetry(path) if r["type"] == "event"]
     assert events[-1] == "closed" and events.count("closed") == 2
+
+
+def test_over_opcua_a_joint_reported_at_1e6_rad_s_stops_and_holds(reacher_bundle, served_twin):
+    from celltwin.policies.deploy.opcua_client import OpcUaController
+
+    virtual, server = served_twin
+
+    async def kick(_server):
+        # On the server's loop, between ticks: the twin's joint 2 now moves at 1e6 rad/s, the
+        # reading a failed encoder could give.
+        robot = virtual.robot
+        joint = int(robot.arm_joint_indices[1])
+        position = robot.joint_positions()[1]
+        robot.client.resetJointState(robot.body_id, joint, position, targetVelocity=1e6)
+        await _server.tick()
+
+    with OpcUaController(server.endpoint) as controller, \
+            Adapter(reacher_bundle, controller, FAR_GOAL) as adapter:
+        assert adapter.run(3, stop_on_success=False).stop_reason is None
+        server.run(kick)
+        summary = adapter.run(10, stop_on_success=False)
+        assert "implausible measurement" in summary.stop_reason
+        assert summary.steps == 1
+        assert virtual.protective_stop   # the adapter asked the controller to hold

@@ -146,3 +146,57 @@ def test_refuses_to_start_outside_the_limits():
         SafetyLayer(_limits(workspace_low=_HOME_TCP + 0.01), CHAIN, PERIOD_S).reset(HOME)
     with pytest.raises(ControllerError, match="before reset"):
         SafetyLayer(LIMITS, CHAIN, PERIOD_S).filter(HOME)
+
+
+# --- what the controller measures --------------------------------------------------------------
+
+def _state(**overrides):
+    from celltwin.controller.interface import ControllerState
+
+    values = dict(stamp_s=1.0, joint_positions=HOME.copy(), joint_velocities=np.zeros(DOF),
+                  gripper_width_m=0.04, operational_mode="AUTOMATIC", emergency_stop=False,
+                  protective_stop=False, objects={"cube": np.array([0.5, 0.0, 0.1])})
+    values.update(overrides)
+    return ControllerState(**values)
+
+
+def _with(index: int, value: float, base=HOME) -> np.ndarray:
+    array = np.array(base, dtype=float)
+    array[index] = value
+    return array
+
+
+_SPEED_LIMIT = LIMITS.velocity[2]
+
+
+@pytest.mark.parametrize("state, reason", [
+    (_state(joint_positions=_with(0, np.nan)), "joint 'panda_joint1' at nan rad"),
+    (_state(joint_positions=_with(1, np.inf)), "joint 'panda_joint2' at inf rad"),
+    (_state(joint_positions=_with(3, LIMITS.upper[3] + 0.2)), "joint 'panda_joint4' at"),
+    (_state(joint_positions=_with(6, -1e308)), "joint 'panda_joint7' at -1e+308 rad"),
+    (_state(joint_positions=HOME[:6]), "6 joint positions for 7 joints"),
+    (_state(joint_velocities=_with(2, 1e6, np.zeros(DOF))), "moving at 1e+06 rad/s"),
+    (_state(joint_velocities=_with(2, -4 * _SPEED_LIMIT, np.zeros(DOF))), "moving at"),
+    (_state(joint_velocities=_with(4, np.nan, np.zeros(DOF))), "moving at nan rad/s"),
+    (_state(gripper_width_m=np.nan), "gripper opening nan m"),
+    (_state(gripper_width_m=0.5), "gripper opening 0.5 m"),
+    (_state(objects={"cube": np.array([np.nan, 0.0, 0.1])}), "tracked body 'cube'"),
+    (_state(objects={"cube": np.array([1e6, 0.0, 0.1])}), "tracked body 'cube'"),
+    (_state(objects={"cube": np.array([0.5, 0.0])}), "tracked body 'cube'"),
+    (_state(stamp_s=np.nan), "state stamp nan s"),
+])
+def test_implausible_measurements_are_named(state, reason):
+    fault = SafetyLayer(LIMITS, CHAIN, PERIOD_S).measurement_fault(state)
+    assert fault is not None and fault.startswith("implausible measurement: ") and reason in fault
+
+
+@pytest.mark.parametrize("state", [
+    _state(),
+    _state(gripper_width_m=None, objects={}),
+    # A robot overshoots a limit a little and moves near its rated speed: that is real.
+    _state(joint_positions=_with(3, LIMITS.upper[3] + 0.05),
+           joint_velocities=_with(2, 1.5 * _SPEED_LIMIT, np.zeros(DOF))),
+    _state(gripper_width_m=-0.002),
+])
+def test_plausible_measurements_pass(state):
+    assert SafetyLayer(LIMITS, CHAIN, PERIOD_S).measurement_fault(state) is None

@@ -386,3 +386,48 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_client_outlives_a_server_busy_longer_than_asyncuas_keepalive(own_twin):
+    """The cause of a flaky "client is disconnected": asyncua's supervisor probed the server
+    every second and, when one probe went unanswered for a second (a loaded machine), marked the
+    client dead for good. Liveness is the per-call deadline's and the adapter's to judge."""
+    with serving(own_twin) as server, OpcUaController(server.endpoint) as client:
+        client.read_state()
+
+        async def busy(_server):
+            time.sleep(2.5)   # the server's loop held up, as a starved process would be
+
+        server.run(busy)
+        assert client.read_state().operational_mode == "AUTOMATIC"
+        client.send_joint_targets(client.read_state().joint_positions)
+
+
+def test_cli_keeps_library_logs_off_the_terminal_unless_verbose(capsys, monkeypatch):
+    import logging
+
+    from celltwin.cli.logs import configure_logging
+
+    def emitted() -> list[str]:
+        logging.getLogger("asyncua.server.uaprocessor").error("asyncua chatter")
+        logging.getLogger("ray.worker").warning("ray chatter")
+        try:
+            raise ValueError("bad\nframe")
+        except ValueError:
+            logging.getLogger("celltwin.serve").exception("refused client x")
+        logging.getLogger("celltwin.serve").info("an info line")
+        return capsys.readouterr().err.splitlines()
+
+    try:
+        monkeypatch.delenv("CELLTWIN_VERBOSE", raising=False)
+        configure_logging()
+        assert emitted() == ["error: refused client x: ValueError: bad frame"]
+        monkeypatch.setenv("CELLTWIN_VERBOSE", "1")
+        configure_logging()
+        lines = emitted()
+        assert "asyncua.server.uaprocessor: error: asyncua chatter" in lines
+        assert "ray.worker: warning: ray chatter" in lines
+        assert "Traceback (most recent call last):" in lines and "info: an info line" in lines
+    finally:
+        monkeypatch.delenv("CELLTWIN_VERBOSE", raising=False)
+        configure_logging()   # as every other command leaves it

@@ -171,3 +171,31 @@ def test_in_process_realtime_ticks_with_the_wall_clock():
         assert controller.read_state().stamp_s == frozen
     # Closed, and its ticking thread is gone with it.
     assert controller.virtual.closed and set(threading.enumerate()) <= threads
+
+
+@pytest.mark.parametrize("joint, value", [(0, 1e308), (1, -1e308), (3, 0.5), (5, -0.2)])
+def test_setpoints_outside_the_limits_are_refused_not_clipped(twin, joint, value):
+    before = twin.active_setpoint
+    q = before.copy()
+    q[joint] = value
+    with pytest.raises(ControllerError, match="outside its limits") as error:
+        twin.command(q)
+    problem = error.value.problems[0]
+    assert problem.path == f"positions[{joint}]" and problem.value == value
+    assert twin.joint_names[joint] in problem.message
+    twin.tick(3)
+    np.testing.assert_array_equal(twin.active_setpoint, before)   # it keeps its own
+
+
+def test_setpoints_a_rounding_past_a_limit_are_put_on_it(twin):
+    q = twin.active_setpoint
+    q[3] = twin.robot.arm_upper[3] + 1e-12   # panda_joint4's upper limit is 0 rad
+    assert twin.command(q)
+    twin.tick(3)
+    assert twin.active_setpoint[3] == twin.robot.arm_upper[3]
+
+
+@pytest.mark.parametrize("width", [0.5, -0.01, 1e308])
+def test_gripper_setpoints_outside_its_range_are_refused(twin, width):
+    with pytest.raises(ControllerError, match="outside the gripper's range"):
+        twin.command(None, width)

@@ -2,8 +2,11 @@
 
 Each control step, on a monotonic clock at the bundle's control period:
 
-1. read the controller's state (the watchdog stops when that fails, or when the state's
-   ``stamp_s`` has not advanced for ``stale_state_periods`` periods);
+1. read the controller's state (the watchdog stops when that fails, when the state's
+   ``stamp_s`` has not advanced for ``stale_state_periods`` periods, counted in steps as they
+   were due, or when the safety layer
+   finds the state no real robot's: a non-finite value, joints far past their limits or
+   faster than they can move; :meth:`SafetyLayer.measurement_fault`);
 2. stop if an emergency or protective stop is active or the mode is not an automatic one;
 3. build the observation with :mod:`celltwin.observation` (:class:`Observer`);
 4. run the ONNX policy; its action is already in controller units;
@@ -167,15 +170,21 @@ class Adapter:
         safety layer restarts from rest at the measured joints, which is only true then.
 
         Raises:
-            ControllerError: already armed, the controller cannot be read, is not ready to
-                move, the robot keeps moving, or it stands outside the safety limits.
+            ControllerError: already armed, the controller cannot be read or reports an
+                implausible state, is not ready to move, the robot keeps moving, or it stands
+                outside the safety limits.
         """
         if self.state == RUNNING:
             raise ControllerError(Problem("the adapter is armed already",
                                           expected="stop() before arming again"))
         deadline = time.monotonic() + settle_timeout_s
         while True:
+            asked_at = self._now()
             state = self._read_for_arming()
+            fault = self.safety.measurement_fault(state)
+            if fault:
+                raise ControllerError(Problem(f"cannot arm: {fault}",
+                                              expected="a plausible controller state"))
             velocities = np.abs(np.asarray(state.joint_velocities, dtype=float))
             speed = float(velocities.max()) if velocities.size else 0.0
             if speed <= self.STILL_RAD_S or time.monotonic() >= deadline:
@@ -193,7 +202,7 @@ class Adapter:
         self.safety.reset(state.joint_positions, state.gripper_width_m)
         self.observer.reset()
         self._last_stamp = state.stamp_s
-        self._last_advance = self._now()
+        self._last_advance = asked_at
         self.state = RUNNING
         self.stop_reason = None
         self.telemetry.write({"type": "event", "event": "armed", "t": self._elapsed(),
@@ -221,6 +230,8 @@ class Adapter:
         if not self.paced:
             self._virtual_now += self.period_s  # a step stands for a period
         started = time.perf_counter()
+        # When this step was due: the watchdog's clock (see _watchdog).
+        due = self._now() - lateness_s
         record = {"type": "step", "step": self.steps, "t": self._elapsed(),
                   "lateness_ms": 1e3 * lateness_s, "overrun": overrun,
                   "overruns": self.pacer.overruns}
@@ -232,10 +243,10 @@ class Adapter:
         read_done = time.perf_counter()
         record.update(_state_fields(state))
         if self.state == RUNNING:
-            stale = self._watchdog(state)
-            reason = stale or self._blocking_reason(state)
+            fault = self.safety.measurement_fault(state) or self._watchdog(state, due)
+            reason = fault or self._blocking_reason(state)
             if reason:
-                return self._finish(record, started, self._stop(reason, fault=bool(stale)),
+                return self._finish(record, started, self._stop(reason, fault=bool(fault)),
                                     state=state)
         try:
             return self._act(record, started, read_done, state)
@@ -256,7 +267,8 @@ class Adapter:
                 if self.state == RUNNING else StepResult(sent=False)
             return self._finish(record, started, result, state=state)
         distance = float(np.linalg.norm(observation.achieved_goal - self.goal))
-        record.update(tcp_measured=observation.tcp_position, achieved_goal=observation.achieved_goal,
+        record.update(tcp_measured=observation.tcp_position,
+                      achieved_goal=observation.achieved_goal,
                       distance_m=distance, success=distance < self.threshold_m)
         if self.state != RUNNING:
             result = StepResult(sent=False, distance_m=distance,
@@ -283,7 +295,8 @@ class Adapter:
                 result.command = command.positions
                 return self._finish(record, started, result, state=state)
         record["read_ms"] = 1e3 * (read_done - started)
-        result = StepResult(sent=sent, command=command.positions, success=distance < self.threshold_m,
+        result = StepResult(sent=sent, command=command.positions,
+                            success=distance < self.threshold_m,
                             distance_m=distance, flags=command.flags)
         return self._finish(record, started, result, state=state)
 
@@ -345,14 +358,21 @@ class Adapter:
         return self.chain.ik(q, target, self.tcp_rotation, damping=self.ik_damping,
                              lower=self.limits.lower, upper=self.limits.upper)
 
-    def _watchdog(self, state: ControllerState) -> str | None:
-        now = self._now()
+    def _watchdog(self, state: ControllerState, due: float) -> str | None:
+        """Why ``state`` is stale, if it is; ``due``: when the step that read it was due.
+
+        The stamp is checked once per step, so staleness is known in whole periods: it is
+        measured between the times the steps were due (not when their reads were answered,
+        a latency that varies by milliseconds from read to read) and counted to the nearest
+        period. By the answer times, a first read answered 2 ms later than the third after it
+        put the stop a step late.
+        """
         if self._last_stamp is None or state.stamp_s > self._last_stamp:
             self._last_stamp = state.stamp_s
-            self._last_advance = now
+            self._last_advance = due
             return None
-        stale = now - self._last_advance
-        if stale >= self.stale_periods * self.period_s - 1e-9:
+        stale = due - self._last_advance
+        if stale >= (self.stale_periods - 0.5) * self.period_s:
             return (f"stale controller state: stamp {state.stamp_s:.3f} s has not advanced for "
                     f"{stale:.3f} s ({self.stale_periods} periods allowed)")
         return None
@@ -403,7 +423,8 @@ class Adapter:
         vector = np.asarray(goal, dtype=float).reshape(-1)
         if vector.shape != (size,) or not np.isfinite(vector).all():
             raise ControllerError(Problem("goal is invalid", path="goal", value=vector.tolist(),
-                                          expected=f"{size} finite numbers in the robot base frame [m]"))
+                                          expected=f"{size} finite numbers in the robot base "
+                                                   "frame [m]"))
         return vector
 
 

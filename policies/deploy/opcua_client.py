@@ -18,8 +18,11 @@ Design choices that matter on a control loop:
 - asyncua is async; this class keeps its own event loop on a background thread
   (:mod:`celltwin.policies.deploy.opcua_loop`) so the adapter can call it synchronously from
   its control loop, with a deadline on every call.
-- Every failure (refused connection, timeout, refused login, bad status, mismatched model)
-  is a :class:`~celltwin.controller.errors.ControllerError` naming the endpoint.
+- Every failure (refused connection, timeout, refused login, bad status, mismatched model,
+  a server that presents another certificate than the pinned one) is a
+  :class:`~celltwin.controller.errors.ControllerError` naming the endpoint.
+- Liveness is judged by the deadline on each call and by the adapter's watchdog, not by
+  asyncua's connection supervisor (see :data:`KEEPALIVE_S`).
 
 Positions are reported in radians; a server whose ``EngineeringUnits`` say degrees is
 converted, any other unit is refused.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import math
 import threading
 from pathlib import Path
@@ -47,6 +51,17 @@ from celltwin.policies.deploy.opcua_state import decode_state
 
 _SECURITY_POLICIES = {"Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256}
 _UINT32 = 2 ** 32
+# Session timeout asked of the server [ms]: a session of a client that vanished is dropped
+# after this long, not asyncua's hour.
+SESSION_TIMEOUT_MS = 30_000
+# Period of asyncua's keep-alive probe [s]. asyncua's connection supervisor reads the server's
+# status every this many seconds and, without auto-reconnect, declares the client dead for good
+# when one read takes longer than min(period, session timeout / 2). At its default of 1 s, a
+# server busy for a second (a loaded machine, a long physics step) killed a healthy client:
+# every later call failed with "client is disconnected". The probe is kept only to hold the
+# session open while the client idles (a third of the session timeout); whether the controller
+# answers in time is this class's deadline per call, and the adapter's watchdog, to judge.
+KEEPALIVE_S = SESSION_TIMEOUT_MS / 1000 / 3
 
 
 class OpcUaController:
@@ -93,7 +108,7 @@ class OpcUaController:
         self._send_lock = threading.Lock()
         if security_policy is None and certificate is not None:
             security_policy = "Basic256Sha256"
-        self._check_options(security_policy, certificate, private_key)
+        self._check_options(security_policy, certificate, private_key, server_certificate)
         self._loop = LoopThread()
         self._client = None
         try:
@@ -178,14 +193,16 @@ class OpcUaController:
     # ----------------------------------------------------------------------------- connect
     async def _connect(self, username, password, certificate, private_key, server_certificate,
                        policy_name, motion_device) -> None:
-        client = Client(self.endpoint, timeout=self.timeout_s)
-        # A session of a client that vanished is dropped after this long, not asyncua's hour.
-        client.session_timeout = 30_000
+        client = Client(self.endpoint, timeout=self.timeout_s, watchdog_intervall=KEEPALIVE_S)
+        client.session_timeout = SESSION_TIMEOUT_MS
         self._client = client
         if username is not None:
             client.set_user(username)
             client.set_password(password or "")
         if policy_name is not None:
+            if server_certificate is not None:
+                await self._check_pinned_certificate(Path(server_certificate),
+                                                     _SECURITY_POLICIES[policy_name])
             client.application_uri = (certificate_uri(Path(certificate))
                                       or model.CLIENT_APPLICATION_URI)
             await client.set_security(_SECURITY_POLICIES[policy_name], str(certificate),
@@ -203,8 +220,31 @@ class OpcUaController:
         self.control_period_s = nodes.control_period_s
         self.robot_model = nodes.robot_model
 
+    async def _check_pinned_certificate(self, pinned: Path, policy) -> None:
+        """Compare the pinned server certificate with the one the server presents.
+
+        Without this, a client that pins the wrong certificate encrypts its channel request
+        for a key the server does not hold, and learns only that no answer came. The server
+        presents its certificate in its endpoint list, which any client may read.
+        """
+        probe = Client(self.endpoint, timeout=self.timeout_s)
+        endpoints = await probe.connect_and_get_server_endpoints()
+        presented = [endpoint.ServerCertificate or b"" for endpoint in endpoints
+                     if endpoint.SecurityPolicyUri == policy.URI
+                     and endpoint.SecurityMode == ua.MessageSecurityMode.SignAndEncrypt]
+        if not presented:
+            raise ua.UaError("No matching endpoints")  # reported as such by _error
+        expected = _certificate_der(pinned)
+        # A presented chain starts with the server's own certificate.
+        if not any(chain.startswith(expected) for chain in presented):
+            raise ControllerError(Problem(
+                f"cannot connect to {self.endpoint}: certificate mismatch: the server presents "
+                f"certificate {_thumbprint(presented[0])}, not the pinned {pinned} "
+                f"({_thumbprint(expected)})", path="server_certificate", value=str(pinned),
+                expected="the server's certificate (or pin none to trust the one it presents)"))
+
     # ----------------------------------------------------------------------------- failures
-    def _check_options(self, policy, certificate, private_key) -> None:
+    def _check_options(self, policy, certificate, private_key, server_certificate) -> None:
         problems = []
         if policy is not None and policy not in _SECURITY_POLICIES:
             problems.append(Problem(f"unsupported security policy '{policy}'",
@@ -214,10 +254,18 @@ class OpcUaController:
             problems.append(Problem("a secure channel needs this client's certificate and key",
                                     path="certificate" if certificate is None else "private_key",
                                     expected="paths to a certificate and its private key"))
-        for name, path in (("certificate", certificate), ("private_key", private_key)):
+        for name, path in (("certificate", certificate), ("private_key", private_key),
+                           ("server_certificate", server_certificate)):
             if path is not None and not Path(path).is_file():
                 problems.append(Problem(f"no such file: {path}", path=name, value=str(path),
                                         expected="a readable file"))
+        if server_certificate is not None and Path(server_certificate).is_file():
+            try:
+                _certificate_der(Path(server_certificate))
+            except (OSError, ValueError):
+                problems.append(Problem(f"{server_certificate} is not a certificate",
+                                        path="server_certificate", value=str(server_certificate),
+                                        expected="an X.509 certificate in DER or PEM"))
         if problems:
             raise ControllerError(problems)
 
@@ -263,9 +311,23 @@ class OpcUaController:
 
 def certificate_uri(path: Path) -> str | None:
     """The application URI in a certificate's subjectAltName (asyncua checks it matches)."""
+    return model.application_uri(_load_certificate(path))
+
+
+def _load_certificate(path: Path):
     from cryptography import x509
 
     data = path.read_bytes()
-    certificate = (x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----BEGIN")
-                   else x509.load_der_x509_certificate(data))
-    return model.application_uri(certificate)
+    return (x509.load_pem_x509_certificate(data) if data.lstrip().startswith(b"-----BEGIN")
+            else x509.load_der_x509_certificate(data))
+
+
+def _certificate_der(path: Path) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return _load_certificate(path).public_bytes(serialization.Encoding.DER)
+
+
+def _thumbprint(der: bytes) -> str:
+    """A certificate's SHA-256 fingerprint, shortened for messages."""
+    return "SHA-256 " + hashlib.sha256(der).hexdigest()[:16]

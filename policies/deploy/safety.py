@@ -33,6 +33,14 @@ keeps the invariant:
    IK inside the safety layer; scaling in joint space needs only FK and keeps 2 and 3 intact,
    since every limit above is convex in the velocity.)
 
+The layer also judges what the controller *measures* (:meth:`SafetyLayer.measurement_fault`):
+a state with a non-finite value, joints beyond their limits by more than
+:data:`POSITION_MARGIN_RAD`, joint speeds beyond :data:`SPEED_FACTOR` times their limits, a
+gripper opening outside its range by more than :data:`GRIPPER_MARGIN_M` or a tracked body
+farther than :data:`OBJECT_RANGE_M` from the base is no robot's: a broken sensor, bus or server.
+Holding position from such a state would compute set-points from garbage, so the adapter stops
+on it as on stale state, and asks the controller for a protective stop.
+
 The box and joint limits hold at the set-points; between set-points the controller
 interpolates, so the box should keep a margin to anything solid. This layer never replaces the
 controller's certified safety functions (e-stop, safe speed monitoring); it keeps a policy
@@ -58,6 +66,13 @@ FLAGS = ("non_finite", "joint_position", "joint_velocity", "joint_step", "joint_
          "braking_distance", "reduced_speed", "workspace", "gripper")
 _BISECTION_STEPS = 12  # 1/4096 of the step: finer buys nothing a controller can follow
 _EPS = 1e-12
+# Bounds of a physically possible measurement (see the module docstring). Wide on purpose: a
+# robot overshoots a soft limit a little and brakes through a collision; none stands a tenth
+# of a radian past its limit or moves at three times its rated speed.
+POSITION_MARGIN_RAD = 0.1
+SPEED_FACTOR = 3.0
+GRIPPER_MARGIN_M = 0.01
+OBJECT_RANGE_M = 100.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +200,54 @@ class SafetyLayer:
         self._gripper = None if gripper_width_m is None else float(
             np.clip(gripper_width_m, *limits.gripper_range))
 
+    # --- measurements ----------------------------------------------------------------------
+
+    def measurement_fault(self, state) -> str | None:
+        """Why a controller state cannot be a real robot's measurement (``None``: it can).
+
+        Args:
+            state: a :class:`~celltwin.controller.interface.ControllerState`.
+        """
+        limits, names = self.limits, self.chain.joint_names
+        try:
+            stamp = float(state.stamp_s)
+            q = np.asarray(state.joint_positions, dtype=float)
+            dq = np.asarray(state.joint_velocities, dtype=float)
+        except (TypeError, ValueError):
+            return "implausible measurement: stamp or joint values are not numbers"
+        if not math.isfinite(stamp):
+            return f"implausible measurement: state stamp {stamp} s"
+        for what, values in (("position", q), ("speed", dq)):
+            if values.shape != (self.chain.dof,):
+                return (f"implausible measurement: {values.size} joint {what}s for "
+                        f"{self.chain.dof} joints")
+        speed_limit = SPEED_FACTOR * limits.velocity
+        for j, name in enumerate(names):
+            if not (limits.lower[j] - POSITION_MARGIN_RAD <= q[j]
+                    <= limits.upper[j] + POSITION_MARGIN_RAD):  # NaN fails this too
+                return (f"implausible measurement: joint '{name}' at {q[j]:.6g} rad, limits "
+                        f"[{limits.lower[j]:.4f}, {limits.upper[j]:.4f}] rad")
+            if not abs(dq[j]) <= speed_limit[j]:
+                return (f"implausible measurement: joint '{name}' moving at {dq[j]:.6g} rad/s, "
+                        f"limit {limits.velocity[j]:.4g} rad/s")
+        width = state.gripper_width_m
+        if width is not None:
+            closed, opened = limits.gripper_range
+            if not (isinstance(width, (int, float, np.number)) and
+                    closed - GRIPPER_MARGIN_M <= width <= opened + GRIPPER_MARGIN_M):
+                return (f"implausible measurement: gripper opening {width!r} m, range "
+                        f"[{closed:g}, {opened:g}] m")
+        for name, position in state.objects.items():
+            try:
+                xyz = np.asarray(position, dtype=float)
+            except (TypeError, ValueError):
+                xyz = np.full(0, np.nan)
+            if xyz.shape != (3,) or not np.linalg.norm(xyz) <= OBJECT_RANGE_M:
+                return (f"implausible measurement: tracked body '{name}' at "
+                        f"{np.atleast_1d(xyz).tolist()} m (expected 3 finite coordinates within "
+                        f"{OBJECT_RANGE_M:g} m of the base)")
+        return None
+
     # --- the filter ------------------------------------------------------------------------
 
     def filter(self, proposed_q: Sequence[float],
@@ -212,7 +275,8 @@ class SafetyLayer:
         width = self._gripper_command(gripper_width_m, flags)
         return SafeCommand(self._q.copy(), width, tuple(flags), tcp)
 
-    def _clip_velocity(self, proposed: np.ndarray, brake_v: np.ndarray, flags: list[str]) -> np.ndarray:
+    def _clip_velocity(self, proposed: np.ndarray, brake_v: np.ndarray,
+                       flags: list[str]) -> np.ndarray:
         limits, dt, q0, v0 = self.limits, self.dt, self._q, self._v
         # Bounded first: a 1e308 output would overflow the division; any step beyond a
         # million radians is clipped to the same set-point anyway.
@@ -248,7 +312,8 @@ class SafetyLayer:
         distance = np.maximum(distance, 0.0)
         return a * (np.sqrt(dt * dt + 2.0 * distance / a) - dt)
 
-    def _cap_tcp_speed(self, velocity: np.ndarray, brake_v: np.ndarray, flags: list[str]) -> np.ndarray:
+    def _cap_tcp_speed(self, velocity: np.ndarray, brake_v: np.ndarray,
+                       flags: list[str]) -> np.ndarray:
         cap = self.limits.reduced_tcp_speed
         bound = lambda v: float(self._weights @ np.abs(v))  # noqa: E731  (TCP speed bound [m/s])
         if bound(velocity) <= cap:

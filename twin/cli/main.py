@@ -15,6 +15,7 @@ import sys
 import celltwin.core.client  # noqa: F401  (first pybullet import, with its banner muted)
 from celltwin import __version__
 from celltwin.cli.arguments import EXIT_USAGE, CliParser, group_handler
+from celltwin.cli.logs import configure_logging
 from celltwin.core.errors import CelltwinError
 
 # Modules that contribute subcommands, in the order `--help` lists them.
@@ -39,6 +40,7 @@ def build_parser() -> CliParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging()
     try:
         return int(args.handler(args) or 0)
     except CelltwinError as error:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from celltwin.cli.common import (add_world_arguments, build_world, non_negative_float,
                                  non_negative_int)
+from celltwin.cli.logs import configure_logging
 from celltwin.core.errors import Problem
 from celltwin.serve.errors import ServeError
 from celltwin.serve.virtual_controller import VirtualController
@@ -39,6 +40,9 @@ def register(subparsers) -> None:
                        help="seed of the state noise (default: fresh)")
     serve.add_argument("--track", metavar="BODY", action="append", default=[],
                        help="report this body's position in the robot base frame (repeatable)")
+    serve.add_argument("--verbose", action="store_true",
+                       help="show the OPC UA library's own log, tracebacks included (default: "
+                            "one line per refused client or command; also $CELLTWIN_VERBOSE=1)")
     security = serve.add_argument_group("security")
     security.add_argument("--insecure", action="store_true",
                           help="NoSecurity and anonymous access, for local commissioning only")
@@ -58,15 +62,14 @@ def register(subparsers) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from celltwin.serve.opcua_server import VirtualControllerServer
 
+    if args.verbose:
+        configure_logging(verbose=True)
     security = _security(args)
     if not security.insecure:
         security.server_credentials()  # bad files or users fail now, not after building the twin
-    # asyncua warns about every refused or dropped client; errors are what an operator needs.
-    logging.getLogger("asyncua").setLevel(logging.ERROR)
     world = build_world(args)
     try:
         controller = VirtualController(world, args.robot_name, latency_steps=args.latency_steps,

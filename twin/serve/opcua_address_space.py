@@ -35,6 +35,7 @@ measured values carry ``EngineeringUnits`` (UNECE codes) as AnalogUnitType varia
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -43,6 +44,8 @@ from asyncua import Server, ua
 
 from celltwin.controller import opcua_model as model
 from celltwin.controller.interface import OPERATIONAL_MODES
+
+_LOG = logging.getLogger("celltwin.serve")  # the serve log: one line per refused call
 
 RADIAN = (model.UNIT_RADIAN, "rad", "radian")
 RADIAN_PER_SECOND = (model.UNIT_RADIAN_PER_SECOND, "rad/s", "radian per second")
@@ -180,23 +183,51 @@ class _Builder:
                              (model.CLEAR_EMERGENCY_STOP, controller.clear_emergency_stop),
                              (model.RAISE_PROTECTIVE_STOP, controller.raise_protective_stop),
                              (model.CLEAR_PROTECTIVE_STOP, controller.clear_protective_stop)):
-            # Coroutines on purpose: asyncua runs plain callables on a thread pool, which would
-            # call into pybullet from a second thread.
-            async def call(_parent, action=action):
+            async def run(action=action):
                 await safety(action)
-                return []
-            await interface.add_method(self._id(f"{base}.{name[1]}"), self._qname(name), call,
-                                       [], [])
+            await self._method(interface, base, name, (), run)
 
-        async def set_mode(_parent, mode: ua.Variant):
-            index = mode.Value
-            if not isinstance(index, int) or not 0 <= index < len(OPERATIONAL_MODES):
-                return ua.StatusCode(ua.StatusCodes.BadInvalidArgument)
+        async def set_mode(index: int):
+            if not 0 <= index < len(OPERATIONAL_MODES):
+                return f"mode {index} is not an OperationalModeEnumeration value (0-" \
+                       f"{len(OPERATIONAL_MODES) - 1})"
             await safety(lambda: controller.set_operational_mode(OPERATIONAL_MODES[index]))
-            return []
-        await interface.add_method(self._id(f"{base}.SetOperationalMode"),
-                                   self._qname(model.SET_OPERATIONAL_MODE), set_mode,
-                                   [ua.VariantType.Int32], [])
+            return None
+        await self._method(interface, base, model.SET_OPERATIONAL_MODE,
+                           (("mode", ua.VariantType.Int32),), set_mode)
+
+    async def _method(self, interface, base: str, name, inputs, run) -> None:
+        """Add method ``name`` whose arguments are checked against ``inputs`` before ``run``.
+
+        asyncua passes whatever a client sends on to the callable (a wrong count ends in a
+        TypeError and a logged traceback). Here a wrong count or type is answered with the
+        status OPC 10000-4 (5.11.2) names and one line in the serve log. ``inputs`` is a tuple
+        of ``(name, VariantType)``; ``run`` gets the values and may return a reason to refuse
+        them (answered ``BadInvalidArgument``, the argument ``BadOutOfRange``).
+        """
+        method = name[1]
+
+        # A coroutine on purpose: asyncua runs plain callables on a thread pool, which would
+        # call into pybullet from a second thread.
+        async def call(_parent, *arguments):
+            refusal = _argument_refusal(method, inputs, arguments)
+            if refusal is None:
+                reason = await run(*(argument.Value for argument in arguments))
+                if reason is None:
+                    return []
+                refusal = (reason, ua.StatusCodes.BadInvalidArgument,
+                           [ua.StatusCodes.BadOutOfRange] * len(arguments))
+            reason, status, argument_statuses = refusal
+            _LOG.warning("refused %s call: %s", method, reason)
+            return ua.CallMethodResult(
+                StatusCode=ua.StatusCode(status),
+                InputArgumentResults=[ua.StatusCode(code) for code in argument_statuses])
+
+        arguments = [ua.Argument(Name=argument, DataType=ua.NodeId(vtype.value), ValueRank=-1,
+                                 Description=ua.LocalizedText(argument))
+                     for argument, vtype in inputs]
+        await interface.add_method(self._id(f"{base}.{method}"), self._qname(name), call,
+                                   arguments, [])
 
     # ----------------------------------------------------------------------------- helpers
     def _id(self, text: str) -> ua.NodeId:
@@ -241,6 +272,27 @@ class _Builder:
             await node.set_writable()
             self.server.set_attribute_value_setter(node.nodeid, setter)
         return node.nodeid
+
+
+def _argument_refusal(method: str, inputs, arguments) -> tuple | None:
+    """Why ``arguments`` do not fit ``inputs``: (reason, status, per-argument statuses)."""
+    wanted = ", ".join(f"{vtype.name} {name}" for name, vtype in inputs) or "none"
+    if len(arguments) != len(inputs):
+        status = (ua.StatusCodes.BadArgumentsMissing if len(arguments) < len(inputs)
+                  else ua.StatusCodes.BadTooManyArguments)
+        return (f"{len(arguments)} argument(s) given, expected {len(inputs)} ({wanted})", status,
+                [ua.StatusCodes.Good] * min(len(arguments), len(inputs))
+                + [ua.StatusCodes.BadTooManyArguments] * max(len(arguments) - len(inputs), 0))
+    statuses = [ua.StatusCodes.Good if isinstance(argument, ua.Variant)
+                and argument.VariantType == vtype and not argument.is_array
+                else ua.StatusCodes.BadTypeMismatch
+                for argument, (_, vtype) in zip(arguments, inputs)]
+    if any(status != ua.StatusCodes.Good for status in statuses):
+        given = ", ".join(argument.VariantType.name if isinstance(argument, ua.Variant)
+                          else type(argument).__name__ for argument in arguments)
+        return (f"arguments of type {given}, expected {wanted}",
+                ua.StatusCodes.BadInvalidArgument, statuses)
+    return None
 
 
 def _or_nan(value: float | None) -> float:

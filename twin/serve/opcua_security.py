@@ -23,6 +23,7 @@ import datetime
 import fcntl
 import hmac
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from celltwin.serve.errors import ServeError
 __all__ = ["CLIENT_APPLICATION_URI", "SERVER_APPLICATION_URI", "ServerSecurity", "UserGate",
            "application_uri", "certificate_der", "ensure_certificate"]
 
+_LOG = logging.getLogger("celltwin.serve")  # the serve log
 _VALIDITY_DAYS = 365
 _RENEW_BEFORE = datetime.timedelta(days=7)
 
@@ -119,20 +121,29 @@ class UserGate:
 
     def get_user(self, iserver, username: str | None = None, password: str | None = None,
                  certificate: bytes | None = None) -> User | None:
-        """Return the session's user, or ``None`` to refuse it (BadUserAccessDenied)."""
+        """Return the session's user, or ``None`` to refuse it (BadUserAccessDenied).
+
+        A refusal is one line in the serve log (the user name, never the password).
+        """
         if not certificate:
             # A NoSecurity channel (asyncua passes b"" or None): never, whatever the password
             # (see the module docstring).
-            return None
+            return _refused(username, "no encrypted channel")
         if self._trusted and certificate not in self._trusted:
-            return None
+            return _refused(username, "client certificate not trusted")
         expected = self._users.get(username or "")
         if expected is None or password is None:
-            return None
+            return _refused(username, "unknown user")
         given = password.encode() if isinstance(password, str) else bytes(password)
         if not hmac.compare_digest(expected, given):
-            return None
+            return _refused(username, "wrong password")
         return User(role=UserRole.User, name=username)
+
+
+def _refused(username, reason: str) -> None:
+    shown = repr(username if username is None else str(username)[:64])  # repr: one line
+    _LOG.warning("refused login of user %s: %s", shown, reason)
+    return None
 
 
 def certificate_der(path: Path) -> bytes:

@@ -7,7 +7,10 @@ Commands: writing ``Sequence`` commits. Set-points written before it (in the sam
 request, as the client does, or earlier) go to the controller together, so arm and gripper
 never act half a command apart. ``AcceptedSequence`` then echoes the number if the controller
 took the command and keeps the old one if it dropped it (a stop is active or the mode is not
-automatic), so a client can tell without a second channel. There is no arming step: the
+automatic), so a client can tell without a second channel. A set-point the controller refuses
+(wrong count, not finite, outside a joint limit or the gripper range) is answered
+``BadOutOfRange``, logged in one line, and spoils the command it belongs to: the next commit
+drops it whole, so the twin keeps its previous set-point. There is no arming step: the
 Controller protocol has none, and a cleared stop already moves nothing until the next
 set-point (see :class:`VirtualController`).
 
@@ -30,7 +33,7 @@ import threading
 from collections import Counter, deque
 
 import numpy as np
-from asyncua import Server, ua
+from asyncua import ua
 from asyncua.common.callback import CallbackType
 from asyncua.common.utils import ServiceError
 
@@ -39,11 +42,14 @@ from celltwin.controller.errors import ControllerError
 from celltwin.core.errors import Problem
 from celltwin.serve.errors import ServeError
 from celltwin.serve.opcua_address_space import CommandHandlers, build_address_space
+from celltwin.serve.opcua_guard import ConnectionLimits, GuardedServer
 from celltwin.serve.opcua_security import (SERVER_APPLICATION_URI, ServerSecurity, UserGate,
                                            certificate_der)
 from celltwin.serve.virtual_controller import VirtualController
 
 _LOG = logging.getLogger(__name__)
+# The serve log: one line per refused client or refused command (celltwin's CLI shows it).
+_SERVE_LOG = logging.getLogger("celltwin.serve")
 _UINT32 = 2 ** 32
 
 
@@ -57,22 +63,29 @@ class VirtualControllerServer:
         security: who may connect; the default is secure and needs ``users``.
         serial_number: the MotionDevice's SerialNumber (e.g. ``cell/robot``).
         tick: run the real-time clock; ``False`` leaves ticking to the caller (tests).
+        limits: how many clients connect at once and how long a handshake may take
+            (:class:`~celltwin.serve.opcua_guard.ConnectionLimits`; its defaults when omitted).
     """
 
     def __init__(self, controller: VirtualController, *, host: str = "127.0.0.1",
                  port: int = 4840, security: ServerSecurity | None = None,
-                 serial_number: str | None = None, tick: bool = True):
+                 serial_number: str | None = None, tick: bool = True,
+                 limits: ConnectionLimits | None = None):
         self.controller = controller
         self.host = host
         self.port = int(port)
         self.security = security if security is not None else ServerSecurity()
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self.limits.check()
         self.serial_number = serial_number or controller.robot_name
         self._tick_enabled = tick
-        self._server: Server | None = None
+        self._server: GuardedServer | None = None
         self._tick_task: asyncio.Task | None = None
         self._publish_nodes: dict[str, ua.NodeId] = {}
         self._staged_q: np.ndarray | None = None
         self._staged_gripper: float | None = None
+        self._staged_refused: set[str] = set()  # nodes whose last write was refused
+        self._model_namespaces: frozenset[int] = frozenset()
         self._accepted_sequence = 0
         self.requests: Counter = Counter()  # Read / Write service calls served to clients
         self._tick_s: deque[float] = deque(maxlen=2000)
@@ -85,7 +98,7 @@ class VirtualControllerServer:
         return f"opc.tcp://{self.host}:{self.port}"
 
     @property
-    def ua_server(self) -> Server | None:
+    def ua_server(self) -> GuardedServer | None:
         """The asyncua server while running (to extend the model, or to break it in tests)."""
         return self._server
 
@@ -99,11 +112,11 @@ class VirtualControllerServer:
         """
         security = self.security
         if security.insecure:
-            server = Server()
+            server = GuardedServer(self.limits)
         else:
             credentials = security.server_credentials()
             trusted = [certificate_der(path) for path in security.trusted_client_certificates]
-            server = Server(user_manager=UserGate(security.users, trusted))
+            server = GuardedServer(self.limits, user_manager=UserGate(security.users, trusted))
         await server.init()
         self._server = server
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}")
@@ -122,6 +135,9 @@ class VirtualControllerServer:
             CommandHandlers(stage_joints=self._stage_joints, stage_gripper=self._stage_gripper,
                             commit=self._commit, safety=self._safety))
         accepted = self._publish_nodes.pop("accepted")
+        self._model_namespaces = frozenset({node.NamespaceIndex
+                                            for node in self._publish_nodes.values()}
+                                           | {accepted.NamespaceIndex})
         server.set_attribute_value_callback(accepted, self._read_accepted)
         server.subscribe_server_callback(CallbackType.PreRead, self._count("read"))
         server.subscribe_server_callback(CallbackType.PreWrite, self._count("write"))
@@ -213,32 +229,48 @@ class VirtualControllerServer:
 
     # ----------------------------------------------------------------------------- commands
     def _stage_joints(self, node, attr, value: ua.DataValue) -> None:
-        q = np.asarray(value.Value.Value if value.Value is not None else [], dtype=object)
-        try:
-            q = q.astype(float)
-        except (TypeError, ValueError):
-            raise ServiceError(ua.StatusCodes.BadTypeMismatch) from None
-        if q.shape != (len(self.controller.joint_names),) or not np.isfinite(q).all():
-            raise ServiceError(ua.StatusCodes.BadOutOfRange)
-        self._staged_q = q
+        raw = value.Value.Value if value.Value is not None else None
+        self._staged_q = self._checked("JointSetpoints",
+                                       lambda: self.controller.check_setpoint(raw)[0])
         node.attributes[attr].value = value
 
     def _stage_gripper(self, node, attr, value: ua.DataValue) -> None:
-        width = value.Value.Value if value.Value is not None else None
-        if not isinstance(width, float) or not math.isfinite(width):
-            raise ServiceError(ua.StatusCodes.BadOutOfRange)
-        self._staged_gripper = width
+        raw = value.Value.Value if value.Value is not None else None
+        if not isinstance(raw, float):
+            self._refused("GripperSetpoint", f"a {type(raw).__name__} is not an opening [m]")
+            raise ServiceError(ua.StatusCodes.BadTypeMismatch)
+        self._staged_gripper = self._checked(
+            "GripperSetpoint", lambda: self.controller.check_setpoint(None, raw)[1])
         node.attributes[attr].value = value
+
+    def _checked(self, name: str, check):
+        """``check()``'s answer, or a refused write: one log line, Bad status, spoilt command."""
+        try:
+            value = check()
+        except ControllerError as error:
+            first, more = error.problems[0], len(error.problems) - 1
+            self._refused(name, f"{first}" + (f" (and {more} more)" if more else ""))
+            raise ServiceError(ua.StatusCodes.BadOutOfRange) from None
+        self._staged_refused.discard(name)  # a good value replaces the refused one
+        return value
+
+    def _refused(self, name: str, why: str) -> None:
+        # The command this value belonged to must not go half (or differently) through: the
+        # next commit drops it, unless a good value of the same node replaces it first.
+        self._staged_refused.add(name)
+        _SERVE_LOG.warning("refused %s write: %s; the twin keeps its previous set-point",
+                           name, why)
 
     def _commit(self, node, attr, value: ua.DataValue) -> None:
         sequence = value.Value.Value if value.Value is not None else None
         if not isinstance(sequence, int) or not 0 <= sequence < _UINT32:
             raise ServiceError(ua.StatusCodes.BadOutOfRange)
         node.attributes[attr].value = value
-        q, gripper = self._staged_q, self._staged_gripper
+        q, gripper, refused = self._staged_q, self._staged_gripper, bool(self._staged_refused)
         self._staged_q = self._staged_gripper = None
-        if q is None and gripper is None:
-            return
+        self._staged_refused.clear()
+        if refused or (q is None and gripper is None):
+            return  # dropped: AcceptedSequence stays, as for a stopped controller
         if self.controller.command(q, gripper):
             self._accepted_sequence = sequence
 
@@ -253,9 +285,15 @@ class VirtualControllerServer:
 
     def _count(self, kind: str):
         def count(event, _dispatcher) -> None:
-            if event.is_external:  # the server's own status updates are not requests
+            # Requests of clients to the robot's model: not the server's own status updates,
+            # nor a client library's keep-alive reads of the server's status.
+            if event.is_external and self._touches_model(event.request_params):
                 self.requests[kind] += 1
         return count
+
+    def _touches_model(self, params) -> bool:
+        items = getattr(params, "NodesToRead", None) or getattr(params, "NodesToWrite", None)
+        return any(item.NodeId.NamespaceIndex in self._model_namespaces for item in items or ())
 
     # ----------------------------------------------------------------------------- statistics
     def stats(self) -> dict:
@@ -347,7 +385,7 @@ class ServerThread:
 STOP_TIMEOUT_S = 5.0
 
 
-async def _quiet_stop(server: Server) -> None:
+async def _quiet_stop(server: GuardedServer) -> None:
     clock = server.iserver.time_task
     if clock is not None:
         # asyncua's ServerStatus clock sleeps a whole second between updates and stop() waits

@@ -41,7 +41,9 @@ from celltwin.core.documents import validation_problems
 from celltwin.core.errors import PhysicsParamsError, Problem, one_of
 from celltwin.physics import PhysicsParams
 
-# Modes in which external set-points move the robot (OPC 40010-1 OperationalModeEnumeration).
+# How far past a joint limit [rad] or the gripper's range [m] a set-point may lie and still be
+# taken (put on the limit): rounding of a set-point computed to lie on the limit, no more.
+LIMIT_TOLERANCE = 1e-9
 
 
 class VirtualController:
@@ -112,26 +114,84 @@ class VirtualController:
     def command(self, positions, gripper_width_m: float | None = None) -> bool:
         """Accept joint position set-points [rad] (and a gripper opening [m]).
 
-        They reach the motors ``latency_steps`` ticks from now, clipped to the joint limits.
-        ``positions=None`` commands the gripper alone and leaves the arm's targets as they are.
+        They reach the motors ``latency_steps`` ticks from now. ``positions=None`` commands the
+        gripper alone and leaves the arm's targets as they are.
 
         Returns:
             ``False`` when the set-point was dropped because a stop is active or the mode is
             not automatic; ``True`` when it is on its way to the motors.
 
         Raises:
-            ControllerError: wrong number of values, or a value that is not finite.
+            ControllerError: see :meth:`check_setpoint`; the targets stay as they were.
         """
-        q = self._check_setpoint(positions, gripper_width_m)
+        q, width = self.check_setpoint(positions, gripper_width_m)
         with self._lock:
             self._check_open()
             if not self.accepts_setpoints:
                 return False
             if q is not None:
                 self.robot.command_joint_positions(q)  # the robot's actuation delays it
-            if gripper_width_m is not None and self._has_gripper:
-                self.robot.command_gripper_width(float(gripper_width_m))
+            if width is not None and self._has_gripper:
+                self.robot.command_gripper_width(width)
             return True
+
+    def check_setpoint(self, positions, gripper_width_m: float | None = None
+                       ) -> tuple[np.ndarray | None, float | None]:
+        """The set-point as the controller would take it, or a refusal.
+
+        A value outside the joint limits (or the gripper's opening range) is refused, not
+        clipped: a controller that quietly moves somewhere else than asked hides the caller's
+        bug. Values within :data:`LIMIT_TOLERANCE` of a limit (rounding) are put on it.
+
+        Returns:
+            ``(positions [rad] or None, gripper opening [m] or None)``.
+
+        Raises:
+            ControllerError: one problem per wrong value: not a number, not finite, wrong
+                count, outside a joint limit or the gripper range.
+        """
+        width = self._check_gripper(gripper_width_m)
+        if positions is None:
+            return None, width
+        try:
+            q = np.asarray(positions, dtype=float)
+            shown = np.atleast_1d(q).tolist()
+        except (TypeError, ValueError):
+            q, shown = np.full(0, np.nan), positions  # reported below with what was expected
+        if q.shape != (len(self.joint_names),) or not np.isfinite(q).all():
+            raise ControllerError(Problem(
+                f"joint set-point for robot '{self.robot_name}' is invalid", path="positions",
+                value=shown,
+                expected=f"{len(self.joint_names)} finite joint positions [rad] in the order "
+                         + ", ".join(self.joint_names)))
+        lower, upper = self.robot.arm_lower, self.robot.arm_upper
+        limited = lower <= upper  # a URDF's lower > upper means "no limits", as in pybullet
+        outside = np.flatnonzero(limited & ((q < lower - LIMIT_TOLERANCE)
+                                            | (q > upper + LIMIT_TOLERANCE)))
+        if outside.size:
+            raise ControllerError([Problem(
+                f"joint set-point {q[j]:.6g} rad of '{self.joint_names[j]}' is outside its "
+                "limits", path=f"positions[{j}]", value=float(q[j]),
+                expected=f"[{lower[j]:.4f}, {upper[j]:.4f}] rad") for j in outside])
+        return np.where(limited, np.clip(q, np.minimum(lower, upper), upper), q), width
+
+    def _check_gripper(self, width) -> float | None:
+        if width is None:
+            return None
+        if isinstance(width, bool) or not isinstance(width, (int, float, np.number)) \
+                or not np.isfinite(width):
+            raise ControllerError(Problem("gripper set-point is not finite",
+                                          path="gripper_width_m", value=width,
+                                          expected="an opening [m]"))
+        if not self._has_gripper:
+            return float(width)  # nothing to open: taken and ignored, as before
+        closed, opened = self.robot.model.gripper_width_range_m
+        if not closed - LIMIT_TOLERANCE <= width <= opened + LIMIT_TOLERANCE:
+            raise ControllerError(Problem(
+                f"gripper set-point {float(width):.6g} m is outside the gripper's range",
+                path="gripper_width_m", value=float(width),
+                expected=f"[{closed:g}, {opened:g}] m"))
+        return min(max(float(width), closed), opened)
 
     def tick(self, count: int = 1) -> None:
         """Advance ``count`` control periods: the world delivers due set-points and steps
@@ -309,26 +369,6 @@ class VirtualController:
             positions[name] = np.array(client.multiplyTransforms(*to_base, position,
                                                                  (0.0, 0.0, 0.0, 1.0))[0])
         return positions
-
-    def _check_setpoint(self, positions, gripper_width_m) -> np.ndarray | None:
-        if gripper_width_m is not None and not (isinstance(gripper_width_m, (int, float, np.number))
-                                                and np.isfinite(gripper_width_m)):
-            raise ControllerError(Problem("gripper set-point is not finite", path="gripper_width_m",
-                                          value=gripper_width_m, expected="an opening [m]"))
-        if positions is None:
-            return None
-        try:
-            q = np.asarray(positions, dtype=float)
-            shown = np.atleast_1d(q).tolist()
-        except (TypeError, ValueError):
-            q, shown = np.full(0, np.nan), positions  # reported below with what was expected
-        if q.shape != (len(self.joint_names),) or not np.isfinite(q).all():
-            raise ControllerError(Problem(
-                f"joint set-point for robot '{self.robot_name}' is invalid", path="positions",
-                value=shown,
-                expected=f"{len(self.joint_names)} finite joint positions [rad] in the order "
-                         + ", ".join(self.joint_names)))
-        return q
 
     def _check_open(self) -> None:
         if self._closed:
