@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from celltwin.cli.common import (add_world_arguments, build_world, non_negative_float,
-                                 non_negative_int)
+from celltwin.cli.arguments import input_file, integer, non_negative_float, port, seed
+from celltwin.cli.common import add_world_arguments, build_world
+from celltwin.core.actuation_limits import LATENCY_STEPS_RANGE
 from celltwin.cli.logs import configure_logging
 from celltwin.core.errors import Problem
 from celltwin.serve.errors import ServeError
@@ -29,14 +29,14 @@ def register(subparsers) -> None:
                        help="which robot of the cell to serve (default: the only one)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1, this machine only)")
-    serve.add_argument("--port", type=non_negative_int, default=4840,
+    serve.add_argument("--port", type=port, default=4840,
                        help="TCP port (default: 4840; 0 picks a free one)")
-    serve.add_argument("--latency-steps", type=non_negative_int, default=None, metavar="K",
+    serve.add_argument("--latency-steps", type=integer(*LATENCY_STEPS_RANGE), default=None, metavar="K",
                        help="actuation latency [control periods] (default: the cell's physics)")
     serve.add_argument("--noise-rad", type=non_negative_float, default=None, metavar="S",
                        help="std. dev. of noise on reported joint positions [rad] "
                             "(default: the cell's physics)")
-    serve.add_argument("--seed", type=non_negative_int, default=None,
+    serve.add_argument("--seed", type=seed, default=None,
                        help="seed of the state noise (default: fresh)")
     serve.add_argument("--track", metavar="BODY", action="append", default=[],
                        help="report this body's position in the robot base frame (repeatable)")
@@ -46,15 +46,15 @@ def register(subparsers) -> None:
     security = serve.add_argument_group("security")
     security.add_argument("--insecure", action="store_true",
                           help="NoSecurity and anonymous access, for local commissioning only")
-    security.add_argument("--cert", type=Path, default=None, metavar="FILE",
+    security.add_argument("--cert", type=input_file, default=None, metavar="FILE",
                           help="server certificate, DER or PEM (default: self-signed, generated)")
-    security.add_argument("--key", type=Path, default=None, metavar="FILE",
+    security.add_argument("--key", type=input_file, default=None, metavar="FILE",
                           help="private key of --cert")
     security.add_argument("--user", default=None, help="user name clients log in with")
     security.add_argument("--password", default=None,
                           help=f"password of --user (default: ${PASSWORD_ENV}; prefer it, "
                                "command lines are visible to other users)")
-    security.add_argument("--trust", type=Path, action="append", default=[], metavar="CERT",
+    security.add_argument("--trust", type=input_file, action="append", default=[], metavar="CERT",
                           help="admit only clients with this certificate (repeatable; "
                                "default: any client certificate, login still required)")
     serve.set_defaults(handler=run_serve)
