@@ -414,11 +414,11 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "robots.md"
 
 def test_docs_describe_every_key_and_their_robot_files_load(tmp_path, arm):
     from celltwin.robots.description import (JointLimitSpec, OwnFingers, ParallelJaw, RobotFile,
-                                             TcpSpec)
+                                             SuctionCup, TcpSpec)
 
     text = DOCS.read_text()
     missing = [f"{model.__name__}.{key}" for model in (RobotFile, TcpSpec, JointLimitSpec,
-                                                       OwnFingers, ParallelJaw)
+                                                       OwnFingers, ParallelJaw, SuctionCup)
                for key in model.model_fields if f"`{key}`" not in text]
     assert not missing
     # Step 2 of "ten minutes" is the arm of these tests; the complete examples load as they are.

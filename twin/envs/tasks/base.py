@@ -128,6 +128,8 @@ class Task:
         expert: the scripted expert class (:mod:`celltwin.experts`), ``None`` for none;
             ``make_expert(env)`` builds it as ``expert(env, **expert_options)``.
         expert_options: keyword arguments of ``expert``.
+        suction_expert: the scripted expert for a robot with a suction cup, when the task
+            grips (``None``: none); ``suction_expert_options`` its keyword arguments.
         preset: the training preset a run of this task starts from: a preset name in
             ``celltwin/training/presets`` (``reach`` for ``reach.yaml``) or a YAML file;
             ``None`` when training needs a config file.
@@ -144,6 +146,8 @@ class Task:
     cell_needs: tuple[str, ...] = ()
     expert: type[Expert] | None = None
     expert_options: Mapping = MappingProxyType({})
+    suction_expert: type[Expert] | None = None
+    suction_expert_options: Mapping = MappingProxyType({})
     preset: str | None = None
     observation_terms: tuple[str, ...] = ()
     uses_gripper = True

@@ -8,6 +8,7 @@ from celltwin.envs.tasks.base import Task, find_part, find_region, part_spec
 from celltwin.envs.tasks.object_tasks import OBJECT_TERMS
 from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
 from celltwin.experts.reactive_conveyor import ReactiveConveyorExpert
+from celltwin.experts.reactive_suction import ReactiveSuctionConveyorExpert
 
 
 class ConveyorPickTask(Task):
@@ -27,6 +28,7 @@ class ConveyorPickTask(Task):
     # Reactive (see reactive_conveyor), 200 episodes: 100% nominal, 95% under `standard`
     # (the phase machine it replaced: 38% under `standard` over 50).
     expert = ReactiveConveyorExpert
+    suction_expert = ReactiveSuctionConveyorExpert
     preset = "conveyorpick"
     observation_terms = OBJECT_TERMS
     distance_threshold_m = 0.05

@@ -7,6 +7,7 @@ import numpy as np
 from celltwin.envs.tasks.base import Task, find_part, find_region, part_spec
 from celltwin.experts.by_task import PushExpert
 from celltwin.experts.reactive_pick import ReactivePickExpert
+from celltwin.experts.reactive_suction import ReactiveSuctionExpert
 
 OBJECT_TERMS = ("ee_position", "ee_velocity", "gripper_width", "object_position",
                 "object_orientation", "object_velocity", "object_angular_velocity")
@@ -71,6 +72,7 @@ class PickPlaceTask(_ObjectTask):
     # replaced, pick_place.PickPlaceExpert(place=False, clearance_m=0.05, lift_m=0.02,
     # grip_steps=5, tolerance_m=0.01), did 100 / 99 / 96% over 100).
     expert = ReactivePickExpert
+    suction_expert = ReactiveSuctionExpert
     preset = "pickplace"
 
     def reset(self, rng: np.random.Generator, to_base) -> None:
