@@ -126,20 +126,28 @@ class ReactiveSuctionConveyorExpert(ReactiveSuctionExpert):
         release_align_m: horizontal part-to-goal distance within which it lets go [m].
         release_height_m: part height above its resting place in the tray at which it lets
             go [m] (below the tray's rim: the part falls in, not onto the wall).
-        carry_height_m: height above the goal at which the part is carried over [m].
+        carry_height_m: height above the goal at which the part is carried over [m]; at least
+            high enough for the part to clear the container's walls by 3 cm.
         options: the settings of :class:`ReactiveSuctionExpert`.
     """
 
     def __init__(self, env, reach_radius_m: float = 0.68, lead_s: float = 0.04,
                  release_align_m: float = 0.015, release_height_m: float = 0.02,
                  carry_height_m: float = 0.08, **options):
-        super().__init__(env, **options)
+        # Set before the base's __init__, which calls reset().
         self.reach_radius_m = reach_radius_m
         self.lead_s = lead_s
         self.release_align_m = release_align_m
         self.release_height_m = release_height_m
-        self.carry_height_m = carry_height_m
-        self.period_s = self.env.world.control_period_s
+        self.min_carry_height_m = carry_height_m
+        self.period_s = env.unwrapped.world.control_period_s
+        super().__init__(env, **options)
+
+    def reset(self) -> None:
+        super().reset()
+        task = self.env.task  # a deep bin's walls: the part's bottom clears them by 3 cm
+        self.carry_height_m = max(self.min_carry_height_m, task.wall_height_over_goal_m()
+                                  + self.half_height_m + 0.03)
 
     def __call__(self, observation) -> np.ndarray:
         ee = self.term(observation, "ee_position")

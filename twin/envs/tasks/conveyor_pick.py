@@ -54,6 +54,13 @@ class ConveyorPickTask(Task):
                                                            local, [0, 0, 0, 1])
         return np.asarray(position)
 
+    def wall_height_over_goal_m(self) -> float:
+        """How far the container's walls rise above the goal (the part's centre on its
+        floor) [m]: a part carried in must be higher than that by its half height."""
+        container = self._container_spec
+        half_height = self.world.part_geometries[self.object_name].half_height_m
+        return container.size_m[2] - container.wall_thickness_m - half_height
+
     def follow_rebuilt_parts(self) -> None:
         super().follow_rebuilt_parts()
         self.goal_world = self._goal_world()
