@@ -18,8 +18,10 @@ def register(subparsers) -> None:
         description="Builds the cell, picks PART with the scripted expert and places it at "
                     "TARGET, then prints the cycle time and writes a picture and a JSON summary.")
     add_world_arguments(demo, cell_default="pick_station")
-    demo.add_argument("--part", default="part", help="part to pick (default: part)")
-    demo.add_argument("--target", default="place_tray", help="named target to place it at")
+    demo.add_argument("--part", default=None, help="part to pick (default: the cell's first)")
+    demo.add_argument("--target", "--place", dest="target", default=None,
+                      help="named target to place it at (default: the first place* target, "
+                           "else over the first tray or bin; docs/cells.md)")
     demo.add_argument("--out", type=output_dir, default="runs/demo", help="run directory")
     demo.set_defaults(handler=run_demo)
 
@@ -27,16 +29,30 @@ def register(subparsers) -> None:
 def run_demo(args) -> int:
     from celltwin.check import target_pose
     from celltwin.render import render_cell
+    from celltwin.spec.conventions import default_place_target
 
     started = time.perf_counter()
     with build_world(args) as world:
         targets = {t.name: t for t in world.spec.targets}
-        if args.target not in targets:
+        if args.target is None:
+            target = default_place_target(world.spec)
+            if target is None:
+                raise CelltwinError(Problem(f"cell '{world.spec.name}' has nowhere to place a "
+                                            "part", path="--target",
+                                            expected="a target named place*, a tray or a bin"))
+        elif args.target not in targets:
             raise CelltwinError(Problem(f"cell has no target '{args.target}'"
                                         + did_you_mean(args.target, targets),
                                         path="--target", expected=one_of(targets)))
+        else:
+            target = targets[args.target]
+        if args.part is None:
+            if not world.parts:
+                raise CelltwinError(Problem(f"cell '{world.spec.name}' has no part to pick",
+                                            path="--part", expected="a cell with parts"))
+            args.part = world.parts[0]
         world.body(args.part)  # a clear error before the cycle starts if the part is unknown
-        target = targets[args.target]
+        args.target = target.name
         goal, _ = target_pose(world, target)
         print(f"cell '{world.spec.name}': picking '{args.part}' and placing it at '{args.target}'")
         result = run_pick_place(world, target.robot, args.part, goal)

@@ -33,10 +33,15 @@ class ReactiveSuctionExpert(Expert):
             seals as it gets there (within its seal tolerance) instead of pushing the part.
         press_m: how far below the observed top face it aims while sealing [m]: observed
             positions are off by millimetres, and a cup held short of the face never seals.
-        descend_speed: fastest descent onto the part, a fraction of the full action [-].
+        descend_speed: fastest descent within ``clearance_m`` of the part's top, a fraction of
+            the full action [-] (sideways it moves at full speed).
         lift_speed: fraction of the full action while the part is still near its rest height:
             a fast first lift pulls a heavy part off the cup.
+        lift_clear_m: how far above its rest height the part is lifted straight up before it
+            moves sideways [m].
         carry_speed: fraction of the full action while carrying [-].
+        carry_over_m: how far above the goal the part is carried while it is still off to the
+            side [m].
         funnel_m: how much further than ``align_m / 2`` off horizontally the approach aims the
             full clearance above the part [m].
     """
@@ -45,7 +50,9 @@ class ReactiveSuctionExpert(Expert):
 
     def __init__(self, env, clearance_m: float = 0.05, align_m: float = 0.01,
                  seal_zone_m: float = 0.01, press_m: float = 0.006, descend_speed: float = 0.3,
-                 lift_speed: float = 0.25, carry_speed: float = 0.7, funnel_m: float = 0.03):
+                 lift_speed: float = 0.4, lift_clear_m: float = 0.04,
+                 carry_speed: float = 0.7, carry_over_m: float = 0.08,
+                 funnel_m: float = 0.03):
         super().__init__(env)
         self.env = env.unwrapped
         if self.env.robot.model.suction is None:
@@ -57,7 +64,9 @@ class ReactiveSuctionExpert(Expert):
         self.press_m = press_m
         self.descend_speed = descend_speed
         self.lift_speed = lift_speed
+        self.lift_clear_m = lift_clear_m
         self.carry_speed = carry_speed
+        self.carry_over_m = carry_over_m
         self.funnel_m = funnel_m
         closed, opened = self.env.robot.model.gripper_width_range_m
         # The cup's state from its reported opening: below the first threshold it holds a
@@ -78,9 +87,18 @@ class ReactiveSuctionExpert(Expert):
         part = self.term(observation, "object_position")
         width = float(self.term(observation, "gripper_width")[0])
         goal = self.goal(observation)
-        if width < self.held_below_m:  # holding it: aim the part, not the TCP, at the goal
-            speed = self.lift_speed if part[2] < self.rest_z + 0.01 else self.carry_speed
-            return self.act(ee, ee + (goal - part), VACUUM_ON, speed)
+        if width < self.held_below_m:
+            if part[2] < self.rest_z + self.lift_clear_m:
+                # Straight up off what it rests on first: dragged across a table or a belt,
+                # friction (and the belt) would shear it off the cup's face.
+                return self.act(ee, ee + [0.0, 0.0, 0.05], VACUUM_ON, self.lift_speed)
+            # Then aim the part, not the TCP, at the goal, coming down on it from above: the
+            # further off horizontally, the higher above the goal (a goal in a box is reached
+            # over its wall, not through it).
+            off = float(np.linalg.norm(part[:2] - goal[:2]))
+            over = self.carry_over_m * min(1.0, max(0.0, (off - 0.03) / 0.05))
+            return self.act(ee, ee + (goal + [0.0, 0.0, over] - part), VACUUM_ON,
+                            self.carry_speed)
         return self.pick(ee, part, width)
 
     def pick(self, ee: np.ndarray, part: np.ndarray, width: float,
@@ -95,22 +113,26 @@ class ReactiveSuctionExpert(Expert):
         gap = float(ee[2] - top[2])
         if horizontal < self.align_m and gap < self.seal_zone_m:
             # On the face: vacuum on, pressing gently until it seals.
-            return self.act(ee, top - [0.0, 0.0, self.press_m], VACUUM_ON, self.descend_speed,
-                            follow)
+            return self.act(ee, top - [0.0, 0.0, self.press_m], VACUUM_ON, follow=follow,
+                            down=self.descend_speed)
         # A funnel, as ReactivePickExpert's: the further off horizontally, the higher above
         # the top face it aims; continuous, so that a clone of it does not hover.
         offset = min(1.0, max(0.0, (horizontal - 0.5 * self.align_m) / self.funnel_m))
         height = max(self.clearance_m * offset, 0.5 * self.seal_zone_m)
-        return self.act(ee, top + [0.0, 0.0, height], VACUUM_OFF,
-                        self.descend_speed if gap < self.clearance_m else 1.0, follow)
+        return self.act(ee, top + [0.0, 0.0, height], VACUUM_OFF, follow=follow,
+                        down=self.descend_speed if gap < self.clearance_m else 1.0)
 
     def act(self, ee: np.ndarray, target: np.ndarray, vacuum: float, speed: float = 1.0,
-            follow: np.ndarray | None = None) -> np.ndarray:
-        """Towards ``target`` at most ``speed`` (normalized) per step, with ``vacuum``."""
+            follow: np.ndarray | None = None, down: float | None = None) -> np.ndarray:
+        """Towards ``target`` at most ``speed`` (normalized) per step, and down at most
+        ``down``, with ``vacuum``."""
         delta = self.gain * (np.asarray(target) - ee) / self.scale_m
         if follow is not None:
             delta = delta + follow
-        return self.finish(np.append(np.clip(delta, -speed, speed), vacuum))
+        delta = np.clip(delta, -speed, speed)
+        if down is not None:
+            delta[2] = max(delta[2], -down)
+        return self.finish(np.append(delta, vacuum))
 
 
 class ReactiveSuctionConveyorExpert(ReactiveSuctionExpert):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 
 import numpy as np
 
@@ -43,6 +43,12 @@ class Region:
         self._span = (self.high - self.low).tolist()
         self._rows = tuple(tuple(row) for row in self._rotation.tolist())
         self._origin = tuple(self._position.tolist())
+
+    @classmethod
+    def box(cls, world, name: str, low, high) -> "Region":
+        """A region that is no spawn region of the cell: a box in the world frame, no yaw."""
+        return cls(world, SimpleNamespace(name=name, low_m=tuple(low), high_m=tuple(high),
+                                          yaw_deg=(0.0, 0.0), on=None))
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
         """Draw a world-frame point and a world yaw [rad] uniformly from the region."""
@@ -185,6 +191,10 @@ class Task:
 
     def reset(self, rng: np.random.Generator, to_base) -> None:
         """Start an episode: place what the task places and draw a goal (base frame)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What the task uses of its cell, in words (``celltwin cell check``)."""
         raise NotImplementedError
 
     def goal_points_world(self) -> np.ndarray:
