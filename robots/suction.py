@@ -202,11 +202,11 @@ class SuctionCup:
         cup's axis; None when it seals on nothing."""
         client = self._client
         state = self._link_state(self._body, self._link, 0, 1)
-        tcp, quat = self._multiply(state[4], state[5], *self._face)
+        face, quat = self._multiply(state[4], state[5], *self._face)
         axis = _z_axis(quat)
         reach = self.radius_m + self._tolerance + 0.01
-        low = [value - reach for value in tcp]
-        high = [value + reach for value in tcp]
+        low = [value - reach for value in face]
+        high = [value + reach for value in face]
         best = None
         for body, link in client.getOverlappingObjects(low, high) or ():
             if link != -1 or body == self._body or client.getDynamicsInfo(body, -1)[0] <= 0:
@@ -216,7 +216,7 @@ class SuctionCup:
                 gap, normal, on_cup = point[8], point[7], point[5]
                 if sum(n * a for n, a in zip(normal, axis)) > -_COS_TILT:
                     continue  # the surface there does not face the cup
-                offset = [p - t for p, t in zip(on_cup, tcp)]
+                offset = [p - f for p, f in zip(on_cup, face)]
                 along = sum(o * a for o, a in zip(offset, axis))
                 across = math.sqrt(max(sum(o * o for o in offset) - along * along, 0.0))
                 if abs(along) <= _FACE_SLACK_M and across <= self.radius_m + _FACE_SLACK_M \

@@ -4,6 +4,7 @@ scripted experts work in."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -68,7 +69,7 @@ def test_a_layout_run_places_ten_of_ten(cli, tmp_path):
     assert f"cell '{CELL}': 10 in = 10 out + 0 in process + 0 dropped + 0 missed" in result.stdout
 
 
-@pytest.mark.parametrize("task", ["PickPlace", "ConveyorPick"])
+@pytest.mark.parametrize("task", ["Reach", "Push", "PickPlace", "ConveyorPick"])
 @pytest.mark.parametrize("control", ["ee_delta", "joint_delta"])
 def test_envs_on_the_ur5e_cell_pass_gymnasium_and_sb3_check_env(task, control):
     from gymnasium.utils.env_checker import check_env as gym_check_env
@@ -116,3 +117,14 @@ def test_the_suction_conveyor_expert_picks_cartons_off_the_belt_into_the_box():
     finally:
         env.close()
     assert successes == 10
+
+
+@pytest.mark.slow
+def test_training_pick_place_on_the_ur5e_cell_reaches_ninety_percent(cli, tmp_path):
+    # The pickplace preset: demonstrations of the suction expert, cloning and DAgger; measured
+    # 100% nominal, 94% randomized after 2 min 11 s on 2 shared cores.
+    result = cli("train", "--task", "PickPlace", "--cell", CELL, "--out", tmp_path,
+                 "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["success_randomized"] >= 0.9 and summary["train_wall_s"] <= 600
