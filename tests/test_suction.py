@@ -357,3 +357,24 @@ def test_the_served_twin_maps_its_gripper_set_point_to_the_vacuum(files):
         controller.command(None, 0.03)
         controller.tick(2)
         assert world.robot().suction.held is None
+
+
+@pytest.mark.parametrize("edit, path, words", [
+    (("mount_link: lbr_iiwa_link_7", "mount_link: lbr_iiwa_link_77"), "end_effector.mount_link",
+     "did you mean 'lbr_iiwa_link_7'"),
+    (("xyz_m: [0, 0, 0.045]", "xyz_m: [0, 0, 0.045]\n  seal_tolerance_m: 0.05"),
+     "end_effector.seal_tolerance_m", "0.01"),
+    (("xyz_m: [0, 0, 0.045]", "xyz_m: [0, 0, 0.045]\n  force_n: 0"), "end_effector.force_n",
+     "must be > 0"),
+    (("xyz_m: [0, 0, 0.045]", "xyz_m: [0, 0, 0.045]\n  width_m: [0, 0.03]"),
+     "end_effector.width_m", "unknown key"),
+])
+def test_a_mistake_in_a_suction_end_effector_is_one_located_error(cli, tmp_path, edit, path,
+                                                                   words):
+    robot_file = tmp_path / "iiwa_suction.yaml"
+    robot_file.write_text(ROBOT_FILE.replace(*edit))
+    result = cli("robot", "check", robot_file)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {robot_file}:") and f": {path}: " in line, line
+    assert words in line, line

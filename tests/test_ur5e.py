@@ -128,3 +128,32 @@ def test_training_pick_place_on_the_ur5e_cell_reaches_ninety_percent(cli, tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["success_randomized"] >= 0.9 and summary["train_wall_s"] <= 600
+
+
+def test_a_suction_policy_exports_and_deploys_to_the_twin(cli, tmp_path):
+    """A bundle's robot section holds a suction cup (no finger joints, its width range), and
+    the adapter's gripper set-points drive its vacuum on the twin."""
+    import torch
+    from stable_baselines3 import SAC
+
+    from celltwin.policies.bundle import load_bundle
+    from celltwin.policies.export import export_trained
+    from celltwin.training.config import TrainConfig
+    from celltwin.training.run_dir import Trained
+
+    torch.set_num_threads(1)
+    env = gym.make("celltwin/PickPlace-v0", cell=CELL)
+    model = SAC("MultiInputPolicy", env, learning_starts=32, buffer_size=500, seed=0,
+                policy_kwargs=dict(net_arch=[16, 16]))
+    model.learn(48)
+    config = TrainConfig(task="PickPlace", env={"cell": CELL})
+    export_trained(Trained(model=model, config=config, obs_rms=None, summary={}),
+                   tmp_path / "bundle")
+    env.close()
+    robot = load_bundle(tmp_path / "bundle").manifest["robot"]
+    assert robot["model"] == "ur5e" and robot["gripper"] == {"joint_names": [],
+                                                             "width_range_m": [0.0, 0.03]}
+    result = cli("deploy", tmp_path / "bundle", "--controller", "twin", "--episodes", "1",
+                 "--steps", "10", "--fast")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "episode 1:" in result.stdout
