@@ -28,8 +28,8 @@ MANIFEST_FILE = "manifest.json"
 CONTROL_MODES = ("ee_delta", "joint_delta", "joint_position")
 
 # Leaf codes: "str", "int", "bool", "num" (finite), "num+" (finite > 0), "num?" (num or null),
-# "nums:N" (N finite numbers; N may be "dof"), "strs" (list of str), "dict" (free mapping),
-# "str?" (str or null). A nested dict is a section; a one-item list is a list of that section.
+# "nums:N" (N finite numbers; N may be "dof"), "strs" (list of str), "names" (list of str,
+# maybe empty), "dict" (free mapping), "str?" (str or null). A nested dict is a section; a one-item list is a list of that section.
 _SCHEMA: dict[str, Any] = {
     "schema_version": "int",
     "format": "str",
@@ -41,7 +41,8 @@ _SCHEMA: dict[str, Any] = {
         "home_rad": "nums:dof",
         "joint_limits": {"position_lower_rad": "nums:dof", "position_upper_rad": "nums:dof",
                          "velocity_rad_s": "nums:dof", "effort_nm": "nums:dof"},
-        "gripper": {"joint_names": "strs", "width_range_m": "nums:2"},
+        # A suction cup has no finger joints (its opening is its vacuum state).
+        "gripper": {"joint_names": "names", "width_range_m": "nums:2"},
         "kinematics": {
             "base_link": "str",
             "tcp_link": "str",
@@ -295,8 +296,9 @@ def _leaf_ok(value: Any, code: str, dof: int | None) -> bool:
         return ok and (code == "num" or value > 0)
     if code == "dict":
         return isinstance(value, dict)
-    if code == "strs":
-        return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+    if code in ("strs", "names"):
+        return (isinstance(value, list) and (bool(value) or code == "names")
+                and all(isinstance(v, str) and v for v in value))
     if code.startswith("nums:"):
         size = code.split(":")[1]
         expected = dof if size == "dof" else int(size)
@@ -317,7 +319,8 @@ def _describe(schema: Any, dof: int | None = None) -> str:
     code = schema.replace("?", "")
     text = {"str": "a non-empty string", "int": "an integer", "bool": "true or false",
             "num": "a finite number", "num+": "a finite number > 0", "dict": "an object",
-            "strs": "a list of names", "any": "anything"}.get(code)
+            "strs": "a list of names", "names": "a list of names, maybe empty",
+            "any": "anything"}.get(code)
     if text is None:
         size = code.split(":")[1]
         text = f"{dof if size == 'dof' else size} finite numbers"

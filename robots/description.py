@@ -2,11 +2,12 @@
 
 A robot file says which URDF (relative to the file, or inside an installed Python package),
 which joints are the arm (base to wrist), where the TCP is, the home pose, any joint limits that
-differ from the URDF's, and the end effector: the URDF's ``own`` fingers or celltwin's
-``parallel_jaw`` gripper mounted on a link. :func:`load_robot_file` reads and checks it and
-returns the :class:`~celltwin.robots.model.RobotModel` a cell, an env or ``celltwin robot check``
-uses; every problem is reported at once, each with its file, line and dotted path (the URDF's
-own problems with the URDF's file and line). The format is documented in ``docs/robots.md``.
+differ from the URDF's, and the end effector: the URDF's ``own`` fingers, or celltwin's
+``parallel_jaw`` gripper or ``suction`` cup mounted on a link. :func:`load_robot_file` reads
+and checks it and returns the :class:`~celltwin.robots.model.RobotModel` a cell, an env or
+``celltwin robot check`` uses; every problem is reported at once, each with its file, line and
+dotted path (the URDF's own problems with the URDF's file and line). The format is documented
+in ``docs/robots.md``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from celltwin.core.documents import (findings_to_problems, open_document, parse_
 from celltwin.core.problems import Finding, validation_findings
 from celltwin.core.resources import asset_path
 from celltwin.robots.errors import RobotError
-from celltwin.robots.model import PARALLEL_JAW_JOINTS, PARALLEL_JAW_URDF, RobotModel
+from celltwin.robots.model import (PARALLEL_JAW_JOINTS, PARALLEL_JAW_URDF, SUCTION_CUP_LINK,
+                                   SUCTION_CUP_URDF, RobotModel)
 from celltwin.robots.robot_file_checks import check_against_urdf, mesh_problems
+from celltwin.robots.suction import MAX_SEAL_TOLERANCE_M, SuctionSpec
 from celltwin.robots.urdf import GripperMount, TcpFrame, prepare_arm_urdf
 from celltwin.robots.urdf_info import read_urdf_info
 
@@ -97,9 +100,33 @@ class ParallelJaw(_FileModel):
     """grip force per finger [N]"""
 
 
+class SuctionCup(_FileModel):
+    """celltwin's suction cup (30 mm, its face 80 mm beyond the flange), bolted to a link."""
+
+    type: Literal["suction"] = "suction"
+    """celltwin's suction cup"""
+    mount_link: Name
+    """the arm link the cup is bolted to, its z axis pointing out of the flange"""
+    xyz_m: Vec3 = (0.0, 0.0, 0.0)
+    """cup position in the mount link's frame [m]"""
+    rpy_deg: Vec3 = (0.0, 0.0, 0.0)
+    """cup orientation in the mount link's frame [deg]"""
+    force_n: PositiveFloat = 30.0
+    """rated holding force: the most the vacuum pulls a sealed part with [N]"""
+    seal_tolerance_m: Annotated[float, Strict(), Field(ge=0, le=MAX_SEAL_TOLERANCE_M,
+                                                       allow_inf_nan=False)] = 0.003
+    """largest gap between the cup and a part's face that seals, and how far a held part may
+    be pulled off before the seal breaks [m]"""
+
+
+# The cup as its URDF draws it (assets/robots/grippers/suction_cup.urdf): radius, and its face
+# along the cup link's z axis (half the cup's length) [m].
+SUCTION_CUP_RADIUS_M = 0.015
+SUCTION_CUP_FACE_Z_M = 0.01
+
 # Discriminator(), not Field(discriminator=): pydantic keeps it in the field's metadata, where
 # the located-problem walk (celltwin.core.problems) finds the tag key.
-EndEffector = Annotated[Union[OwnFingers, ParallelJaw], Discriminator("type")]
+EndEffector = Annotated[Union[OwnFingers, ParallelJaw, SuctionCup], Discriminator("type")]
 
 
 class RobotFile(_FileModel):
@@ -116,7 +143,8 @@ class RobotFile(_FileModel):
     arm_joints: tuple[Name, ...] = Field(min_length=1)
     """the arm's joints, base to wrist: every revolute joint that moves the TCP"""
     tcp: TcpSpec | None = None
-    """the tool centre point; for ``parallel_jaw`` the default is the gripper's own"""
+    """the tool centre point; for ``parallel_jaw`` and ``suction`` the default is the
+    gripper's own"""
     home_deg: tuple[Float, ...] = Field(min_length=1)
     """arm joint positions of the home pose [deg]; the TCP should point down there"""
     joint_limits: dict[Name, JointLimitSpec] = {}
@@ -135,8 +163,8 @@ def load_robot_file(source: str | Path) -> RobotModel:
     spec, lines = _parse(text, str(path))
     urdf_path = _urdf_path(spec, path, lines)
     urdf = read_urdf_info(urdf_path)
-    gripper = (read_urdf_info(asset_path(PARALLEL_JAW_URDF))
-               if spec.end_effector.type == "parallel_jaw" else None)
+    gripper = (read_urdf_info(asset_path(_GRIPPER_URDFS[spec.end_effector.type]))
+               if spec.end_effector.type in _GRIPPER_URDFS else None)
     findings, limits = check_against_urdf(spec, urdf, gripper)
     problems = unique_problems(findings_to_problems(findings, file=str(path), lines=lines))
     problems += mesh_problems(urdf)
@@ -200,10 +228,19 @@ def _model(spec: RobotFile, name: str, arm_urdf: Path, path: Path, urdf, gripper
     if isinstance(effector, OwnFingers):
         return RobotModel(**common, gripper_joint_names=effector.finger_joints,
                           gripper_width_range_m=effector.width_m)
-    mount = GripperMount(asset_path(PARALLEL_JAW_URDF), effector.mount_link, effector.xyz_m,
-                         tuple(math.radians(angle) for angle in effector.rpy_deg))
+    mount = GripperMount(asset_path(_GRIPPER_URDFS[effector.type]), effector.mount_link,
+                         effector.xyz_m, tuple(math.radians(angle) for angle in effector.rpy_deg))
+    if isinstance(effector, SuctionCup):
+        cup = SuctionSpec(SUCTION_CUP_LINK, SUCTION_CUP_FACE_Z_M, SUCTION_CUP_RADIUS_M,
+                          effector.force_n, effector.seal_tolerance_m)
+        return RobotModel(**common, gripper_joint_names=(), gripper_mount=mount, suction=cup,
+                          gripper_width_range_m=(0.0, 2.0 * SUCTION_CUP_RADIUS_M))
     return RobotModel(**common, gripper_joint_names=PARALLEL_JAW_JOINTS,
                       gripper_width_range_m=_parallel_jaw_width(gripper), gripper_mount=mount)
+
+
+# celltwin's grippers, by end effector type: the URDFs bolted onto the arm.
+_GRIPPER_URDFS = {"parallel_jaw": PARALLEL_JAW_URDF, "suction": SUCTION_CUP_URDF}
 
 
 def _parallel_jaw_width(gripper) -> tuple[float, float]:
@@ -212,5 +249,5 @@ def _parallel_jaw_width(gripper) -> tuple[float, float]:
     return 2.0 * finger.lower, 2.0 * finger.upper
 
 
-__all__ = ["EndEffector", "JointLimitSpec", "OwnFingers", "ParallelJaw", "RobotFile", "TcpSpec",
-           "load_robot_file"]
+__all__ = ["EndEffector", "JointLimitSpec", "OwnFingers", "ParallelJaw", "RobotFile",
+           "SuctionCup", "TcpSpec", "load_robot_file"]

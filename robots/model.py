@@ -21,11 +21,15 @@ from celltwin.core.errors import Problem
 from celltwin.robots.errors import RobotError
 from celltwin.robots.fixed_links import LinkInertial, MergedUrdf, merge_fixed_links
 from celltwin.robots.held_gripper import hold_gripper_closed
+from celltwin.robots.suction import SuctionSpec
 from celltwin.robots.urdf import GripperMount, TcpFrame, add_tcp_frame, compose_urdf
 
 # celltwin's own gripper (assets/robots/grippers): an 80 mm parallel jaw whose TCP link is `tcp`.
 PARALLEL_JAW_URDF = "robots/grippers/parallel_jaw.urdf"
 PARALLEL_JAW_JOINTS = ("gripper_left_finger_joint", "gripper_right_finger_joint")
+# celltwin's suction cup (assets/robots/grippers): a 30 mm cup whose face is its TCP link `tcp`.
+SUCTION_CUP_URDF = "robots/grippers/suction_cup.urdf"
+SUCTION_CUP_LINK = "suction_cup"
 
 @dataclass(frozen=True)
 class RobotModel:
@@ -39,15 +43,19 @@ class RobotModel:
         home: arm joint positions of the home pose [rad]; the gripper points down.
         ee_link: the tool centre point link, between the fingertips (``tcp_frame.name`` when
             the model adds a TCP frame).
-        gripper_joint_names: the finger joints; each finger moves half the opening width.
-        gripper_width_range_m: (closed, open) distance between the finger pads [m].
-        gripper_force_n: default grip force per finger [N].
+        gripper_joint_names: the finger joints; each finger moves half the opening width
+            (none for a suction cup).
+        gripper_width_range_m: (closed, open) distance between the finger pads [m]; for a
+            suction cup ``(0, diameter)``, its state as an opening
+            (:mod:`celltwin.robots.suction`).
+        gripper_force_n: default grip force per finger [N]; a suction cup's rated force.
         gripper_mount: the gripper to attach to the arm, or ``None`` if the URDF has its own.
         gripper_held_closed: the fingers are welded shut (:meth:`held_closed`); the robot
-            then simulates no finger joints.
+            then simulates no finger joints (a suction cup: its vacuum stays off).
         tcp_frame: a TCP frame to add to the full description (after the gripper), or
             ``None`` when ``ee_link`` is a link of the URDFs as they are.
         source: the robot file the model was read from, or ``None``.
+        suction: the suction cup, or ``None`` for a gripper with fingers.
     """
 
     name: str
@@ -63,6 +71,7 @@ class RobotModel:
     gripper_held_closed: bool = False
     tcp_frame: TcpFrame | None = None
     source: str | None = None
+    suction: SuctionSpec | None = None
 
     @property
     def dof(self) -> int:
@@ -73,7 +82,8 @@ class RobotModel:
         """Return this model with its gripper held closed, for tasks that never open it.
 
         See :mod:`celltwin.robots.held_gripper`: the same robot, with the fingers one rigid piece at
-        the closed opening, and cheaper to simulate.
+        the closed opening, and cheaper to simulate. A suction cup held closed never grips: its
+        vacuum stays off (a task that never grips must not pick up what it pushes).
         """
         return replace(self, gripper_held_closed=True)
 
@@ -101,7 +111,7 @@ def _urdf_path(model: RobotModel) -> Path:
                                                                model.gripper_mount)
     if model.tcp_frame is not None:
         full = add_tcp_frame(model.name, full, model.tcp_frame)
-    if model.gripper_held_closed:
+    if model.gripper_held_closed and model.gripper_joint_names:
         return hold_gripper_closed(model.name, full, model.gripper_joint_names,
                                    model.gripper_width_range_m[0])
     return full

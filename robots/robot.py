@@ -29,6 +29,7 @@ from celltwin.robots.actuation import Actuation, MotorBatch
 from celltwin.robots.errors import RobotError
 from celltwin.robots.finger_gear import FingerGear
 from celltwin.robots.model import RobotModel
+from celltwin.robots.suction import SuctionCup
 from celltwin.core.errors import Problem, did_you_mean, one_of
 
 _FIXED = pybullet.JOINT_FIXED
@@ -55,6 +56,9 @@ class Robot:
         arm_upper: arm joint upper limits from the URDF [rad].
         actuation: the set-point path to the motors: latency, sensor noise, motor targets.
         finger_gear: the gear coupling two fingers (:mod:`celltwin.robots.finger_gear`), or None.
+        suction: the suction cup's vacuum and grip (:mod:`celltwin.robots.suction`), or None
+            (fingers, or a cup held closed: its vacuum never comes on). The world updates it
+            once per control step.
 
     Physics parameters (``position_gain``, ``velocity_gain``, ``arm_force_limits``,
     ``gripper_force_n``) are properties: setting one re-sends the current targets, so the new
@@ -165,6 +169,19 @@ class Robot:
         self.gripper_force_n = float(model.gripper_force_n)
         if len(fingers) == 2:
             self.finger_gear = FingerGear(client, self.body_id, *fingers, model.gripper_force_n)
+        # A suction cup's gripper set-point is the vacuum: on below the middle of its range.
+        self._vacuum_mid = (None if model.suction is None
+                            else 0.5 * (self._width_closed + self._width_open))
+        self.suction: SuctionCup | None = None
+        if model.suction is not None and not model.gripper_held_closed:
+            cup = model.suction
+            frame = description.merged.get(cup.cup_link)  # merged into the link carrying it
+            face = client.multiplyTransforms(
+                frame.xyz if frame else (0.0, 0.0, 0.0),
+                frame.quat_xyzw if frame else (0.0, 0.0, 0.0, 1.0),
+                (0.0, 0.0, cup.face_z_m), (0.0, 0.0, 0.0, 1.0))
+            self.suction = SuctionCup(client, self.body_id, self.link_index(cup.cup_link), face,
+                                      cup, name)
         self._check_home()
         self.reset_joints(model.home, model.gripper_width_range_m[1])
 
@@ -206,6 +223,12 @@ class Robot:
     def dof(self) -> int:
         """Number of arm joints."""
         return len(self._arm_list)
+
+    @property
+    def has_gripper(self) -> bool:
+        """Whether a gripper command does something: fingers that move, or a suction cup
+        whose vacuum comes on (not a gripper held closed)."""
+        return bool(self._finger_list) or self.suction is not None
 
     @property
     def position_gain(self) -> float:
@@ -303,7 +326,12 @@ class Robot:
         for joint, value in zip(self._arm_list, q.tolist()):
             self.client.resetJointState(self.body_id, joint, value, 0.0)
         finger = None
-        if gripper_width is not None:
+        if gripper_width is not None and self._vacuum_mid is not None:
+            finger = self._vacuum_target(gripper_width)
+            if self.suction is not None:  # at rest now: the vacuum as asked, nothing held
+                self.suction.release()
+                self.suction.set_vacuum(finger[0] < self._vacuum_mid)
+        elif gripper_width is not None:
             finger = self._finger_position(gripper_width)
             for joint, value in zip(self._finger_list, finger):
                 self.client.resetJointState(self.body_id, joint, value, 0.0)
@@ -352,7 +380,15 @@ class Robot:
         return position, (vx + wy * rz - wz * ry, vy + wz * rx - wx * rz, vz + wx * ry - wy * rx)
 
     def gripper_width(self) -> float:
-        """Return the opening between the finger pads [m] (each finger joint is half of it)."""
+        """Return the opening between the finger pads [m] (each finger joint is half of it).
+
+        A suction cup reports its state as an opening: closed while it holds a part, half open
+        with the vacuum on and nothing held, open with the vacuum off (or held closed).
+        """
+        if self._vacuum_mid is not None:
+            if self.suction is None:
+                return self._width_open
+            return self.suction.width(self._width_closed, self._width_open)
         if not self._finger_list:
             return self._width_closed  # held closed: welded at that opening
         states = self._get_joint_states(self.body_id, self._finger_list)
@@ -386,8 +422,12 @@ class Robot:
         """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range.
 
         They act after the actuation latency, as arm targets do. A gripper held closed
-        (``RobotModel.held_closed``) checks the width and ignores it.
+        (``RobotModel.held_closed``) checks the width and ignores it. A suction cup's vacuum
+        comes on for a width below the middle of its range and goes off for one above.
         """
+        if self._vacuum_mid is not None:
+            self._command_fingers(self._vacuum_target(width_m))
+            return
         self._command_fingers(self._finger_position(width_m)[:len(self._driven_fingers)])
 
     def motor_targets(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -403,6 +443,9 @@ class Robot:
                          positionGains=self._arm_kp, velocityGains=self._arm_kd)
 
     def _send_fingers(self, target: Sequence[float]) -> None:
+        if self.suction is not None:
+            self.suction.set_vacuum(target[0] < self._vacuum_mid)
+            return
         if not self._driven_fingers:
             return  # a gripper held closed has no finger motors; width commands do nothing
         self._set_motors(self.body_id, self._driven_fingers, pybullet.POSITION_CONTROL,
@@ -411,12 +454,22 @@ class Robot:
 
     def _finger_position(self, width_m: float) -> list[float]:
         """Return each finger joint's target for an opening of ``width_m`` [m]."""
+        width = self._finite_width(width_m)
+        half = 0.5 * min(max(width, self._width_closed), self._width_open)
+        return [min(max(half, low), high) for low, high in self._finger_limits]
+
+    def _vacuum_target(self, width_m: float) -> list[float]:
+        """A suction cup's set-point for a width command: the closed width (vacuum on) below
+        the middle of its range, the open one (vacuum off) above."""
+        on = self._finite_width(width_m) < self._vacuum_mid
+        return [self._width_closed if on else self._width_open]
+
+    def _finite_width(self, width_m: float) -> float:
         width = float(width_m)
         if not math.isfinite(width):
             raise RobotError(Problem(f"gripper width command for robot '{self.name}' is not "
                                      "finite", value=width, expected="a width [m]"))
-        half = 0.5 * min(max(width, self._width_closed), self._width_open)
-        return [min(max(half, low), high) for low, high in self._finger_limits]
+        return width
 
     def as_joint_vector(self, q: Sequence[float], what: str = "joint positions") -> np.ndarray:
         """Return ``q`` as a float array, or raise RobotError unless it is dof finite values."""
@@ -432,7 +485,11 @@ class Robot:
         Set-points on their way are dropped and the latency is skipped (a stop acts now). Also
         for after ``restoreState``: a pybullet snapshot holds joint states, not motor targets.
         """
-        fingers = self._finger_position(self.gripper_width())[:len(self._driven_fingers)]
+        if self._vacuum_mid is not None:  # the vacuum stays as it is
+            fingers = self._vacuum_target(self._width_closed if self.suction is not None
+                                          and self.suction.vacuum else self._width_open)
+        else:
+            fingers = self._finger_position(self.gripper_width())[:len(self._driven_fingers)]
         self.actuation.apply_now(self._clipped(self.joint_positions()), fingers)
 
     def _check_home(self) -> None:

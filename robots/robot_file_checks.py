@@ -100,7 +100,7 @@ def _arm_joint_findings(spec, urdf: UrdfInfo) -> list[Finding]:
 
 def _end_effector_findings(spec, urdf: UrdfInfo, gripper: UrdfInfo | None) -> list[Finding]:
     effector, findings = spec.end_effector, []
-    if effector.type == "parallel_jaw":
+    if effector.type in ("parallel_jaw", "suction"):  # celltwin's own, bolted to a link
         if effector.mount_link not in urdf.links:
             findings.append(_no_link(("end_effector", "mount_link"), effector.mount_link,
                                      urdf.links))
@@ -108,7 +108,8 @@ def _end_effector_findings(spec, urdf: UrdfInfo, gripper: UrdfInfo | None) -> li
                          & (set(gripper.links) | set(gripper.joints)))
         if clashes:
             findings.append(Finding(("end_effector", "type"), "the URDF already has links or "
-                                    f"joints named like the gripper's: {', '.join(clashes)}",
+                                    f"joints named like the {effector.type} gripper's: "
+                                    f"{', '.join(clashes)}",
                                     value=clashes, expected="distinct link and joint names"))
         return findings
     prismatic = [name for name, joint in urdf.joints.items()
@@ -145,7 +146,7 @@ def _tcp_findings(spec, urdf: UrdfInfo,
                   gripper: UrdfInfo | None) -> tuple[list[Finding], str | None]:
     """Check the TCP link; return the findings and the arm link that carries the TCP."""
     effector = spec.end_effector
-    mount = effector.mount_link if effector.type == "parallel_jaw" else None
+    mount = getattr(effector, "mount_link", None)  # celltwin's gripper or cup
     mount = mount if mount in urdf.links else None
     if spec.tcp is None:
         if effector.type == "own":

@@ -29,7 +29,7 @@ from celltwin.core.errors import Problem, did_you_mean, one_of
 
 # Bump when the composition itself changes, so cached files from older code are not reused.
 _COMPOSER_VERSION = "1"
-_PREPARER_VERSION = "1"
+_PREPARER_VERSION = "2"
 _PACKAGE_PREFIX = "package://"
 _FILE_PREFIX = "file://"
 
@@ -128,7 +128,8 @@ def prepare_arm_urdf(name: str, source: Path, limits: Mapping[str, JointLimits])
     becomes revolute: pybullet reads no limits from a continuous joint, and celltwin's
     controllers clip to them), and a link held by a fixed joint that has no ``<inertial>``
     gets a massless one: ROS tool frames (``tool0``, ``flange``) are massless, whereas pybullet
-    would give each 1 kg.
+    would give each 1 kg. So does a root link without one (a ROS ``base_link`` frame), which
+    pybullet would warn about on every load.
 
     Raises:
         RobotError: the file cannot be read, is not a URDF, or names a missing mesh.
@@ -149,11 +150,11 @@ def prepare_arm_urdf(name: str, source: Path, limits: Mapping[str, JointLimits])
     for mesh in robot.iter("mesh"):
         mesh.set("filename", str(loadable_mesh(Path(mesh.get("filename")))))
     drop_world_link(robot)
-    fixed_children = {joint.find("child").get("link") for joint in robot.findall("joint")
-                      if joint.get("type") == "fixed" and joint.find("child") is not None}
+    children = {joint.find("child").get("link"): joint.get("type")
+                for joint in robot.findall("joint") if joint.find("child") is not None}
     for link in robot.findall("link"):
-        if link.get("name") in fixed_children and link.find("inertial") is None:
-            _add_massless_inertial(link)
+        if link.find("inertial") is None and children.get(link.get("name"), "fixed") == "fixed":
+            _add_massless_inertial(link)  # held by a fixed joint, or the root
     for joint in robot.findall("joint"):
         limit = limits.get(joint.get("name"))
         if limit is None:

@@ -228,7 +228,7 @@ def test_cell_lacking_what_the_task_needs_is_a_clear_error():
 @pytest.mark.parametrize("task, options, words", [
     ("PickPlace", {"place_in": "outfeed_tray"},
      ["celltwin/PickPlace-v0 takes no option 'place_in'",
-      "PickPlace option (goal_region, object)"]),
+      "PickPlace option (goal_region, object, pick, place)"]),
     ("Reach", {"contrl": "joint_delta"}, ["no option 'contrl'", "did you mean 'control'"]),
     ("Reach", {"object": "part"}, ["Reach option (goal_region)"]),
     ("ConveyorPick", {"place_in": ["outfeed_tray"]}, ["option 'place_in' names"]),

@@ -49,7 +49,7 @@ def test_far_target_is_unreachable_with_a_reason(kinematics):
     result = kinematics.ik(base + [3.0, 0.0, 0.0])
     assert not result.reachable
     assert "out of reach" in result.reason
-    assert result.position_error_m > 2.0
+    assert result.position_error_m > 1.5  # every shipped arm reaches less than 1.5 m
     assert result.within_limits  # the reported q is still a valid configuration
 
 

@@ -414,11 +414,11 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "robots.md"
 
 def test_docs_describe_every_key_and_their_robot_files_load(tmp_path, arm):
     from celltwin.robots.description import (JointLimitSpec, OwnFingers, ParallelJaw, RobotFile,
-                                             TcpSpec)
+                                             SuctionCup, TcpSpec)
 
     text = DOCS.read_text()
     missing = [f"{model.__name__}.{key}" for model in (RobotFile, TcpSpec, JointLimitSpec,
-                                                       OwnFingers, ParallelJaw)
+                                                       OwnFingers, ParallelJaw, SuctionCup)
                for key in model.model_fields if f"`{key}`" not in text]
     assert not missing
     # Step 2 of "ten minutes" is the arm of these tests; the complete examples load as they are.
@@ -435,3 +435,14 @@ def test_docs_describe_every_key_and_their_robot_files_load(tmp_path, arm):
                 ("kuka_iiwa", "panda")[index])) as shipped:
             assert np.allclose(kinematics.fk(model.home)[0], shipped.fk(model.home)[0],
                                atol=1e-6)
+
+
+def test_the_reach_envelope_follows_an_edited_robot_file_of_the_same_name(arm):
+    from celltwin.layout.check import reach_envelope_m
+
+    before = reach_envelope_m(load_robot_file(arm))
+    urdf = arm.parent / "my_arm" / "urdf" / "my_arm.urdf"
+    # The upper arm 0.2 m longer: the same name, another arm.
+    urdf.write_text(_urdf().replace('<origin xyz="0 0 0.4"/><axis xyz="0 1 0"/>',
+                                    '<origin xyz="0 0 0.6"/><axis xyz="0 1 0"/>'))
+    assert reach_envelope_m(load_robot_file(arm)) > before + 0.1

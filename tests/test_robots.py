@@ -16,6 +16,8 @@ from celltwin.robots.urdf import GripperMount, compose_urdf
 from celltwin.core.resources import asset_path
 
 MODELS = robot_model_names()
+# The grippers with fingers; the suction cup (ur5e) has tests of its own (test_suction.py).
+FINGER_MODELS = [name for name in MODELS if get_robot_model(name).suction is None]
 TIMESTEP_S = 1.0 / 500.0
 
 
@@ -39,7 +41,7 @@ def _step(client, n: int) -> None:
 
 
 def test_registry_lists_the_shipped_models():
-    assert MODELS == ["kuka_iiwa", "panda", "xarm6"]
+    assert MODELS == ["kuka_iiwa", "panda", "ur5e", "xarm6"]
 
 
 def test_unknown_model_suggests_the_closest_name():
@@ -47,7 +49,7 @@ def test_unknown_model_suggests_the_closest_name():
         get_robot_model("pandaa")
     problem = caught.value.problems[0]
     assert "did you mean 'panda'" in problem.message
-    assert problem.expected == "one of: kuka_iiwa, panda, xarm6"
+    assert problem.expected == "one of: kuka_iiwa, panda, ur5e, xarm6"
     assert problem.value == "pandaa"
 
 
@@ -196,7 +198,7 @@ def test_motor_batch_sends_once_and_the_new_limits_act(client):
     assert np.abs(robot.joint_positions() - np.array(robot.model.home)).max() > 0.01
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", FINGER_MODELS)
 def test_gripper_reaches_commanded_widths(client, name):
     robot = Robot(client, get_robot_model(name), "robot")
     closed, opened = robot.model.gripper_width_range_m
@@ -307,7 +309,7 @@ def test_merged_links_resolve_to_the_link_that_carries_them(client):
     assert "panda_hand" not in names  # what physics_io and world enumerate: the real links
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", FINGER_MODELS)
 def test_one_motor_grips_with_the_force_of_each_finger(client, name):
     model = get_robot_model(name)
     robot = Robot(client, model, "robot")
@@ -347,7 +349,7 @@ def test_gear_force_follows_the_grip_and_skips_unchanged_sends(client):
 # --- a gripper held closed -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", FINGER_MODELS)
 def test_held_gripper_is_the_closed_hand_made_rigid(client, name):
     model = get_robot_model(name)
     robot = Robot(client, model.held_closed(), "robot")

@@ -35,6 +35,8 @@ class EnvConfig(BaseModel):
     control: Literal["ee_delta", "joint_delta", "joint_position"] = "ee_delta"
     reward: Literal["sparse", "dense"] = "sparse"
     physics: str | None = None
+    pick: str | None = None    # the spawn region the task's part starts in (docs/cells.md)
+    place: str | None = None   # the task's place target, bin or tray (docs/cells.md)
 
 
 class DemoConfig(BaseModel):

@@ -39,6 +39,10 @@ class CellReport:
     reach: list[ReachResult] = field(default_factory=list)
     interpenetrations: list[Interpenetration] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    """which tasks the cell hosts (``celltwin.envs.tasks.TaskSupport``: task, ok, detail),
+    as the acting robot ``task_robot``; informative: a task it cannot host is no problem"""
+    task_robot: str = ""
 
     @property
     def ok(self) -> bool:
@@ -48,7 +52,7 @@ class CellReport:
         return {"cell": self.cell, "ok": self.ok, "bodies": self.bodies,
                 "reach": [asdict(r) for r in self.reach],
                 "interpenetrations": [asdict(i) for i in self.interpenetrations],
-                "notes": self.notes}
+                "notes": self.notes, "tasks": [vars(task) for task in self.tasks]}
 
     def to_text(self) -> str:
         lines = [f"cell '{self.cell}': {len(self.bodies)} bodies"]
@@ -65,6 +69,10 @@ class CellReport:
         else:
             lines.append("interpenetrations: none")
         lines += [f"note: {note}" for note in self.notes]
+        if self.tasks:
+            lines.append(f"tasks (robot '{self.task_robot}' acting; names by docs/cells.md):")
+            lines += [f"  {task.task:<14} {'yes' if task.ok else 'no'}: {task.detail}"
+                      for task in self.tasks]
         lines.append("OK" if self.ok else "PROBLEMS FOUND")
         return "\n".join(lines)
 

@@ -18,7 +18,8 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from celltwin.core.actuation_limits import JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE
+from celltwin.core.actuation_limits import (JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE,
+                                            SEAL_TOLERANCE_M_RANGE, SUCTION_FORCE_N_RANGE)
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.documents import (DOCUMENT_CONFIG, FROM_YAML, load_model, model_from_mapping,
                                      parse_model)
@@ -65,7 +66,7 @@ class JointDynamics(BaseModel):
 
 
 class RobotActuation(BaseModel):
-    """Controller and sensing properties of one robot."""
+    """Controller, sensing and suction properties of one robot."""
 
     model_config = _CONFIG
 
@@ -78,6 +79,13 @@ class RobotActuation(BaseModel):
     """Actuation latency [control steps]: a command takes effect this many steps later."""
     joint_noise_std_rad: Annotated[float, Field(ge=JOINT_NOISE_STD_RAD_RANGE[0])] | None = None
     """Standard deviation of Gaussian noise on joint position readings [rad]."""
+    suction_force_n: Annotated[float, Field(gt=SUCTION_FORCE_N_RANGE[0])] | None = None
+    """Rated holding force of the robot's suction cup [N]: the most its vacuum pulls a sealed
+    part with (robots with a suction cup only)."""
+    suction_seal_tolerance_m: Annotated[float, Field(ge=SEAL_TOLERANCE_M_RANGE[0],
+                                                     le=SEAL_TOLERANCE_M_RANGE[1])] | None = None
+    """Largest gap between the suction cup and a part's face that seals, and how far a held
+    part may be pulled off before the seal breaks [m] (robots with a suction cup only)."""
 
 
 class PhysicsParams(BaseModel):

@@ -110,7 +110,8 @@ def read_physics(world: PhysicsHost) -> PhysicsParams:
     robots = {name: RobotActuation(position_gain=robot.position_gain,
                                    velocity_gain=robot.velocity_gain,
                                    latency_steps=robot.actuation.latency_steps,
-                                   joint_noise_std_rad=robot.actuation.joint_noise_std_rad)
+                                   joint_noise_std_rad=robot.actuation.joint_noise_std_rad,
+                                   **_suction_fields(robot))
               for name, robot in world.robots.items()}
     # Substeps are World.step's loop count, not pybullet's numSubSteps; the cell sets them.
     return PhysicsParams(timestep_s=engine["fixedTimeStep"], substeps=1,
@@ -118,6 +119,13 @@ def read_physics(world: PhysicsHost) -> PhysicsParams:
                          gravity_mps2=(engine["gravityAccelerationX"], engine["gravityAccelerationY"],
                                        engine["gravityAccelerationZ"]),
                          bodies=bodies, joints=joints, robots=robots)
+
+
+def _suction_fields(robot) -> dict:
+    cup = robot.suction
+    if cup is None:
+        return {}
+    return {"suction_force_n": cup.force_n, "suction_seal_tolerance_m": cup.seal_tolerance_m}
 
 
 def _force_limit(robot, joint_index: int) -> float:
@@ -135,6 +143,15 @@ def _check_names(world: PhysicsHost, params: PhysicsParams, links, joints) -> No
                 problems.append(Problem(f"no {section[:-1] if section != 'bodies' else 'body'} "
                                         f"named '{key}'{did_you_mean(key, known)}",
                                         path=f"{section}.{key}", value=key))
+    for key, actuation in params.robots.items():
+        robot = world.robots.get(key)
+        for field in SUCTION_FIELDS:
+            given = getattr(actuation, field)
+            if robot is not None and robot.suction is None and given is not None:
+                problems.append(Problem(f"robot '{key}' has no suction cup (or it is held "
+                                        "closed)", path=f"robots.{key}.{field}",
+                                        value=given,
+                                        expected="a robot whose end effector is a suction cup"))
     static = set(world.static_bodies) | set(world.robots)
     for key, dynamics in params.bodies.items():
         if dynamics.mass_kg is not None and key in static:
@@ -164,6 +181,8 @@ def apply_physics(world: PhysicsHost, params: PhysicsParams) -> None:
 
 
 _ACTUATION_FIELDS = frozenset(("latency_steps", "joint_noise_std_rad"))
+# RobotActuation fields of a robot's suction cup, by the cup's attribute they set.
+SUCTION_FIELDS = {"suction_force_n": "force_n", "suction_seal_tolerance_m": "seal_tolerance_m"}
 _BODY_FIELDS = {"mass_kg": "mass", "lateral_friction": "lateralFriction",
                 "rolling_friction": "rollingFriction", "spinning_friction": "spinningFriction",
                 "restitution": "restitution"}
@@ -209,6 +228,8 @@ def apply_entries(world: PhysicsHost, globals_: dict, sections: dict) -> None:
             robot.velocity_gain = fields["velocity_gain"]
         for field in _ACTUATION_FIELDS.intersection(fields):  # the robot's actuation steps them
             setattr(robot.actuation, field, fields[field])
+        for field in SUCTION_FIELDS.keys() & fields:
+            setattr(robot.suction, SUCTION_FIELDS[field], fields[field])
 
 
 def _apply_joints(world: PhysicsHost, entries: dict) -> None:
@@ -297,6 +318,8 @@ class EntryWriter:
             else:  # gains on the robot, latency and sensor noise on its actuation
                 robot = world.robots[key]
                 owner = robot.actuation if field in _ACTUATION_FIELDS else robot
+                if field in SUCTION_FIELDS:  # force and seal tolerance on its suction cup
+                    owner, field = robot.suction, SUCTION_FIELDS[field]
                 self._robot_fields.append((owner, field, position))
         self._bodies = []
         for key, fields in bodies.items():

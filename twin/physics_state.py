@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from celltwin.physics import SECTIONS, PhysicsParams
 from celltwin.robots.actuation import ActuationState
+from celltwin.robots.suction import SuctionState
 
 _ENTRY_TYPES = {section: PhysicsParams.model_fields[section].annotation.__args__[1]
                 for section in SECTIONS}
@@ -161,3 +162,6 @@ class Snapshot:
     conveyor_speeds: tuple[float, ...]
     actuation: tuple[ActuationState, ...]
     """Per robot: motor targets and the set-points still on their way (latency)."""
+    suction: tuple[SuctionState, ...] = ()
+    """Per suction cup: its vacuum and the part it holds (pybullet's state has no
+    constraints)."""

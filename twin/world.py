@@ -90,6 +90,9 @@ class World:
             raise
         self._bind(self.client)
         self._actuations = tuple(robot.actuation for robot in self.robots.values())
+        # Suction cups seal and let go once per control step (celltwin.robots.suction).
+        self._cups = tuple(robot.suction for robot in self.robots.values()
+                           if robot.suction is not None)
         self._moving_links = [(self.bodies[name], -1) for name in self.parts]
         self._moving_links += [(robot.body_id, link) for robot in self.robots.values()
                                for link in range(self.client.getNumJoints(robot.body_id))]
@@ -347,15 +350,18 @@ class World:
     def step(self, control_steps: int = 1) -> None:
         """Advance ``control_steps`` control periods; conveyors carry parts every period.
 
-        Each period starts by sending the set-points whose actuation latency ran out.
+        Each period starts by sending the set-points whose actuation latency ran out; then
+        suction cups seal on what they touch, or lose what was pulled off them.
         """
         conveyors = tuple(self.conveyors.values())
         substeps = range(self._physics.substeps)
-        step, actuations = self._step, self._actuations
+        step, actuations, cups = self._step, self._actuations, self._cups
         for _ in range(control_steps):
             for actuation in actuations:
                 if actuation.pending:  # latency: set-points on their way
                     actuation.advance()
+            for cup in cups:
+                cup.update()
             for conveyor in conveyors:
                 conveyor.carry()
             for _ in substeps:
@@ -372,11 +378,12 @@ class World:
         self._snapshots.append(state_id)
         return Snapshot(state_id, self.physics_params(),
                         tuple(c.speed_mps for c in self.conveyors.values()),
-                        tuple(actuation.state() for actuation in self._actuations))
+                        tuple(actuation.state() for actuation in self._actuations),
+                        tuple(cup.state() for cup in self._cups))
 
     def restore(self, snapshot: Snapshot, overwritten=frozenset()) -> None:
-        """Return the world to ``snapshot``: bodies, contacts, parameters, motor targets and
-        the set-points on their way.
+        """Return the world to ``snapshot``: bodies, contacts, parameters, motor targets, the
+        set-points on their way and what suction cups hold.
 
         Args:
             snapshot: from :meth:`snapshot` of this world.
@@ -400,6 +407,8 @@ class World:
         for actuation, state in zip(self._actuations, snapshot.actuation):
             # restoreState brings back joint states but not motor targets.
             actuation.restore(state)
+        for cup, state in zip(self._cups, snapshot.suction):
+            cup.restore(state)  # nor constraints: a held part is gripped again
         self._flush_contact_cache()
 
     def _flush_contact_cache(self) -> None:

@@ -39,9 +39,12 @@ def register(subparsers) -> None:
 
 def run_check(args) -> int:
     from celltwin.check import check_cell
+    from celltwin.envs.tasks import hosting
 
     with build_world(args) as world:
         report = check_cell(world)
+        report.task_robot = world.spec.robots[0].name
+        report.tasks = hosting(world, report.task_robot)
     print(report.to_text())
     if args.json:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))

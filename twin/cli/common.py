@@ -10,7 +10,7 @@ from celltwin.physics import PhysicsParams
 
 # The number types live in celltwin.cli.arguments; named here too for commands that import
 # them from this module.
-__all__ = ["add_world_arguments", "build_world", "load_physics", "load_spec",
+__all__ = ["add_task_names", "add_world_arguments", "build_world", "load_physics", "load_spec",
            "non_negative_float", "non_negative_int", "positive_float", "positive_int",
            "task_help"]
 
@@ -27,6 +27,17 @@ def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | 
                         help="physics parameter overrides (YAML) applied after building")
     parser.add_argument("--robot", metavar="MODEL", default=None,
                         help="swap every robot in the cell for this registered model")
+
+
+def add_task_names(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pick`` and ``--place``: what a task uses of the cell, when its names are not
+    the conventional ones (docs/cells.md, "What the tasks look for"). The env checks them."""
+    parser.add_argument("--pick", default=None, metavar="REGION",
+                        help="the spawn region the task's part starts in "
+                             "(default: by the cell's names, docs/cells.md)")
+    parser.add_argument("--place", default=None, metavar="NAME",
+                        help="where the task's part goes: a target, or a bin or tray "
+                             "(default: by the cell's names, docs/cells.md)")
 
 
 def build_world(args: argparse.Namespace):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from celltwin.cli.arguments import (count, fraction, input_file, input_file_text, integer,
                                     number, output_dir, seed)
-from celltwin.cli.common import task_help
+from celltwin.cli.common import add_task_names, task_help
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.envs.tasks import task_class
 from celltwin.policies.bundle_policy import BundlePolicy
@@ -41,6 +41,7 @@ def _register_train(subparsers) -> None:
                         help=task_help("the task to train, from its preset"))
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
     parser.add_argument("--cell", default=None, help="cell file or example name")
+    add_task_names(parser)
     parser.add_argument("--control", default=None, help="ee_delta, joint_delta or joint_position")
     parser.add_argument("--reward", default=None, help="sparse or dense")
     parser.add_argument("--physics", type=input_file_text, default=None,
@@ -72,7 +73,8 @@ def _register_train(subparsers) -> None:
     parser.set_defaults(handler=run_train)
 
 
-_TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "control": "env.control",
+_TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "pick": "env.pick",
+                "place": "env.place", "control": "env.control",
                 "reward": "env.reward", "physics": "env.physics", "algo": "algo",
                 "dr": "randomization", "steps": "steps", "seed": "seed", "n_envs": "n_envs",
                 "device": "device", "demos": "demos.episodes",
@@ -119,6 +121,7 @@ def _register_evaluate(subparsers) -> None:
                         help="'expert', an exported bundle folder, or a path to an SB3 .zip")
     parser.add_argument("--task", required=True, metavar="TASK", help=task_help("the task"))
     parser.add_argument("--cell", default=None, help="cell file or example (default: the task's)")
+    add_task_names(parser)
     parser.add_argument("--robot", default=None, help="swap the cell's robots for this model")
     parser.add_argument("--physics", type=input_file, default=None, help="physics overrides (YAML)")
     parser.add_argument("--dr", default="standard",
@@ -164,7 +167,8 @@ def run_evaluate(args) -> int:
 
         video_format(video, "--video-format")   # no MP4 encoder: said before any episode
     kwargs = {key: value for key, value in (("cell", args.cell), ("robot", args.robot),
-                                            ("physics", args.physics)) if value is not None}
+                                            ("physics", args.physics), ("pick", args.pick),
+                                            ("place", args.place)) if value is not None}
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():

@@ -75,7 +75,9 @@ class CellEnv(gym.Env):
         workspace_low_m, workspace_high_m: box the TCP target stays in under ``ee_delta``, in
             the robot base frame [m]; by default the target stays above the task's work
             surface (the lowest point of its regions less 2 cm), as panda-gym's above its table.
-        **task_options: passed to the task (``object``, ``goal_region``, ``place_in``).
+        **task_options: passed to the task: ``object``, ``pick``, ``place``, ``goal_region``
+            (names of the cell's parts, spawn regions, targets, bins; each task takes those it
+            uses, and finds the others by the conventions of docs/cells.md).
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 25}

@@ -83,9 +83,15 @@ def make_expert(env) -> Expert:
     """Return the scripted expert of ``env``'s task (an ``ee_delta`` env).
 
     Which expert, with which options, is the task's to say (its ``expert`` and
-    ``expert_options``, see :class:`celltwin.envs.tasks.Task`).
+    ``expert_options``, see :class:`celltwin.envs.tasks.Task`); a robot with a suction cup
+    gets the task's ``suction_expert`` when the task grips.
     """
-    task = env.unwrapped.task
+    base = env.unwrapped
+    task = base.task
+    if task.uses_gripper and base.robot.model.suction is not None:
+        if task.suction_expert is None:
+            raise ValueError(f"no scripted expert for task '{task.name}' with a suction cup")
+        return task.suction_expert(env, **task.suction_expert_options)
     if task.expert is None:
         raise ValueError(f"no scripted expert for task '{task.name}'")
     return task.expert(env, **task.expert_options)

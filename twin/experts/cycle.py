@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from celltwin.experts.pick_place import Phase, PickPlaceExpert
+from celltwin.experts.pick_place import Phase, PickPlaceExpert, pick_place_expert
 
 
 @dataclass
@@ -44,13 +44,16 @@ def run_pick_place(world, robot_name: str | None, part: str, goal_position,
         goal_position: where the part's centre should end up, world frame [m].
         max_time_s: give up after this much simulated time [s].
         place_tolerance_m: distance from the goal that counts as placed [m].
+        expert: the phase machine to run (default: :func:`pick_place_expert` for the robot's
+            gripper and the part).
         on_step: optional callback ``on_step(world, phase)`` after every control step.
     """
     from celltwin.robots.controllers import make_controller
 
     robot = world.robot(robot_name)
     controller = make_controller("ee_delta", robot)
-    expert = expert or PickPlaceExpert(action_scale_m=controller.scale_m)
+    expert = expert or pick_place_expert(robot.model, world.part_geometries[part].half_height_m,
+                                         action_scale_m=controller.scale_m)
     expert.reset()
     goal = np.asarray(goal_position, float)
     dt = world.control_period_s

@@ -3,7 +3,8 @@
 It sees only positions (TCP, part, goal) and the gripper opening, and answers an action
 ``[dx, dy, dz, grip]`` in [-1, 1] for ``celltwin.robots.controllers.EEDeltaController``: the same
 action space a learned policy uses, so the expert can drive an env, seed a replay buffer, or run a
-cell in line planning.
+cell in line planning. A suction cup (:func:`pick_place_expert`) comes down on the part's top
+face instead of around its centre, with the vacuum on as it descends.
 """
 
 from __future__ import annotations
@@ -43,11 +44,21 @@ class PickPlaceExpert:
             step or two of actuation latency does not make the approach oscillate.
         lift_m: height of the lift after the grasp [m] (default ``clearance_m``); a hold-at-goal
             cycle only needs the part off the table before heading for the goal.
+        grasp_offset_m: height of the TCP above the part's centre where it grips [m]: 0 for
+            fingers (they close around the centre), about the part's half height for a
+            suction cup (its face on the top face).
+        place_offset_m: height of the TCP above the part's centre while it carries and places
+            it [m] (default ``grasp_offset_m``): a suction cup that pressed on the part to
+            seal holds it with its top face at the cup's face, its half height above.
+        grip_on_descent: grip while descending (a suction cup's vacuum is on as it comes down,
+            so that it seals when it gets there), not only once there.
     """
 
     def __init__(self, action_scale_m: float = 0.05, clearance_m: float = 0.12,
                  tolerance_m: float = 0.006, grip_steps: int = 8, place: bool = True,
-                 descend_speed: float = 0.4, gain: float = 0.6, lift_m: float | None = None):
+                 descend_speed: float = 0.4, gain: float = 0.6, lift_m: float | None = None,
+                 grasp_offset_m: float = 0.0, place_offset_m: float | None = None,
+                 grip_on_descent: bool = False):
         self.action_scale_m = action_scale_m
         self.clearance_m = clearance_m
         self.tolerance_m = tolerance_m
@@ -56,6 +67,9 @@ class PickPlaceExpert:
         self.descend_speed = descend_speed
         self.gain = gain
         self.lift_m = clearance_m if lift_m is None else lift_m
+        self.grasp_offset_m = grasp_offset_m
+        self.place_offset_m = grasp_offset_m if place_offset_m is None else place_offset_m
+        self.grip_on_descent = grip_on_descent
         self.reset()
 
     def reset(self) -> None:
@@ -76,14 +90,16 @@ class PickPlaceExpert:
             goal_position: where the part's centre should end up [m].
         """
         ee = np.asarray(ee_position, float)
-        part = np.asarray(part_position, float)
-        goal = np.asarray(goal_position, float)
+        # Where the TCP grips and places: at the part's centre, or above it on its top face.
+        part = np.asarray(part_position, float) + [0.0, 0.0, self.grasp_offset_m]
+        goal = np.asarray(goal_position, float) + [0.0, 0.0, self.place_offset_m]
         up = np.array([0.0, 0.0, self.clearance_m])
         grip_open, grip_closed = 1.0, -1.0
         if self.phase is Phase.APPROACH:
             return self._move(ee, part + up, grip_open, Phase.DESCEND)
         if self.phase is Phase.DESCEND:
-            return self._move(ee, part, grip_open, Phase.GRASP, self.descend_speed)
+            return self._move(ee, part, grip_closed if self.grip_on_descent else grip_open,
+                              Phase.GRASP, self.descend_speed)
         if self.phase is Phase.GRASP:
             return self._wait(grip_closed, Phase.LIFT)
         if self.phase is Phase.LIFT:
@@ -121,3 +137,23 @@ class PickPlaceExpert:
             self._waited = 0
             self.phase = then
         return np.array([0.0, 0.0, 0.0, grip])
+
+
+# How far below a part's top face a suction cup aims [m]: positions are off by millimetres,
+# and a cup held short of the face by more than its seal tolerance never seals.
+SUCTION_PRESS_M = 0.004
+
+
+def pick_place_expert(model, part_half_height_m: float, **options) -> PickPlaceExpert:
+    """The phase machine for ``model``'s gripper (a :class:`celltwin.robots.RobotModel`).
+
+    Fingers close around the part's centre; a suction cup comes down on the part's top face
+    (``part_half_height_m`` above its centre [m]) with the vacuum on.
+
+    Args:
+        options: the other arguments of :class:`PickPlaceExpert`.
+    """
+    if model.suction is None:
+        return PickPlaceExpert(**options)
+    return PickPlaceExpert(grasp_offset_m=part_half_height_m - SUCTION_PRESS_M,
+                           place_offset_m=part_half_height_m, grip_on_descent=True, **options)

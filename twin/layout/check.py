@@ -234,7 +234,7 @@ def _check_target(world, robot, probe, kinematics, target, home, *, margin_rad, 
                        tuple(p for p in hits if p.distance_m >= 0))
 
 
-_ENVELOPES: dict[str, float] = {}
+_ENVELOPES: dict = {}  # RobotModel -> reach [m]
 
 
 def reach_envelope_m(model, samples: int = 600) -> float:
@@ -243,7 +243,9 @@ def reach_envelope_m(model, samples: int = 600) -> float:
     A planning figure for the top view (the circle a robot's gripper can sweep), not a
     guarantee that every point inside is reachable with the gripper pointing down.
     """
-    if model.name not in _ENVELOPES:
+    # Keyed by the model itself, not its name: two robot files may share a name, and an edited
+    # one is a new model (its prepared URDF's name carries the content's digest).
+    if model not in _ENVELOPES:
         rng = np.random.default_rng(0)
         with Kinematics(model) as kinematics:
             reach = 0.0
@@ -251,8 +253,8 @@ def reach_envelope_m(model, samples: int = 600) -> float:
                 q = rng.uniform(kinematics.lower, kinematics.upper)
                 position, _ = kinematics.fk(q)
                 reach = max(reach, float(np.hypot(position[0], position[1])))
-        _ENVELOPES[model.name] = reach
-    return _ENVELOPES[model.name]
+        _ENVELOPES[model] = reach
+    return _ENVELOPES[model]
 
 
 def report_marks(report: LayoutReport) -> list:

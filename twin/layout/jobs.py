@@ -4,7 +4,9 @@ A robot's job is one *pick* target and one *place* target, found by name in the 
 
 - pick targets are the targets whose name starts with ``pick``, place targets those starting
   with ``place``; a target with ``robot:`` set belongs to that robot only, one without it to
-  every robot;
+  every robot. A robot without a pick target picks over the centre of each region parts spawn
+  in on a body (``pick_<region>``); one without a place target places over the first tray,
+  else bin (``place_<bin>``, 5 cm above its floor) (:mod:`celltwin.spec.conventions`);
 - a pick target is fed by the part type whose spawn region lies on the same body as the
   target's ``relative_to`` (a conveyor: parts arrive on the belt; a bin: parts wait in the
   bin; any other body: parts wait on it). A pick target with no part type spawning on its body
@@ -24,6 +26,8 @@ from typing import Literal
 
 from celltwin.core.errors import CelltwinError, Problem, did_you_mean, one_of
 from celltwin.spec import CellSpec, SpawnRegionSpec, TargetSpec
+from celltwin.spec.conventions import (PICK_PREFIX, PLACE_PREFIX, default_place_target,
+                                       pick_target_over, robot_targets)
 
 FeedKind = Literal["belt", "bin", "fixture"]
 
@@ -92,8 +96,14 @@ def find_jobs(cell: CellSpec, pick: str | None = None, place: str | None = None)
     jobs = []
     for robot in cell.robots:
         mine = [t for t in cell.targets if t.robot in (None, robot.name)]
-        picks = [t for t in mine if (t.name == pick if pick else t.name.startswith("pick"))]
-        places = [t for t in mine if (t.name == place if place else t.name.startswith("place"))]
+        picks = [t for t in mine if t.name == pick] if pick else \
+            robot_targets(cell, PICK_PREFIX, robot.name)
+        if not picks and pick is None:  # none named: over where parts spawn on a body
+            picks = [pick_target_over(feed.region) for feed in feeds.values()]
+        places = [t for t in mine if t.name == place] if place else \
+            robot_targets(cell, PLACE_PREFIX, robot.name)
+        if not places and place is None and default_place_target(cell, robot.name):
+            places = [default_place_target(cell, robot.name)]
         fed = [(t, feeds[t.relative_to]) for t in picks if t.relative_to in feeds]
         if not fed or not places:
             continue
@@ -135,14 +145,16 @@ def _fixed_bodies(cell: CellSpec) -> set[str]:
 
 
 def _no_job_problems(cell: CellSpec, feeds: dict[str, Feed], pick, place) -> list[Problem]:
-    picks = [t.name for t in cell.targets if t.name.startswith("pick")]
-    places = [t.name for t in cell.targets if t.name.startswith("place")]
-    if not picks and pick is None:
-        return [Problem(f"cell '{cell.name}' has no pick target", path="targets",
-                        expected="a target named pick* relative to the body parts arrive on")]
-    if not places and place is None:
-        return [Problem(f"cell '{cell.name}' has no place target", path="targets",
-                        expected="a target named place*")]
+    picks = [t.name for t in robot_targets(cell, PICK_PREFIX)]
+    places = [t.name for t in robot_targets(cell, PLACE_PREFIX)]
+    if not picks and pick is None and not feeds:
+        return [Problem(f"cell '{cell.name}' has no pick target, and no part spawns on a body "
+                        "to pick over", path="targets",
+                        expected="a target named pick* relative to the body parts arrive on, or "
+                                 "a spawn region 'on' a body (a bin, a conveyor, a fixture)")]
+    if not places and place is None and default_place_target(cell) is None:
+        return [Problem(f"cell '{cell.name}' has no place target, and no tray or bin to place "
+                        "into", path="targets", expected="a target named place*, or a tray or bin")]
     fed_bodies = ", ".join(sorted(feeds)) or "none"
     return [Problem(f"no robot of cell '{cell.name}' has both a fed pick target and a place "
                     f"target (pick targets: {', '.join(picks) or 'none'}; place targets: "

@@ -98,8 +98,11 @@ class PartSpawner:
         return name
 
     def remove(self, part: str) -> None:
-        """Take a part out of the world."""
+        """Take a part out of the world (a suction cup still holding it lets go first)."""
         body = self._body.pop(part)
+        for robot in self._world.robots.values():
+            if robot.suction is not None:
+                robot.suction.release(body)
         self._client.removeBody(body)
         self.labels.pop(body, None)
         self._sync_conveyors()

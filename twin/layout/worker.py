@@ -12,11 +12,12 @@ import math
 import numpy as np
 
 from celltwin.check import target_pose
-from celltwin.experts.pick_place import PickPlaceExpert
+from celltwin.experts.pick_place import pick_place_expert
 from celltwin.layout.feeds import footprint_m
 from celltwin.layout.jobs import Job
 from celltwin.layout.monitor import RobotMonitor
 from celltwin.layout.records import PartRecord, RobotRecord, RunOptions
+from celltwin.parts import PartGeometry
 from celltwin.robots import Kinematics
 from celltwin.robots.controllers import make_controller
 
@@ -38,7 +39,10 @@ class Worker:
         self.robot = world.robots[job.robot]
         self.controller = make_controller("ee_delta", self.robot)
         # The cycle: the scripted expert, or a PolicyCycle (use_policy) around a learned policy.
-        self.expert = PickPlaceExpert(action_scale_m=self.controller.scale_m)
+        # Fingers close around the part's centre, a suction cup seals on its top face.
+        self.expert = pick_place_expert(self.robot.model,
+                                        PartGeometry.of(job.feed.part).half_height_m,
+                                        action_scale_m=self.controller.scale_m)
         self.policy_driven = False
         self.monitor = monitor
         self.pick_position = target_pose(world, job.pick)[0]

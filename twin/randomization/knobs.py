@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from celltwin.core.actuation_limits import JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE
+from celltwin.core.actuation_limits import (JOINT_NOISE_STD_RAD_RANGE, LATENCY_STEPS_RANGE,
+                                            SEAL_TOLERANCE_M_RANGE)
 from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.parts import SHAPES
 from celltwin.render import DEFAULT_LIGHT_DIRECTION
@@ -28,7 +29,10 @@ BODY_PARAMETERS = {"mass_kg": (1e-4, None), "lateral_friction": (0.0, None),
 JOINT_PARAMETERS = {"damping": (0.0, None), "friction": (0.0, None), "force_limit": (0.0, None)}
 ROBOT_PARAMETERS = {"position_gain": (0.0, None), "velocity_gain": (0.0, None),
                     "latency_steps": LATENCY_STEPS_RANGE,
-                    "joint_noise_std_rad": JOINT_NOISE_STD_RAD_RANGE}
+                    "joint_noise_std_rad": JOINT_NOISE_STD_RAD_RANGE,
+                    # a suction cup's (robots with one; the force is clipped above zero)
+                    "suction_force_n": (1e-3, None),
+                    "suction_seal_tolerance_m": SEAL_TOLERANCE_M_RANGE}
 ACTUATOR_PARAMETERS = {"action_noise_std": (0.0, None), "action_scale": (0.0, None)}
 BASE_PARAMETERS = {"base_x_m", "base_y_m", "base_yaw_rad"}
 PART_POSE_PARAMETERS = {"spawn_x_m", "spawn_y_m", "spawn_yaw_rad"}
@@ -108,9 +112,17 @@ def resolve(term: Term, index: int, world, robot, object_name: str | None,
                      JOINT_PARAMETERS[parameter], "joints")
                 for key in _matches(target, params.joints, term, index, required)]
     if parameter in ROBOT_PARAMETERS:
+        keys = _matches(target, params.robots, term, index, required)
+        cupless = [key for key in keys if parameter.startswith("suction_")
+                   and getattr(params.robots[key], parameter) is None]
+        if cupless and required and target in cupless:
+            raise RandomizationError(Problem(f"robot '{target}' has no suction cup; it has no "
+                                             f"{parameter}", path=f"terms[{index}].target",
+                                             value=term.target,
+                                             expected="a robot with a suction cup"))
         return [Knob(term, "physics", key, parameter, float(getattr(params.robots[key], parameter) or 0),
                      ROBOT_PARAMETERS[parameter], "robots")
-                for key in _matches(target, params.robots, term, index, required)]
+                for key in keys if key not in cupless]
     if parameter in ACTUATOR_PARAMETERS:
         nominal = 1.0 if parameter == "action_scale" else 0.0
         return [Knob(term, "actuator", key, parameter, nominal, ACTUATOR_PARAMETERS[parameter])

@@ -82,7 +82,7 @@ class VirtualController:
         for name in tracked_objects:
             world.body(name)  # unknown names fail here, with a did-you-mean, not at the first tick
         self._tracked = tuple(tracked_objects)
-        self._has_gripper = len(self.robot.gripper_joint_indices) > 0
+        self._has_gripper = self.robot.has_gripper
         self._rng = np.random.default_rng(seed)
         self.robot.actuation.rng = self._rng
         self._lock = threading.RLock()

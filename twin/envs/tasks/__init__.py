@@ -8,6 +8,8 @@ benchmarks all read it; adding a task is a class and one :func:`register_task` c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gymnasium as gym
 
 from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
@@ -55,8 +57,33 @@ def task_class(name: str, *, error: type[Exception] = EnvError, path: str = "tas
                             value=name, expected=one_of(TASKS))) from None
 
 
+@dataclass(frozen=True)
+class TaskSupport:
+    """Whether a cell hosts one task, and what the task uses there or why it cannot."""
+
+    task: str
+    ok: bool
+    detail: str
+
+
+def hosting(world, robot_name: str | None = None) -> list[TaskSupport]:
+    """Every registered task built on ``world`` by the cell conventions (docs/cells.md): what
+    it uses there, or why the cell cannot host it. ``robot_name``: the acting robot (default:
+    the cell's first)."""
+    robot = world.robot(robot_name or world.spec.robots[0].name)
+    found = []
+    for name, cls in TASKS.items():
+        try:
+            task = cls(world, robot)
+        except EnvError as error:
+            found.append(TaskSupport(name, False, "; ".join(p.message for p in error.problems)))
+        else:
+            found.append(TaskSupport(name, True, task.describe()))
+    return found
+
+
 for _cls in (ReachTask, PushTask, PickPlaceTask, ConveyorPickTask):
     register_task(_cls)
 
-__all__ = ["TASKS", "Task", "register_task", "task_class", "ReachTask", "PushTask",
-           "PickPlaceTask", "ConveyorPickTask"]
+__all__ = ["TASKS", "Task", "TaskSupport", "hosting", "register_task", "task_class", "ReachTask",
+           "PushTask", "PickPlaceTask", "ConveyorPickTask"]

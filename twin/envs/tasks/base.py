@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 
 import numpy as np
 
@@ -43,6 +43,12 @@ class Region:
         self._span = (self.high - self.low).tolist()
         self._rows = tuple(tuple(row) for row in self._rotation.tolist())
         self._origin = tuple(self._position.tolist())
+
+    @classmethod
+    def box(cls, world, name: str, low, high) -> "Region":
+        """A region that is no spawn region of the cell: a box in the world frame, no yaw."""
+        return cls(world, SimpleNamespace(name=name, low_m=tuple(low), high_m=tuple(high),
+                                          yaw_deg=(0.0, 0.0), on=None))
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, float]:
         """Draw a world-frame point and a world yaw [rad] uniformly from the region."""
@@ -128,6 +134,8 @@ class Task:
         expert: the scripted expert class (:mod:`celltwin.experts`), ``None`` for none;
             ``make_expert(env)`` builds it as ``expert(env, **expert_options)``.
         expert_options: keyword arguments of ``expert``.
+        suction_expert: the scripted expert for a robot with a suction cup, when the task
+            grips (``None``: none); ``suction_expert_options`` its keyword arguments.
         preset: the training preset a run of this task starts from: a preset name in
             ``celltwin/training/presets`` (``reach`` for ``reach.yaml``) or a YAML file;
             ``None`` when training needs a config file.
@@ -144,6 +152,8 @@ class Task:
     cell_needs: tuple[str, ...] = ()
     expert: type[Expert] | None = None
     expert_options: Mapping = MappingProxyType({})
+    suction_expert: type[Expert] | None = None
+    suction_expert_options: Mapping = MappingProxyType({})
     preset: str | None = None
     observation_terms: tuple[str, ...] = ()
     uses_gripper = True
@@ -181,6 +191,10 @@ class Task:
 
     def reset(self, rng: np.random.Generator, to_base) -> None:
         """Start an episode: place what the task places and draw a goal (base frame)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What the task uses of its cell, in words (``celltwin cell check``)."""
         raise NotImplementedError
 
     def goal_points_world(self) -> np.ndarray:

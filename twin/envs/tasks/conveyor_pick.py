@@ -1,46 +1,58 @@
-"""ConveyorPick: take a part off a running conveyor and put it into a tray."""
+"""ConveyorPick: take a part off a running conveyor and put it into a bin or tray."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from celltwin.envs.tasks.base import Task, find_part, find_region, part_spec
+from celltwin.envs.tasks.base import Task
+from celltwin.envs.tasks.cell_names import find_container, find_pick, region_label
 from celltwin.envs.tasks.object_tasks import OBJECT_TERMS
-from celltwin.core.errors import EnvError, Problem, did_you_mean, one_of
 from celltwin.experts.reactive_conveyor import ReactiveConveyorExpert
+from celltwin.experts.reactive_suction import ReactiveSuctionConveyorExpert
 
 
 class ConveyorPickTask(Task):
-    """A part starts on a conveyor and rides it; place it in the tray (goal: the tray's centre).
+    """A part starts on a conveyor and rides it; place it in a bin or tray (goal: its floor).
 
     Args:
-        object: the part to pick (default: the first part whose spawn region is on a conveyor).
-        place_in: the bin or tray to place it in (default: the cell's first tray, else first bin).
+        object: the part to pick (default: the first that spawns in ``pick``, else the first
+            that spawns on a conveyor).
+        pick: the spawn region the part starts in, on a conveyor (default: its own).
+        place: the bin or tray to place it in, or a target on one (default: the one the
+            robot's first ``place*`` target is on, else the first tray, else the first bin).
+        place_in: the same as ``place`` (its older name).
     """
 
     name = "ConveyorPick"
     max_episode_steps = 150  # the part on the conveyor needs time to come within reach
     default_cell = "pick_station"
-    cell_needs = ("a conveyor, and a part (the first on it, or `object=`) that spawns on it",
-                  "a bin or tray to place into (the first tray, else the first bin, or "
-                  "`place_in=`)")
+    cell_needs = ("a conveyor, and a part (`object=`, else the first that spawns on it) that "
+                  "starts on it (in `pick=`, else its own spawn region)",
+                  "a bin or tray to place into (`place=`, else the one the first `place*` "
+                  "target is on, else the first tray, else the first bin)")
     # Reactive (see reactive_conveyor), 200 episodes: 100% nominal, 95% under `standard`
     # (the phase machine it replaced: 38% under `standard` over 50).
     expert = ReactiveConveyorExpert
+    suction_expert = ReactiveSuctionConveyorExpert
     preset = "conveyorpick"
     observation_terms = OBJECT_TERMS
     distance_threshold_m = 0.05
 
     def __init__(self, world, robot, reward: str = "sparse", object: str | None = None,
+                 pick: str | None = None, place: str | None = None,
                  place_in: str | None = None):
         super().__init__(world, robot, reward)
-        self.object_name = find_part(world, object or self._part_on_conveyor(world), self.env_id)
+        self.object_name, self.object_region = find_pick(world, self.env_id, object, pick,
+                                                         on_conveyor=True)
         self.object_body = world.body(self.object_name)
-        self.object_region = find_region(world, part_spec(world, self.object_name).spawn,
-                                         self.env_id)
-        self._container_spec = self._container(world, place_in)
+        self._container_spec = find_container(world, self.env_id, place or place_in,
+                                              robot.name)
         self.container = self._container_spec.name
         self.goal_world = self._goal_world()
+
+    def describe(self) -> str:
+        return (f"part '{self.object_name}' riding in from {region_label(self.object_region)} "
+                f"into '{self.container}'")
 
     def _goal_world(self) -> np.ndarray:
         # The part's centre when it lies on the container's floor: depends on its size.
@@ -52,38 +64,16 @@ class ConveyorPickTask(Task):
                                                            local, [0, 0, 0, 1])
         return np.asarray(position)
 
+    def wall_height_over_goal_m(self) -> float:
+        """How far the container's walls rise above the goal (the part's centre on its
+        floor) [m]: a part carried in must be higher than that by its half height."""
+        container = self._container_spec
+        half_height = self.world.part_geometries[self.object_name].half_height_m
+        return container.size_m[2] - container.wall_thickness_m - half_height
+
     def follow_rebuilt_parts(self) -> None:
         super().follow_rebuilt_parts()
         self.goal_world = self._goal_world()
-
-    @classmethod
-    def _part_on_conveyor(cls, world) -> str:
-        conveyors = {c.name for c in world.spec.conveyors}
-        if not conveyors:
-            raise EnvError(Problem(f"{cls.env_id} needs a conveyor, and cell '{world.spec.name}' "
-                                   "has none", path="conveyors", expected="at least one conveyor"))
-        on_belt = {r.name for r in world.spec.spawn_regions if r.on in conveyors}
-        for part in world.spec.parts:
-            if part.spawn in on_belt:
-                return part.body_names()[0]
-        raise EnvError(Problem(f"{cls.env_id} needs a part that spawns on a conveyor; no part of "
-                               f"cell '{world.spec.name}' does", path="parts",
-                               expected="a part whose spawn region is 'on' a conveyor"))
-
-    @classmethod
-    def _container(cls, world, name: str | None):
-        bins = {b.name: b for b in world.spec.bins}
-        if not bins:
-            raise EnvError(Problem(f"{cls.env_id} needs a bin or tray to place into; cell "
-                                   f"'{world.spec.name}' has none", path="bins",
-                                   expected="at least one entry under bins"))
-        if name is None:
-            trays = [b for b in world.spec.bins if b.kind == "tray"]
-            return trays[0] if trays else world.spec.bins[0]
-        if name not in bins:
-            raise EnvError(Problem(f"{cls.env_id}: no bin or tray named '{name}'"
-                                   + did_you_mean(name, bins), value=name, expected=one_of(bins)))
-        return bins[name]
 
     def work_surface_z(self) -> None:
         return None  # the part rides above the belt and drops into a tray: no single surface
