@@ -40,9 +40,7 @@ class Worker:
         self.controller = make_controller("ee_delta", self.robot)
         # The cycle: the scripted expert, or a PolicyCycle (use_policy) around a learned policy.
         # Fingers close around the part's centre, a suction cup seals on its top face.
-        self.expert = pick_place_expert(self.robot.model,
-                                        PartGeometry.of(job.feed.part).half_height_m,
-                                        action_scale_m=self.controller.scale_m)
+        self.expert = self._scripted_expert()
         self.policy_driven = False
         self.monitor = monitor
         self.pick_position = target_pose(world, job.pick)[0]
@@ -77,9 +75,13 @@ class Worker:
         :mod:`celltwin.layout.policy_cycle`) instead of the scripted expert."""
         from celltwin.layout.policy_cycle import PolicyCycle
 
-        self.expert = PolicyCycle(policy, self, PickPlaceExpert(
-            action_scale_m=self.controller.scale_m))
+        self.expert = PolicyCycle(policy, self, self._scripted_expert())
         self.policy_driven = True
+
+    def _scripted_expert(self):
+        return pick_place_expert(self.robot.model,
+                                 PartGeometry.of(self.job.feed.part).half_height_m,
+                                 action_scale_m=self.controller.scale_m)
 
     def in_base(self, position) -> np.ndarray:
         """A world position in the robot's base frame, the frame of its actions [m]."""

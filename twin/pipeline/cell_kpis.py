@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from celltwin.core.atomic import atomic_write_text
-from celltwin.core.errors import CelltwinError, Problem
+from celltwin.core.errors import CelltwinError
 from celltwin.layout.records import RunOptions
 from celltwin.layout.report import write_run
 from celltwin.layout.runner import run_layout
@@ -27,19 +27,15 @@ from celltwin.spec import load_cell
 RUNS = {"expert": "scripted expert", "policy": "learned policy"}
 
 
-def pick_target_of(cell, part_body: str) -> str:
-    """The pick target on the body where ``part_body``'s part type spawns."""
+def pick_target_of(cell, part_body: str) -> str | None:
+    """The pick target on the body where ``part_body``'s part type spawns; ``None`` when the
+    cell names none there (the layout run then picks over where its parts spawn,
+    docs/cells.md's conventions)."""
     part = next((p for p in cell.parts if part_body in p.body_names()), None)
     region = next((r for r in cell.spawn_regions if part and r.name == part.spawn), None)
     picks = [t.name for t in cell.targets
              if region is not None and t.name.startswith("pick") and t.relative_to == region.on]
-    if not picks:
-        raise CelltwinError(Problem(
-            f"cell '{cell.name}' has no pick target on the body where part '{part_body}' "
-            "waits, so no layout run can feed the policy the part it learned",
-            path="targets", expected="a pick* target relative to the body the trained part "
-                                     "spawns on"))
-    return picks[0]
+    return picks[0] if picks else None
 
 
 def run_layout_kpis(context: Context) -> dict:
@@ -49,12 +45,22 @@ def run_layout_kpis(context: Context) -> dict:
     parts = context.budget.layout_parts
     folder = context.folder("layout")
     policies = {"expert": None, "policy": BundlePolicy(context.out / BUNDLE)}
-    measured = {}
+    measured, skipped = {}, {}
     for name, policy in policies.items():
         options = RunOptions(parts=parts, pick=pick,
                              policy="expert" if policy is None else BUNDLE)
-        context.log(f"{RUNS[name]}: feeding {parts} part(s) at '{pick}'")
-        result = run_layout(cell, options, policy=policy)
+        context.log(f"{RUNS[name]}: feeding {parts} part(s) at "
+                    + (f"'{pick}'" if pick else "the cell's own pick place"))
+        try:
+            result = run_layout(cell, options, policy=policy)
+        except CelltwinError as error:
+            if policy is None:
+                raise
+            # A policy that cannot work this cell's layout (its goals lie away from the
+            # place target, say) leaves the expert's KPIs standing, with the reason.
+            skipped[name] = "; ".join(str(problem) for problem in error.problems)
+            context.log(f"{RUNS[name]}: not run: {skipped[name]}")
+            continue
         kpis, _ = write_run(result, folder / name)
         measured[name] = kpis
         cycle = kpis["cycle_time_s"]["mean"]
@@ -63,12 +69,12 @@ def run_layout_kpis(context: Context) -> dict:
                     + ("n/a" if cycle is None else f"{cycle:.2f} s"))
     atomic_write_text(folder / "layout.json", json.dumps(
         {"cell": cell.name, "pick": pick, "parts": parts,
-         "runs": {name: f"layout/{name}/kpis.json" for name in measured}}, indent=2),
-        mode=0o644)
-    expert, learned = measured["expert"], measured["policy"]
-    return {"summary": f"expert {expert['throughput_per_h']:.0f} parts/h, policy "
-                       f"{learned['throughput_per_h']:.0f} parts/h ({learned['parts_out']}/"
-                       f"{learned['parts_in']} placed)",
+         "runs": {name: f"layout/{name}/kpis.json" for name in measured},
+         "not_run": skipped}, indent=2), mode=0o644)
+    expert, learned = measured["expert"], measured.get("policy")
+    policy_text = (f"policy {learned['throughput_per_h']:.0f} parts/h ({learned['parts_out']}/"
+                   f"{learned['parts_in']} placed)" if learned else "policy not run")
+    return {"summary": f"expert {expert['throughput_per_h']:.0f} parts/h, {policy_text}",
             "files": ["layout/layout.json", *(f"layout/{name}/kpis.json" for name in measured)]}
 
 
@@ -92,7 +98,9 @@ def layout_section(out: Path, record: dict) -> Section:
         [f"`celltwin layout run` with {plan['parts']} part(s) picked at `{plan['pick']}`, once "
          "with the scripted expert, once with the learned policy (`--policy bundle`: the "
          "policy picks and carries, the scripted place lowers, releases and retreats). From "
-         + ", ".join(f"`{path}`" for path in plan["runs"].values()) + "."],
+         + ", ".join(f"`{path}`" for path in plan["runs"].values()) + "."
+         + "".join(f" The {RUNS[name]} was not run: {why}"
+                   for name, why in plan.get("not_run", {}).items())],
         [Table(["worked by", "placed", "dropped", "throughput [parts/h]", "mean cycle [s]",
                 "longest phase", "collisions", "x real time"], rows)],
         [("Layout KPIs", str(figure.relative_to(out)))])

@@ -70,10 +70,24 @@ def train_section(out: Path, record: dict) -> Section:
 
 
 # ------------------------------------------------------------------------------ evaluate
+def _task_part(config) -> str:
+    """The body name of the part the trained task picks in this cell."""
+    import gymnasium as gym
+
+    env = gym.make(task_class(TASK).env_id, **config.env_kwargs())
+    try:
+        return env.unwrapped.task.object_name
+    finally:
+        env.close()
+
+
 def run_evaluate(context: Context) -> dict:
     budget = context.budget
     config = load_config(context.out / "train" / "config.yaml")
-    sweeps = [Sweep.parse(text) for text in budget.sweeps]
+    part = _task_part(config)
+    # The budget's grid names the task's part "part"; the user's cell may call it otherwise.
+    sweeps = [Sweep.parse(f"{part}.{text.partition('.')[2]}" if text.startswith("part.")
+                          else text) for text in budget.sweeps]
     check_grid(sweeps)
     done = []
 
