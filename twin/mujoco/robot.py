@@ -52,6 +52,12 @@ class MujocoRobot:
         self.actuation = Actuation(self._send_arm, self._send_fingers, self.name)
         self.bind(model, data)
 
+    @property
+    def has_gripper(self) -> bool:
+        """Whether a gripper command does something: fingers that move (the pybullet robot's
+        property of the same name; the MuJoCo twin simulates no suction cup yet)."""
+        return len(self.gripper_joint_indices) > 0
+
     def bind(self, model, data) -> None:
         """Address ``model`` and ``data`` (after the twin compiled its model again)."""
         self._model, self._data = model, data
