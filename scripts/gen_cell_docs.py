@@ -14,6 +14,9 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_page import write_or_check  # noqa: E402  (a sibling script)
+
 OUT = Path(__file__).resolve().parents[1] / "docs" / "cell-reference.md"
 
 
@@ -131,16 +134,8 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    check = "--check" in (argv if argv is not None else sys.argv[1:])
-    text = render()
-    if check:
-        if not OUT.is_file() or OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python scripts/gen_cell_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(OUT, render, "gen_cell_docs.py",
+                          argv if argv is not None else sys.argv[1:])
 
 
 if __name__ == "__main__":
