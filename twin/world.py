@@ -22,7 +22,7 @@ import numpy as np
 from celltwin import scene
 from celltwin.conveyor import Conveyor
 from celltwin.core.client import direct_client, gui_client
-from celltwin.core.errors import Problem, WorldError, did_you_mean, one_of
+from celltwin.core.errors import Problem, WorldError, did_you_mean, named, one_of
 from celltwin.meshes import PreparedMesh, prepare_mesh
 from celltwin.parts import PartGeometry
 from celltwin.physics import PhysicsParams
@@ -171,7 +171,7 @@ class World:
     # ----------------------------------------------------------------------------- names
     def body(self, name: str) -> int:
         """Return the pybullet id of the body called ``name``."""
-        return _named(self.bodies, name, "body")
+        return named(self.bodies, name, "body")
 
     def robot(self, name: str | None = None) -> Robot:
         """Return the robot called ``name`` (the only one when ``name`` is omitted)."""
@@ -180,7 +180,7 @@ class World:
                 raise WorldError(Problem("this cell has several robots; name one",
                                          expected=one_of(self.robots)))
             return next(iter(self.robots.values()))
-        return _named(self.robots, name, "robot")
+        return named(self.robots, name, "robot")
 
     def link_index(self, body: str, link: str) -> int:
         """Return the index of link ``link`` of body ``body`` (-1 for the base)."""
@@ -279,7 +279,7 @@ class World:
         the simulation, which a rebuild changes, so restoring a snapshot taken before would put
         states on the wrong bodies. Take a new snapshot afterwards.
         """
-        spec = _named(self._part_specs, name, "part")
+        spec = named(self._part_specs, name, "part")
         client = self.client
         try:
             geometry = PartGeometry.of(spec).variant(shape, size_scale, com_m)
@@ -437,14 +437,6 @@ class World:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _named(table: dict, name: str, what: str):
-    """``table[name]``; an unknown name is a WorldError with the names there are."""
-    try:
-        return table[name]
-    except KeyError:
-        raise WorldError(Problem(f"no {what} named '{name}'{did_you_mean(name, table)}",
-                                 value=name, expected=one_of(table))) from None
 
 
 class _ClosedClient:

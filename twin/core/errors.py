@@ -119,3 +119,13 @@ def one_of(choices: Iterable[str]) -> str:
 
 class EnvError(CelltwinError):
     """An environment was asked for with a task, cell, robot or option that cannot work."""
+
+
+def named(table, name: str, what: str, error: type[CelltwinError] = WorldError):
+    """``table[name]``; an unknown name is ``error`` naming the names there are (with a
+    did-you-mean). Both twins, pybullet's and MuJoCo's, look up bodies, robots and parts so."""
+    try:
+        return table[name]
+    except KeyError:
+        raise error(Problem(f"no {what} named '{name}'{did_you_mean(name, table)}",
+                            value=name, expected=one_of(table))) from None

@@ -16,7 +16,8 @@ from typing import Collection
 
 import numpy as np
 
-from celltwin.core.errors import PhysicsParamsError, Problem, WorldError, did_you_mean, one_of
+from celltwin.core.errors import (PhysicsParamsError, Problem, WorldError, did_you_mean, named,
+                                  one_of)
 from celltwin.mujoco.builder import build_cell
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
@@ -115,14 +116,14 @@ class MujocoTwin:
 
     def set_conveyor_speed(self, name: str, speed_mps: float) -> None:
         """Run belt ``name`` at ``speed_mps`` [m/s] from the next step."""
-        _named(self.conveyor_speeds, name, "conveyor")
+        named(self.conveyor_speeds, name, "conveyor")
         self.conveyor_speeds[name] = float(speed_mps)
         self._apply_speeds()
 
     # ----------------------------------------------------------------------------- names
     def body(self, name: str) -> int:
         """The MuJoCo body id of the cell's body ``name`` (a robot: its base link)."""
-        return self.model.body(_named(self.cell.bodies, name, "body")).id
+        return self.model.body(named(self.cell.bodies, name, "body")).id
 
     @property
     def bodies(self) -> dict[str, int]:
@@ -136,7 +137,7 @@ class MujocoTwin:
                 raise WorldError(Problem("this cell has several robots; name one",
                                          expected=one_of(self.robots)))
             return next(iter(self.robots.values()))
-        return _named(self.robots, name, "robot")
+        return named(self.robots, name, "robot")
 
     # ----------------------------------------------------------------------------- bodies
     def pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -148,13 +149,13 @@ class MujocoTwin:
 
     def part_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Position of part ``name``'s centre [m] and its orientation (x, y, z, w)."""
-        body = self.model.body(_named(self.cell.parts, name, "part").body).id
+        body = self.model.body(named(self.cell.parts, name, "part").body).id
         w, x, y, z = self.data.xquat[body]
         return self.data.xpos[body].copy(), np.array([x, y, z, w])
 
     def place_part(self, name: str, position, yaw_rad: float) -> np.ndarray:
         """Put part ``name`` at rest, upright with ``yaw_rad``, its centre at ``position``."""
-        joint = self.model.joint(_named(self.cell.parts, name, "part").joint)
+        joint = self.model.joint(named(self.cell.parts, name, "part").joint)
         address, velocity = joint.qposadr[0], joint.dofadr[0]
         self.data.qpos[address:address + 3] = position
         self.data.qpos[address + 3:address + 7] = (np.cos(yaw_rad / 2), 0.0, 0.0,
@@ -331,13 +332,6 @@ class MujocoTwin:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _named(table: dict, name: str, what: str):
-    try:
-        return table[name]
-    except KeyError:
-        raise WorldError(Problem(f"no {what} named '{name}'{did_you_mean(name, table)}",
-                                 value=name, expected=one_of(table))) from None
 
 
 def _compiled(params: PhysicsParams) -> tuple:
