@@ -8,7 +8,6 @@ example, which names none of the conventional regions.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import warnings
@@ -21,6 +20,7 @@ from celltwin.core.errors import EnvError
 from celltwin.envs import ENV_IDS
 from celltwin.envs.tasks import TASKS, hosting
 from celltwin.experts.by_task import make_expert
+from celltwin.training.evaluation import run_episodes
 from celltwin.training.config import resolve_config
 from celltwin.world import World
 
@@ -50,16 +50,9 @@ def example_cell(tmp_path) -> Path:
 
 
 def run_expert(env, episodes: int) -> int:
-    expert, successes = make_expert(env), 0
-    for seed in range(episodes):
-        observation, _ = env.reset(seed=seed)
-        expert.reset()
-        for _ in itertools.count():
-            observation, _, terminated, truncated, info = env.step(expert(observation))
-            if terminated or truncated:
-                break
-        successes += info["is_success"]
-    return successes
+    """Episodes the task's scripted expert succeeds in, over seeds 0 to ``episodes - 1``."""
+    outcome = run_episodes(env, make_expert(env), episodes, seed=0)
+    return round(outcome.success_rate * episodes)
 
 
 # --- the docs' cells ------------------------------------------------------------------------
