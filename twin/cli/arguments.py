@@ -101,6 +101,17 @@ non_negative_float = number(0.0)
 fraction = number(0.0, 1.0)
 
 
+def name_list(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated names (letters, digits, ``_``); the command checks that
+    each names something it knows."""
+    names = tuple(part.strip() for part in text.split(","))
+    if not text.strip() or not all(part and part.replace("_", "").isalnum() and part.isascii()
+                                   for part in names):
+        raise argparse.ArgumentTypeError(f"invalid name list: {text[:80]!r} (expected names "
+                                         "separated by commas, e.g. position_gain,latency_steps)")
+    return tuple(dict.fromkeys(names))
+
+
 # ----------------------------------------------------------------------------- paths
 def _path_type(check: Callable[[Path], None]) -> Callable[[str], Path]:
     """An argparse type that applies ``check`` to the path; a file system that refuses even

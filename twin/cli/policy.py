@@ -17,10 +17,12 @@ from pathlib import Path
 
 from celltwin.cli.arguments import (count, input_file, integer, number, output_dir, output_file,
                                     seed)
+from celltwin.cli.program import run_program
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.policies.bundle import check_goal, load_bundle
 from celltwin.policies.deploy.adapter import Adapter
+from celltwin.policies.deploy.program import is_program
 from celltwin.policies.export import ExportOptions, export_run
 from celltwin.serve.in_process import InProcessController
 from celltwin.serve.virtual_controller import VirtualController
@@ -99,12 +101,15 @@ def run_export(args) -> int:
 
 def _register_deploy(subparsers) -> None:
     parser = subparsers.add_parser(
-        "deploy", help="run a policy bundle against the twin or an OPC UA controller",
+        "deploy", help="run a policy bundle (or a set-point program) against the twin or an "
+                       "OPC UA controller",
         description="Verifies BUNDLE, checks it fits the controller's robot and joints, and runs "
                     "it through the safety layer at the bundle's control period, writing one "
                     "telemetry line per step. Exit 0 when every episode ran, 1 when the "
                     "adapter stopped (e-stop, watchdog, mode), 2 on errors.")
-    parser.add_argument("bundle", metavar="BUNDLE", type=Path, help="bundle folder")
+    parser.add_argument("bundle", metavar="BUNDLE", type=Path,
+                        help="bundle folder, or a set-point program folder (`celltwin "
+                             "calibrate excite`), played once through the safety layer")
     parser.add_argument("--controller", required=True, metavar="twin|opc.tcp://HOST:PORT",
                         help="'twin' (the training cell, in process) or an OPC UA endpoint")
     parser.add_argument("--dry-run", action="store_true",
@@ -151,6 +156,8 @@ def _register_deploy(subparsers) -> None:
 
 
 def run_deploy(args) -> int:
+    if is_program(args.bundle):   # a set-point program (`celltwin calibrate excite`)
+        return run_program(args, wait_for_endpoint)
     bundle = load_bundle(args.bundle)
     manifest = bundle.manifest
     if args.goal is not None and not args.allow_outside_goal_region:
