@@ -233,12 +233,18 @@ def check_log(log: Log, robot_model: str, joint_names: tuple[str, ...]) -> None:
     if len(log.times_s) == 0:
         raise CalibrationError(Problem("log holds no samples", file=file,
                                        expected="steps that sent a set-point"))
-    problems = []
     if log.robot_model is not None and log.robot_model != robot_model:
-        problems.append(Problem("log is of another robot", file=file, path="robot_model",
-                                value=log.robot_model, expected=robot_model))
+        # Its joints differ too, but that follows: one problem says what is wrong.
+        raise CalibrationError(Problem(f"log is of another robot ({log.robot_model})", file=file,
+                                       path="robot_model",
+                                       value=log.robot_model, expected=robot_model))
+    problems = []
     if tuple(log.joint_names) != tuple(joint_names):
-        problems.append(Problem("log's joints do not match the robot's", file=file,
+        missing = [name for name in joint_names if name not in log.joint_names]
+        extra = [name for name in log.joint_names if name not in joint_names]
+        detail = (f"missing {', '.join(missing) or 'none'}; not the robot's "
+                  f"{', '.join(extra) or 'none'}" if missing or extra else "in another order")
+        problems.append(Problem(f"log's joints do not match the robot's ({detail})", file=file,
                                 path="joint_names", value=list(log.joint_names),
                                 expected=", ".join(joint_names)))
     if problems:
