@@ -10,16 +10,18 @@ line and dotted path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_serializer,
+                      field_validator)
 from pydantic_core import PydanticCustomError
 
 from celltwin.core.documents import (DOCUMENT_CONFIG, parse_yaml_document, read_document,
                                      require_mapping, validate_document)
 from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.envs.tasks import TASKS, task_class
+from celltwin.randomization.center import CenteredRandomization, load_center
 from celltwin.training.errors import TrainingError
 
 _CONFIG = ConfigDict(**DOCUMENT_CONFIG)
@@ -75,6 +77,11 @@ class EvalConfig(BaseModel):
     final_episodes: int = Field(50, ge=1)
 
 
+def _randomization_form(value) -> str:
+    """Which form ``randomization`` takes: a name or file, or ``{preset, center}``."""
+    return "centred" if isinstance(value, (dict, CenteredRandomization)) else "name"
+
+
 class TrainConfig(BaseModel):
     """A training run.
 
@@ -88,7 +95,9 @@ class TrainConfig(BaseModel):
         rollout_workers: processes for demonstrations, DAgger rounds and evaluations
             (``0``: one per usable core; ``1``: in this process). Results do not depend on it.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        randomization: preset name or YAML file; ``none`` for the nominal twin.
+        randomization: preset name or YAML file; ``none`` for the nominal twin; or
+            ``{preset: NAME, center: physics.yaml}``, its ranges around a calibrated twin
+            (kept as that plain mapping, which the envs take as it is).
         normalize: observation normalization (VecNormalize), baked into exported bundles.
         adr: automatic domain randomization over the randomization's uniform terms (one ADR
             state per env, saved in every checkpoint and in ``adr.json``).
@@ -109,7 +118,9 @@ class TrainConfig(BaseModel):
     rollout_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     env: EnvConfig = EnvConfig()
-    randomization: str = "none"
+    randomization: Annotated[Union[Annotated[str, Tag("name")],
+                                   Annotated[CenteredRandomization, Tag("centred")]],
+                             Discriminator(_randomization_form)] = "none"
     normalize: bool = False
     adr: bool = False
     adr_settings: dict[str, int | float] = {}
@@ -119,6 +130,18 @@ class TrainConfig(BaseModel):
     checkpoint_every_steps: int = Field(10_000, ge=1)
     max_wall_s: float | None = Field(None, gt=0)  # once spent: a last evaluation, then stop
     source: str | None = None   # where the config came from (preset or file), for the record
+
+    @field_validator("randomization")
+    @classmethod
+    def _centre_as_mapping(cls, value):
+        if isinstance(value, CenteredRandomization):
+            load_center(value.center)   # a bad centre file is a located error here
+            return value.model_dump()
+        return value
+
+    @field_serializer("randomization")
+    def _plain_randomization(self, value):
+        return value   # a name, or the centred form's plain mapping (see _centre_as_mapping)
 
     @field_validator("task")
     @classmethod
@@ -171,6 +194,13 @@ def resolve_config(config_file: str | Path | None = None, task: str | None = Non
     data, lines, file = _read(path)
     if task is not None:
         data["task"] = task
+    center = (overrides or {}).get("randomization.center")
+    if center is not None:   # --dr-center: around the config's (or --dr's) randomization
+        overrides = {k: v for k, v in overrides.items() if k != "randomization.center"}
+        preset = overrides.pop("randomization", data.get("randomization", "none"))
+        if isinstance(preset, dict):
+            preset = preset.get("preset")
+        data["randomization"] = {"preset": preset, "center": center}
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
@@ -194,8 +224,10 @@ def _absolute_paths(config: TrainConfig) -> TrainConfig:
 
     env = config.env.model_copy(update={"cell": absolute(config.env.cell),
                                         "physics": absolute(config.env.physics)})
-    return config.model_copy(update={"env": env,
-                                     "randomization": absolute(config.randomization)})
+    randomization = config.randomization
+    randomization = ({key: absolute(value) for key, value in randomization.items()}
+                     if isinstance(randomization, dict) else absolute(randomization))
+    return config.model_copy(update={"env": env, "randomization": randomization})
 
 
 def _check_semantics(config: TrainConfig, file: str) -> None:

@@ -6,8 +6,9 @@ response is told apart from its neighbours'). A raised-cosine envelope ramps the
 out, so the program starts and ends at home, at rest. Amplitudes are then scaled down, per
 joint, until the set-points keep a margin inside every limit the deployment safety layer
 enforces: joint positions, speeds, accelerations and per-step changes, the TCP box, and the
-reduced-speed TCP cap (as the safety layer bounds TCP speed: lever arms times joint speeds) (the safety layer would otherwise clip set-points, and a clipped
-excitation is not the one that was designed). The program is written as a set-point program
+reduced-speed TCP cap as the safety layer bounds TCP speed (lever arms times joint speeds).
+The safety layer would otherwise clip set-points, and a clipped excitation is not the one that
+was designed. The program is written as a set-point program
 (:mod:`celltwin.policies.deploy.program`) that ``celltwin deploy`` plays against any controller.
 """
 

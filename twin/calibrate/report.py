@@ -88,7 +88,8 @@ def _sections(result: FitResult, logs: list[Log], cell: str, command: str,
     tables = [Table(["parameter", "twin before", "fitted", "spread (std)", "relative"], rows)]
     if result.latency_costs:
         tables.append(Table(["latency [steps]", "sum of squared residuals [rad^2]"],
-                            [[str(k), f"{v:.4g}"] for k, v in sorted(result.latency_costs.items())]))
+                            [[str(k), f"{v:.4g}"]
+                             for k, v in sorted(result.latency_costs.items())]))
     tables.append(Table(["joint", "RMSE before [rad]", "RMSE after [rad]"],
                         [[name, f"{b:.5f}", f"{a:.5f}"] for name, b, a in
                          zip(logs[0].joint_names, result.rmse_before, result.rmse_after)]))

@@ -34,7 +34,8 @@ def run_program(args, wait_for_endpoint) -> int:
                 summary = adapter.play()
     else:
         raise CelltwinError(Problem("unknown controller", path="--controller",
-                                    value=args.controller, expected="'twin' or opc.tcp://HOST:PORT"))
+                                    value=args.controller,
+                                    expected="'twin' or opc.tcp://HOST:PORT"))
     stopped = summary.stop_reason is not None
     print(f"program: {summary.steps}/{len(program.setpoints)} set-points"
           + (f"; stopped: {summary.stop_reason}" if stopped else "")

@@ -11,6 +11,7 @@ from celltwin.cli.arguments import (count, fraction, input_file, input_file_text
 from celltwin.cli.common import add_task_names, task_help
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.envs.tasks import task_class
+from celltwin.randomization.center import parse_centered
 from celltwin.policies.bundle_policy import BundlePolicy
 from celltwin.training.config import resolve_config
 from celltwin.training.errors import TrainingError
@@ -51,6 +52,9 @@ def _register_train(subparsers) -> None:
                         help="hindsight experience replay (off-policy algorithms)")
     parser.add_argument("--dr", default=None, metavar="PRESET",
                         help="randomization preset (none, light, standard, aggressive) or YAML")
+    parser.add_argument("--dr-center", type=input_file_text, default=None, metavar="FILE",
+                        help="centre the randomization's ranges on this physics file (`celltwin "
+                             "calibrate fit`'s physics.yaml; docs/calibration.md)")
     parser.add_argument("--steps", type=count(MAX_TRAIN_STEPS), default=None,
                         help="env steps in total")
     parser.add_argument("--seed", type=seed, default=None, help="seed of the run")
@@ -76,7 +80,7 @@ def _register_train(subparsers) -> None:
 _TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "pick": "env.pick",
                 "place": "env.place", "control": "env.control",
                 "reward": "env.reward", "physics": "env.physics", "algo": "algo",
-                "dr": "randomization", "steps": "steps", "seed": "seed", "n_envs": "n_envs",
+                "dr": "randomization", "dr_center": "randomization.center", "steps": "steps", "seed": "seed", "n_envs": "n_envs",
                 "device": "device", "demos": "demos.episodes",
                 "target_success": "eval.target_success", "max_wall_s": "max_wall_s"}
 
@@ -126,6 +130,9 @@ def _register_evaluate(subparsers) -> None:
     parser.add_argument("--physics", type=input_file, default=None, help="physics overrides (YAML)")
     parser.add_argument("--dr", default="standard",
                         help="randomization for the randomized run: preset or YAML (default standard)")
+    parser.add_argument("--dr-center", type=input_file, default=None, metavar="FILE",
+                        help="centre the randomized run's ranges on this physics file "
+                             "(`celltwin calibrate fit`'s physics.yaml)")
     parser.add_argument("--sweep", action="append", default=[], metavar="TARGET.PARAM=LO:HI:N",
                         help="sweep a parameter (values set absolutely); give one or two, "
                              "N up to 1000 and up to 10000 grid points in all")
@@ -174,16 +181,20 @@ def run_evaluate(args) -> int:
         if sys.stderr.isatty():
             print(f"\rgrid {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
 
+    # --dr-center: the randomized run's ranges around a calibrated twin (checked before work).
+    dr = args.dr if args.dr_center is None else parse_centered(
+        {"preset": args.dr, "center": str(args.dr_center)}, where="--dr-center").model_dump()
     results = evaluate(args.policy, env_id, kwargs,
                        episodes=args.episodes, grid_episodes=args.grid_episodes,
-                       randomization=args.dr, sweeps=sweeps, seed=args.seed, progress=progress,
+                       randomization=dr, sweeps=sweeps, seed=args.seed, progress=progress,
                        bundle_policy=BundlePolicy,
                        allow_outside_goal_region=args.allow_outside_goal_region)
     written = write_report(results, args.out)
     print(f"nominal:    {results['nominal']['success_rate']:.0%} success, "
           f"return {results['nominal']['mean_return']:.2f}")
     if "randomized" in results:
-        print(f"randomized: {results['randomized']['success_rate']:.0%} success ({args.dr})")
+        print(f"randomized: {results['randomized']['success_rate']:.0%} success ({args.dr}"
+              + (f", centred on {args.dr_center})" if args.dr_center else ")"))
     if results["grid"]:
         worst = min(results["grid"], key=lambda p: p["success_rate"])
         print(f"grid: {len(results['grid'])} points, worst {worst['success_rate']:.0%} at {worst['settings']}")
@@ -191,7 +202,7 @@ def run_evaluate(args) -> int:
         from celltwin.training.episode_video import record_video
 
         filmed = record_video(args.policy, env_id, kwargs, video, episodes=args.video,
-                              seed=args.seed, randomization=args.dr, bundle_policy=BundlePolicy)
+                              seed=args.seed, randomization=dr, bundle_policy=BundlePolicy)
         written.append(Path(filmed["path"]))
         wins = sum(episode["success"] for episode in filmed["episodes"])
         twin = "nominal" if args.dr in (None, "none") else f"randomized ({args.dr})"

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from celltwin.core.documents import (open_document, parse_model, read_document, shipped_names,
                                      validation_problems)
 from celltwin.core.resources import assets_root
+from celltwin.randomization.center import is_centered, parse_centered
 from celltwin.randomization.terms import RandomizationConfig, RandomizationError
 
 _FOLDER = "randomization"
@@ -39,7 +40,8 @@ def load_randomization(source) -> tuple[RandomizationConfig, bool]:
     """Resolve ``source`` to terms; also say whether unmatched targets are errors.
 
     Args:
-        source: a preset name, a YAML file, a RandomizationConfig, or a mapping/list of terms.
+        source: a preset name, a YAML file, a RandomizationConfig, a mapping/list of terms, or
+            ``{preset: NAME|FILE, center: PHYSICS_FILE}`` (:mod:`celltwin.randomization.center`).
 
     Returns:
         ``(config, strict)``: presets are not strict (a conveyor term on a cell without
@@ -49,6 +51,12 @@ def load_randomization(source) -> tuple[RandomizationConfig, bool]:
         return RandomizationConfig(name="none"), True
     if isinstance(source, RandomizationConfig):
         return source, True
+    if is_centered(source):   # {preset: ..., center: physics.yaml}
+        centered = parse_centered(source)
+        config, strict = load_randomization(centered.preset)
+        center = str(Path(centered.center).resolve())
+        return config.model_copy(update={"center": center,
+                                         "name": f"{config.name} centred on {center}"}), strict
     if isinstance(source, (list, dict)):
         data = {"terms": source} if isinstance(source, list) else source
         try:

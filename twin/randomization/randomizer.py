@@ -24,6 +24,7 @@ import numpy as np
 
 from celltwin.randomization.knobs import (NAMED_VALUES, EpisodeEffects, Knob, apply_pose_offsets,
                                           resolve)
+from celltwin.randomization.center import center_entries, constant_terms, load_center, set_reference
 from celltwin.randomization.looks import Looks
 from celltwin.randomization.plan import ResetPlan
 from celltwin.randomization.terms import RandomizationConfig, Term, Uniform
@@ -129,12 +130,39 @@ class Randomizer:
             if knobs:
                 target = term.target.replace("{robot}", robot.name).replace("{object}", object_name or "")
                 self.groups.append(TermGroup.of(term, knobs, term.name or f"{target}.{term.parameter}"))
+        if config.center is not None:
+            self._center_on(load_center(config.center), world, robot, object_name)
         self.startup_values: dict[str, float] | None = None
         self._batches: dict[tuple, UniformBatch] = {}
         self.effects = EpisodeEffects()
         self.values: dict[str, float] = {}
         self.pinned: tuple[str, str] | None = None
         self._plan: ResetPlan | None = None  # built at the first reset, after startup terms
+
+    def _center_on(self, center, world, robot, object_name) -> None:
+        """Move every term's range onto the centre's values (celltwin.randomization.center)."""
+        entries = center_entries(center)
+        covered = set()
+        for group in self.groups:
+            if group.kind != "physics":
+                continue
+            values = [entries.get((k.section, k.key, k.parameter)) for k in group.knobs]
+            if all(value is None for value in values):
+                continue
+            covered.update((k.section, k.key, k.parameter)
+                           for k, value in zip(group.knobs, values) if value is not None)
+            if group.term.operation == "set":   # a range starting at the centre
+                reference = set_reference(group.term)
+                group.term = group.term.model_copy(update={"operation": "add"})
+                group.nominal = np.array([0.0 if value is None else value - reference
+                                          for value in values])
+            else:
+                group.nominal = np.array([nominal if value is None else value
+                                          for nominal, value in zip(group.nominal, values)])
+        start = len(self.config.terms)
+        for index, term in enumerate(constant_terms(entries, covered), start=start):
+            knobs = resolve(term, index, world, robot, object_name, required=True)
+            self.groups.append(TermGroup.of(term, knobs, term.label))
 
     @property
     def active(self) -> bool:

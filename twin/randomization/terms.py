@@ -157,6 +157,9 @@ class RandomizationConfig(BaseModel):
     """what it is for, and where its ranges come from"""
     terms: list[Term] = Field(default_factory=list)
     """the randomized parameters"""
+    center: str | None = None
+    """a physics file (``celltwin calibrate fit``'s ``physics.yaml``) whose values the terms'
+    ranges go around (docs/calibration.md, "Centre training on the fit")"""
 
     @classmethod
     def load(cls, path: str | Path) -> "RandomizationConfig":
