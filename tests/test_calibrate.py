@@ -241,3 +241,57 @@ def test_an_unknown_parameter_name_gets_a_suggestion(cli, logged, tmp_path):
     result = cli("calibrate", "fit", "--telemetry", path, "--cell", CELL, "-o", tmp_path / "f",
                  "--params", "position_gian")
     assert result.returncode == 2 and "did you mean 'position_gain'" in result.stderr
+
+
+# --- training centred on the fit -------------------------------------------------------------
+
+
+@pytest.fixture
+def centre(tmp_path):
+    path = tmp_path / "physics.yaml"
+    PhysicsParams.from_mapping({"robots": {"arm": {"position_gain": 0.3, "latency_steps": 2,
+                                                   "velocity_gain": 0.7}},
+                                "joints": {"arm/panda_joint1": {"damping": 1.0}}}).save(path)
+    return path
+
+
+def test_randomization_centred_on_a_fit_draws_its_ranges_around_the_fit(centre):
+    import gymnasium as gym
+
+    import celltwin.envs  # noqa: F401  (registers the env ids)
+
+    env = gym.make("celltwin/Reach-v0", randomization={"preset": "standard",
+                                                       "center": str(centre)})
+    try:
+        drawn = []
+        for seed in range(12):
+            env.reset(seed=seed)
+            drawn.append(env.unwrapped.world.physics_params())
+    finally:
+        env.close()
+    robots = [params.robots["arm"] for params in drawn]
+    # standard: latency choice [0, 1] (set) -> centre + 0 or 1; gain x[0.8, 1.25] of the centre
+    assert {r.latency_steps for r in robots} == {2, 3}
+    gains = [r.position_gain for r in robots]
+    assert 0.3 * 0.8 - 1e-9 <= min(gains) and max(gains) <= 0.3 * 1.25 + 1e-9
+    assert max(gains) > 0.3 * 1.05 and min(gains) < 0.3 * 0.95
+    assert {r.velocity_gain for r in robots} == {0.7}   # no term: the centre's value
+    damping = drawn[0].joints["arm/panda_joint1"].damping
+    assert 1.0 <= damping <= 1.5   # standard adds [0, 0.5] to the centre
+
+
+def test_train_takes_a_centre_from_its_config_or_dr_center(cli, centre, tmp_path):
+    from celltwin.training.config import resolve_config
+
+    config = resolve_config(task="Reach", overrides={"randomization": "light",
+                                                     "randomization.center": str(centre)})
+    assert config.randomization == {"preset": "light", "center": str(centre.resolve())}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("robots:\n  arm:\n    position_gain: -1\n")
+    result = cli("train", "--task", "Reach", "--dr-center", bad, "--steps", "10")
+    assert result.returncode == 2
+    assert result.stderr.count("error:") == 1 and "bad.yaml:3" in result.stderr
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(f"task: Reach\nrandomization: {{preset: standard, centre: {centre}}}\n")
+    result = cli("train", config_file, "--steps", "10")
+    assert result.returncode == 2 and "centre" in result.stderr and "config.yaml:2" in result.stderr
