@@ -174,10 +174,11 @@ class _TablePolicy:
     """The "policy" of a program: the next row of its set-points, and the gripper held at the
     opening it was measured at (a program moves the arm only)."""
 
-    def __init__(self, setpoints: np.ndarray, observer: _ProgramObserver, closed_width: float):
+    def __init__(self, setpoints: np.ndarray, observer: _ProgramObserver,
+                 width_range: tuple[float, float]):
         self.setpoints = setpoints
         self.observer = observer
-        self.closed_width = closed_width
+        self.width_range = width_range
         self.row = 0
 
     def rewind(self) -> None:
@@ -187,9 +188,12 @@ class _TablePolicy:
         if self.row >= len(self.setpoints):
             raise ControllerError(Problem("the program has no set-points left",
                                           expected="as many steps as it has rows"))
+        closed, opened = self.width_range
         width = self.observer.gripper_width_m
-        action = np.append(self.setpoints[self.row],
-                           self.closed_width if width is None else width)
+        # Held where it is: a reading a hair outside the range (fingers jitter) is not a
+        # command to clip and flag.
+        width = closed if width is None else min(max(width, closed), opened)
+        action = np.append(self.setpoints[self.row], width)
         self.row += 1
         return action
 
@@ -225,7 +229,7 @@ class ProgramAdapter(Adapter):
         self.chain = KinematicChain.from_manifest(robot["kinematics"], robot["joint_names"])
         self.observer = _ProgramObserver(self.chain)
         self.policy = _TablePolicy(self.program.setpoints, self.observer,
-                                   float(robot["gripper"]["width_range_m"][0]))
+                                   tuple(float(w) for w in robot["gripper"]["width_range_m"]))
         self.observer.rewind = self.policy.rewind
         self.period_s = self.program.period_s
         self.limits = SafetyLimits.from_manifest(manifest)

@@ -1,0 +1,111 @@
+"""Close the loop with the MuJoCo twin standing in for the real cell (issue 20).
+
+1. ``celltwin calibrate excite`` designs the excitation of the cell's robot;
+2. the deployment adapter plays it, through its safety layer, against the MuJoCo twin of the
+   cell (in process, ``MujocoVirtualController``: the served twin's contract over MuJoCo), with
+   an actuation latency and joint noise the pybullet twin is not told about;
+3. ``celltwin calibrate fit`` fits the pybullet twin to that telemetry;
+4. it prints the joint trajectory RMSE of the pybullet twin against the MuJoCo log, before and
+   after the fit, and the time the fit took.
+
+With ``--retrain`` it then trains the cell's PickPlace policy twice, same seeds and budget:
+randomization ``standard`` as shipped, and centred on the fit (``--dr-center``), and prints the
+commands that evaluate both on the MuJoCo twin. Slow (two training runs); off by default.
+
+    python benchmarks/calibration_loop.py [--cell reach_table] [--duration 60]
+        [--latency-steps 2] [--noise-rad 1e-4] [--out runs/calibration_loop] [--retrain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from celltwin.calibrate.excite import ExcitationOptions, design, write_program
+from celltwin.calibrate.fit import FitOptions, fit
+from celltwin.calibrate.logs import read_log
+from celltwin.calibrate.parameters import DEFAULT_PARAMS
+from celltwin.calibrate.report import write_outputs
+from celltwin.mujoco.controller import MujocoVirtualController
+from celltwin.policies.deploy.program import ProgramAdapter
+from celltwin.serve.in_process import InProcessController
+from celltwin.spec import load_cell
+from celltwin.robots.registry import get_robot_model
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cell", default="reach_table")
+    parser.add_argument("--duration", type=float, default=60.0, help="excitation length [s]")
+    parser.add_argument("--latency-steps", type=int, default=2,
+                        help="the MuJoCo cell's actuation latency [control steps]")
+    parser.add_argument("--noise-rad", type=float, default=1e-4,
+                        help="the MuJoCo cell's joint noise [rad]")
+    parser.add_argument("--params", default=",".join(DEFAULT_PARAMS))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/calibration_loop"))
+    parser.add_argument("--retrain", action="store_true",
+                        help="also train PickPlace centred and uncentred (slow)")
+    parser.add_argument("--train-steps", type=int, default=20_000)
+    args = parser.parse_args()
+
+    spec = load_cell(args.cell)
+    robot = spec.robots[0]
+    options = ExcitationOptions(duration_s=args.duration, period_s=spec.physics.control_period_s)
+    excitation = design(get_robot_model(robot.model), options, base_xyz=robot.base.xyz,
+                        base_quat_xyzw=robot.base.quaternion_xyzw())
+    program = write_program(excitation, args.out / "excitation", options=options, cell=args.cell)
+    log_path = args.out / "mujoco.jsonl"
+    log_path.unlink(missing_ok=True)
+    virtual = MujocoVirtualController.from_cell(args.cell, latency_steps=args.latency_steps,
+                                                noise_rad=args.noise_rad, seed=0)
+    started = time.perf_counter()
+    with InProcessController(virtual) as controller:
+        with ProgramAdapter(program, controller, telemetry=log_path, paced=False) as adapter:
+            summary = adapter.play()
+    print(f"excitation on MuJoCo: {summary.steps} set-points in "
+          f"{time.perf_counter() - started:.1f} s, stop: {summary.stop_reason}, "
+          f"safety flags: {summary.safety_counts or 'none'}")
+
+    logs = [read_log(log_path)]
+    params = tuple(args.params.split(","))
+    result = fit(spec, logs, FitOptions(params=params, workers=args.workers))
+    write_outputs(result, logs, args.out / "fit", cell=args.cell)
+    before, after = float(result.rmse_before.mean()), float(result.rmse_after.mean())
+    figures = {"cell": args.cell, "duration_s": args.duration,
+               "mujoco_latency_steps": args.latency_steps, "mujoco_noise_rad": args.noise_rad,
+               "estimates": dict(zip(result.labels, result.estimate)),
+               "spread": dict(zip(result.labels, result.spread)),
+               "latency_steps": result.latency_steps, "rmse_before_rad": before,
+               "rmse_after_rad": after, "ratio": before / after if after else None,
+               "fit_s": result.elapsed_s}
+    print(json.dumps(figures, indent=2))
+    (args.out / "loop.json").write_text(json.dumps(figures, indent=2) + "\n")
+    if args.retrain:
+        _retrain(args)
+    return 0
+
+
+def _retrain(args) -> None:
+    """PickPlace trained with and without the centre, same seed and budget."""
+    physics = args.out / "fit" / "physics.yaml"
+    runs = {"uncentred": [], "centred": ["--dr-center", str(physics)]}
+    for name, extra in runs.items():
+        command = ["celltwin", "train", "--task", "PickPlace", "--dr", "standard", "--seed", "0",
+                   "--steps", str(args.train_steps), "--out", str(args.out / f"train_{name}"),
+                   *extra]
+        print("$ " + " ".join(command), flush=True)
+        subprocess.run(command, check=True)
+    print("evaluate both on the MuJoCo twin (same seeds) with the MuJoCo evaluation of the "
+          "sim-to-sim issue once it is there, e.g.:")
+    for name in runs:
+        print(f"  celltwin evaluate {args.out / f'train_{name}' / 'final' / 'model.zip'} "
+              "--task PickPlace --engine mujoco --episodes 100")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
