@@ -93,8 +93,8 @@ def _sections(result: FitResult, logs: list[Log], cell: str, command: str,
     tables.append(Table(["joint", "RMSE before [rad]", "RMSE after [rad]"],
                         [[name, f"{b:.5f}", f"{a:.5f}"] for name, b, a in
                          zip(logs[0].joint_names, result.rmse_before, result.rmse_after)]))
-    captions = {"trajectories.png": "Logged joints vs the twin, before and after the fit "
-                                    "(first log)",
+    captions = {"trajectories.png": "Logged joints vs the twin before and after the fit, and "
+                                    "the twin's error (first log)",
                 "rmse.png": "Joint trajectory RMSE before and after",
                 "estimates.png": "Estimates relative to the twin's values, with their spread"}
     notes = ["A spread much larger than a few percent means the logs do not pin the "
@@ -111,19 +111,28 @@ def _png(figure) -> bytes:
 
 
 def _trajectories(result: FitResult, log: Log) -> bytes:
+    """Per joint: logged vs twin (left) and the twin's error, before and after (right): the
+    error is what a fit changes, and it is far smaller than the motion."""
     dof = len(log.joint_names)
-    figure = new_figure(figsize=(10, 1.8 * dof), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(dof, 1, sharex=True))
+    figure = new_figure(figsize=(12, 1.8 * dof), layout="constrained")
+    axes = np.atleast_2d(figure.subplots(dof, 2, sharex=True))
     t = log.times_s - log.times_s[0]
-    for joint, ax in enumerate(axes):
-        ax.plot(t, log.positions[:, joint], color="black", lw=1.0, label="logged")
-        ax.plot(t, result.predicted_before[0][:, joint], color="tab:red", lw=0.8, ls="--",
-                label="twin before")
-        ax.plot(t, result.predicted_after[0][:, joint], color="tab:blue", lw=0.8,
-                label="twin after")
-        ax.set_ylabel(f"{log.joint_names[joint]}\n[rad]", fontsize=8)
-    axes[0].legend(loc="upper right", fontsize=8, ncol=3)
-    axes[-1].set_xlabel("time [s]")
+    before, after = result.predicted_before[0], result.predicted_after[0]
+    for joint in range(dof):
+        left, right = axes[joint]
+        left.plot(t, log.positions[:, joint], color="black", lw=1.0, label="logged")
+        left.plot(t, before[:, joint], color="tab:red", lw=0.8, ls="--", label="twin before")
+        left.plot(t, after[:, joint], color="tab:blue", lw=0.8, label="twin after")
+        left.set_ylabel(f"{log.joint_names[joint]}\n[rad]", fontsize=8)
+        right.plot(t, 1e3 * (before[:, joint] - log.positions[:, joint]), color="tab:red",
+                   lw=0.7, label="twin before - logged")
+        right.plot(t, 1e3 * (after[:, joint] - log.positions[:, joint]), color="tab:blue",
+                   lw=0.7, label="twin after - logged")
+        right.set_ylabel("error [mrad]", fontsize=8)
+    axes[0][0].legend(loc="upper right", fontsize=8, ncol=3)
+    axes[0][1].legend(loc="upper right", fontsize=8, ncol=2)
+    axes[-1][0].set_xlabel("time [s]")
+    axes[-1][1].set_xlabel("time [s]")
     return _png(figure)
 
 

@@ -147,7 +147,9 @@ def run_fit(args) -> int:
                          workers=args.workers, seed=args.seed)
     result = fit(spec, logs, options, robot=args.robot_name, physics=physics,
                  progress=_progress)
-    command = "celltwin " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    words = ["celltwin", "calibrate", "fit", "--telemetry", *map(str, args.telemetry),
+             "--cell", args.cell, "--params", ",".join(params), "-o", str(args.out)]
+    command = " ".join(shlex.quote(word) for word in words)
     write_outputs(result, logs, args.out, cell=args.cell, command=command)
     for label, value, spread in zip(result.labels, result.estimate, result.spread):
         print(f"{label}: {value:.6g} (spread {spread:.2g})")
