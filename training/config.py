@@ -21,7 +21,7 @@ from celltwin.core.documents import (DOCUMENT_CONFIG, parse_yaml_document, read_
                                      require_mapping, validate_document)
 from celltwin.core.errors import Problem, did_you_mean, one_of
 from celltwin.envs.tasks import TASKS, task_class
-from celltwin.randomization.center import CenteredRandomization, load_center
+from celltwin.physics import CenteredRandomization, PhysicsParams
 from celltwin.training.errors import TrainingError
 
 _CONFIG = ConfigDict(**DOCUMENT_CONFIG)
@@ -135,7 +135,7 @@ class TrainConfig(BaseModel):
     @classmethod
     def _centre_as_mapping(cls, value):
         if isinstance(value, CenteredRandomization):
-            load_center(value.center)   # a bad centre file is a located error here
+            PhysicsParams.load(value.center)   # a bad centre file is a located error here
             return value.model_dump()
         return value
 

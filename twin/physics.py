@@ -168,3 +168,16 @@ class PhysicsParams(BaseModel):
     def load(cls, path: str | Path) -> "PhysicsParams":
         """Read parameters from a YAML file (an overrides file sets only some fields)."""
         return load_model(path, cls, error=PhysicsParamsError, what="physics")
+
+
+class CenteredRandomization(BaseModel):
+    """A randomization whose ranges go around a physics file's values: the form
+    ``{preset: standard, center: fit/physics.yaml}`` of a training config's ``randomization``
+    (what it does: :mod:`celltwin.randomization.center`). Here, beside PhysicsParams, so that a
+    config can be checked without loading the randomizer."""
+
+    model_config = ConfigDict(**DOCUMENT_CONFIG)
+    preset: str
+    """preset name (``standard``) or randomization YAML file"""
+    center: str
+    """physics file the ranges go around (``celltwin calibrate fit``'s ``physics.yaml``)"""

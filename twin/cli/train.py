@@ -11,7 +11,7 @@ from celltwin.cli.arguments import (count, fraction, input_file, input_file_text
 from celltwin.cli.common import add_task_names, task_help
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.envs.tasks import task_class
-from celltwin.randomization.center import parse_centered
+from celltwin.physics import CenteredRandomization, PhysicsParams
 from celltwin.policies.bundle_policy import BundlePolicy
 from celltwin.training.config import resolve_config
 from celltwin.training.errors import TrainingError
@@ -80,7 +80,8 @@ def _register_train(subparsers) -> None:
 _TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "pick": "env.pick",
                 "place": "env.place", "control": "env.control",
                 "reward": "env.reward", "physics": "env.physics", "algo": "algo",
-                "dr": "randomization", "dr_center": "randomization.center", "steps": "steps", "seed": "seed", "n_envs": "n_envs",
+                "dr": "randomization", "dr_center": "randomization.center", "steps": "steps",
+                "seed": "seed", "n_envs": "n_envs",
                 "device": "device", "demos": "demos.episodes",
                 "target_success": "eval.target_success", "max_wall_s": "max_wall_s"}
 
@@ -182,8 +183,10 @@ def run_evaluate(args) -> int:
             print(f"\rgrid {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
 
     # --dr-center: the randomized run's ranges around a calibrated twin (checked before work).
-    dr = args.dr if args.dr_center is None else parse_centered(
-        {"preset": args.dr, "center": str(args.dr_center)}, where="--dr-center").model_dump()
+    dr = args.dr
+    if args.dr_center is not None:
+        PhysicsParams.load(args.dr_center)   # a bad centre file: its file, line and field
+        dr = CenteredRandomization(preset=args.dr, center=str(args.dr_center)).model_dump()
     results = evaluate(args.policy, env_id, kwargs,
                        episodes=args.episodes, grid_episodes=args.grid_episodes,
                        randomization=dr, sweeps=sweeps, seed=args.seed, progress=progress,

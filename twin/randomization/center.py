@@ -16,24 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
-from celltwin.core.documents import DOCUMENT_CONFIG, model_from_mapping
-from celltwin.physics import PhysicsParams
+from celltwin.core.documents import model_from_mapping
+from celltwin.physics import CenteredRandomization, PhysicsParams
 from celltwin.randomization.terms import (Choice, Gaussian, RandomizationError, Term)
-
-_CONFIG = ConfigDict(**DOCUMENT_CONFIG)
-
-
-class CenteredRandomization(BaseModel):
-    """A preset (or randomization file) whose ranges go around a physics file's values."""
-
-    model_config = _CONFIG
-    preset: str
-    """preset name (``standard``) or randomization YAML file"""
-    center: str
-    """physics file the ranges go around (``celltwin calibrate fit``'s ``physics.yaml``)"""
-
 
 def is_centered(source) -> bool:
     """Whether ``source`` is the ``{preset, center}`` form (a mapping with a ``center``)."""
