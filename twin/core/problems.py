@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from celltwin.core.errors import did_you_mean, one_of
 
@@ -77,6 +77,20 @@ def _union_members(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _tagged_members(annotation: Any) -> dict[str, Any]:
+    """``{tag: member}`` of a union whose members carry pydantic ``Tag``s (a union chosen by a
+    callable ``Discriminator``)."""
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return {}
+    tagged = {}
+    for arg in get_args(annotation):
+        if get_origin(arg) is Annotated:
+            for item in get_args(arg)[1:]:
+                if isinstance(item, Tag):
+                    tagged[item.tag] = get_args(arg)[0]
+    return tagged
+
+
 def _tag_of(model: type[BaseModel], discriminator: str) -> str | None:
     field = model.model_fields.get(discriminator)
     return field.default if field is not None else None
@@ -95,6 +109,10 @@ def walk(root: type[BaseModel], loc: Loc) -> tuple[Loc, Any, list[Any]]:
     for part in loc:
         bare, extra = _unwrap(annotation)
         metadata = metadata + extra
+        tagged = _tagged_members(bare)
+        if part in tagged:  # a callable discriminator's Tag: not part of the document either
+            annotation, metadata = tagged[part], []
+            continue
         members = _union_members(bare)
         if members:
             discriminator = _discriminator(metadata) or "shape"
