@@ -95,6 +95,25 @@ def test_deploy_plays_a_program_through_the_safety_layer_with_telemetry(cli, tmp
     assert all(len(r["q_measured"]) == 7 for r in steps)
 
 
+def test_deploy_plays_a_program_against_an_opcua_controller(cli, tmp_path):
+    from celltwin.serve.opcua_security import ServerSecurity
+    from celltwin.serve.opcua_server import ServerThread
+
+    out, log = tmp_path / "excitation", tmp_path / "run.jsonl"
+    assert cli("calibrate", "excite", "--robot", "panda", "-o", out, "--duration", "4",
+               "--ramp", "0.5").returncode == 0
+    with VirtualController.from_cell(CELL) as virtual, \
+            ServerThread(virtual, port=0, security=ServerSecurity(insecure=True)) as served:
+        result = cli("deploy", out, "--controller", served.endpoint, "--reduced-speed",
+                     "--telemetry", log)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = [r for r in map(json.loads, log.read_text().splitlines()) if r["type"] == "step"]
+    assert len(steps) == len(load_program(out).setpoints) and all(r["sent"] for r in steps)
+    assert not any(r["safety_flags"] for r in steps)
+    times = [r["stamp_s"] for r in steps]
+    assert times[-1] - times[0] > 3.0   # the served twin's clock ran through the program
+
+
 def test_a_program_modified_after_it_was_written_is_refused(cli, program, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
