@@ -138,6 +138,7 @@ def _draws():
             *[pytest.param(f, lag, id=f"gain-{f:.2f}x-latency-{lag}") for f, lag in drawn]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor, latency", _draws())
 def test_the_fit_recovers_hidden_parameters_from_telemetry(program, tmp_path, factor, latency):
     log = _run(program, tmp_path / "run.jsonl", _hidden(NOMINAL_GAIN * factor, latency))
@@ -153,6 +154,7 @@ def test_the_fit_recovers_hidden_parameters_from_telemetry(program, tmp_path, fa
 # --- the command, its outputs ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_writes_a_physics_file_every_physics_option_takes_and_a_report(cli, program,
                                                                          tmp_path):
     log = _run(program, tmp_path / "run.jsonl", _hidden(0.2, 2))
@@ -232,6 +234,11 @@ def _bad(kind: str, logged, tmp_path):
         def edit(rows):
             del rows[60:]
         return _write_csv(tmp_path / "a.csv", logged, edit=edit)
+    if kind == "rate":   # a controller logging at 100 Hz, the twin stepping at 25 Hz
+        def edit(rows):
+            for index, row in enumerate(rows):
+                row[0] = 0.01 * index
+        return _write_csv(tmp_path / "a.csv", logged, edit=edit)
     raise AssertionError(kind)
 
 
@@ -243,6 +250,7 @@ def _bad(kind: str, logged, tmp_path):
     ("robot", ["another robot", "ur5e"]),
     ("empty", ["empty"]),
     ("short", ["too short to identify position_gain, latency_steps", "60 samples"]),
+    ("rate", ["sampled every 0.01 s", "control period is 0.04 s"]),
 ])
 def test_a_bad_log_is_one_error_line(cli, logged, tmp_path, kind, words):
     path = _bad(kind, logged, tmp_path)
@@ -277,10 +285,10 @@ def centre(tmp_path):
 def test_randomization_centred_on_a_fit_draws_its_ranges_around_the_fit(centre):
     import gymnasium as gym
 
-    import celltwin.envs  # noqa: F401  (registers the env ids)
+    from celltwin.envs.tasks import TASKS   # registers the env ids too
 
-    env = gym.make("celltwin/Reach-v0", randomization={"preset": "standard",
-                                                       "center": str(centre)})
+    env = gym.make(TASKS["Reach"].env_id, randomization={"preset": "standard",
+                                                         "center": str(centre)})
     try:
         drawn = []
         for seed in range(12):
