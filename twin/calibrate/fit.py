@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from typing import Callable
 
@@ -152,8 +152,6 @@ def _predict(x, latency) -> list[np.ndarray]:
 
 
 def _head(log: Log, count: int) -> Log:
-    from dataclasses import replace
-
     return replace(log, times_s=log.times_s[:count], setpoints=log.setpoints[:count],
                    positions=log.positions[:count],
                    lines=log.lines[:count] if log.lines is not None else None)
