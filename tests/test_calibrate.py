@@ -16,7 +16,7 @@ import pytest
 from celltwin.calibrate.excite import (LIMIT_SHARE, REDUCED_TCP_SPEED_MPS, ExcitationOptions,
                                        design, write_program)
 from celltwin.calibrate.fit import FitOptions, fit
-from celltwin.calibrate.logs import read_log
+from celltwin.calibrate.logs import read_log, read_logs
 from celltwin.physics import PhysicsParams
 from celltwin.policies.deploy.program import ProgramAdapter, load_program
 from celltwin.policies.kinematics import KinematicChain
@@ -206,6 +206,16 @@ def test_csv_and_npz_logs_read_as_the_telemetry_does(logged, tmp_path):
         assert other.joint_names == logged.joint_names
         for field in ("times_s", "setpoints", "positions"):
             assert np.allclose(getattr(other, field), getattr(logged, field))
+
+
+def test_runs_appended_to_one_telemetry_file_are_read_as_separate_logs(program, tmp_path):
+    path = tmp_path / "run.jsonl"
+    _run(program, path, _hidden(0.1, 1))
+    _run(program, path, _hidden(0.1, 1), seed=2)   # the adapter appends; stamps restart
+    logs = read_logs(path)
+    assert len(logs) == 2
+    assert all(len(log.times_s) == len(load_program(program).setpoints) for log in logs)
+    assert not np.array_equal(logs[0].positions, logs[1].positions)   # other noise draws
 
 
 def _bad(kind: str, logged, tmp_path):

@@ -5,7 +5,8 @@ Three formats, one meaning per sample ``k``: at time ``t_s[k]`` the joints were 
 
 - celltwin telemetry (``.jsonl``, from ``celltwin deploy``): the header gives robot model,
   joint names and control period; each ``step`` record that sent a set-point gives the
-  controller's ``stamp_s``, ``q_measured`` and ``q_command``.
+  controller's ``stamp_s``, ``q_measured`` and ``q_command``. Runs appended to one file
+  (a header each) are separate logs.
 - CSV (``.csv``): a header row ``t_s``, ``setpoint_<joint>`` and ``position_<joint>`` for every
   arm joint (any column order, other columns ignored); times in seconds, angles in radians.
 - NPZ (``.npz``): arrays ``t_s`` (N), ``setpoints`` and ``positions`` (N x dof),
@@ -64,8 +65,12 @@ class Log:
         return float(self.times_s[-1] - self.times_s[0]) if len(self.times_s) else 0.0
 
 
-def read_log(path: str | Path) -> Log:
-    """Read a telemetry, CSV or NPZ log (by its suffix; see the module docstring)."""
+def read_logs(path: str | Path) -> list[Log]:
+    """Read a telemetry, CSV or NPZ log (by its suffix; see the module docstring).
+
+    A telemetry file that several runs appended to (one header each) gives one log per run;
+    a CSV or NPZ file is one log.
+    """
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -80,15 +85,43 @@ def read_log(path: str | Path) -> Log:
                                        expected="logged samples of a run"))
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read_csv(path)
+        return [_read_csv(path)]
     if suffix == ".npz":
-        return _read_npz(path)
+        return [_read_npz(path)]
     return _read_telemetry(path)
 
 
-def _read_telemetry(path: Path) -> Log:
+def read_log(path: str | Path) -> Log:
+    """The one run a log holds (:func:`read_logs` for a file that may hold several)."""
+    logs = read_logs(path)
+    if len(logs) != 1:
+        raise CalibrationError(Problem(f"the telemetry holds {len(logs)} runs", file=str(path),
+                                       expected="one run (read_logs reads each)"))
+    return logs[0]
+
+
+class _Run:
+    """The samples of one run of a telemetry file, under its header."""
+
+    def __init__(self, header: dict):
+        self.header = header
+        self.times, self.setpoints, self.positions, self.lines = [], [], [], []
+
+    def log(self, file: str) -> Log:
+        names = self.header.get("joint_names")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CalibrationError(Problem("telemetry header names no joints", file=file,
+                                           path="joint_names",
+                                           expected="a list of joint names"))
+        period = self.header.get("period_s")
+        return _arrays(file, self.times, self.setpoints, self.positions, tuple(names),
+                       self.header.get("robot_model"),
+                       period if isinstance(period, (int, float)) else None, tuple(self.lines))
+
+
+def _read_telemetry(path: Path) -> list[Log]:
     file = str(path)
-    header, times, setpoints, positions, lines = None, [], [], [], []
+    runs: list[_Run] = []
     raw_lines = path.read_bytes().split(b"\n")
     last = max((i for i, raw in enumerate(raw_lines, start=1) if raw.strip()), default=0)
     for number, raw in enumerate(raw_lines, start=1):
@@ -106,28 +139,24 @@ def _read_telemetry(path: Path) -> Log:
             raise CalibrationError(Problem("not a telemetry record", file=file, line=number,
                                            expected="a JSON object per line"))
         kind = record.get("type")
-        if kind == "header" and header is None:
-            header = record
-        elif kind == "step" and record.get("sent"):
+        if kind == "header":   # a run appended to the file starts here
+            runs.append(_Run(record))
+        elif kind == "step" and record.get("sent") and runs:
             missing = [key for key in ("stamp_s", "q_measured", "q_command") if key not in record]
             if missing:
                 raise CalibrationError(Problem(f"step record lacks {', '.join(missing)}",
                                                file=file, line=number,
                                                expected="stamp_s, q_measured and q_command"))
-            times.append(_number(record["stamp_s"]))
-            setpoints.append(_numbers(record["q_command"]))
-            positions.append(_numbers(record["q_measured"]))
-            lines.append(number)
-    if header is None:
+            run = runs[-1]
+            run.times.append(_number(record["stamp_s"]))
+            run.setpoints.append(_numbers(record["q_command"]))
+            run.positions.append(_numbers(record["q_measured"]))
+            run.lines.append(number)
+    if not runs:
         raise CalibrationError(Problem("telemetry has no header record", file=file,
                                        expected="a log written by `celltwin deploy`"))
-    names = header.get("joint_names")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise CalibrationError(Problem("telemetry header names no joints", file=file,
-                                       path="joint_names", expected="a list of joint names"))
-    period = header.get("period_s")
-    return _arrays(file, times, setpoints, positions, tuple(names), header.get("robot_model"),
-                   period if isinstance(period, (int, float)) else None, tuple(lines))
+    logs = [run.log(file) for run in runs if run.times]
+    return logs or [runs[0].log(file)]   # no samples at all: check_log says so
 
 
 def _read_csv(path: Path) -> Log:

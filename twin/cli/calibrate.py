@@ -18,7 +18,7 @@ from celltwin.cli.arguments import (count, group_handler, input_file, integer, n
                                     output_dir, seed)
 from celltwin.calibrate.excite import ExcitationOptions, design, write_program
 from celltwin.calibrate.fit import FitOptions, fit
-from celltwin.calibrate.logs import read_log
+from celltwin.calibrate.logs import read_logs
 from celltwin.calibrate.parameters import parse_params
 from celltwin.calibrate.report import write_outputs
 from celltwin.cli.common import load_spec
@@ -142,7 +142,7 @@ def run_fit(args) -> int:
     params = parse_params(args.params)
     spec = load_spec(args.cell, None)
     physics = PhysicsParams.load(args.physics) if args.physics else None
-    logs = [read_log(path) for path in args.telemetry]
+    logs = [log for path in args.telemetry for log in read_logs(path)]
     options = FitOptions(params=params, max_latency=args.max_latency, restarts=args.restarts,
                          workers=args.workers, seed=args.seed)
     result = fit(spec, logs, options, robot=args.robot_name, physics=physics,
