@@ -51,8 +51,10 @@ def attach_robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) 
     brought = {kind: [prefix + element.name for element in elements if element.name]
                for kind, elements in (("body", child.bodies), ("geom", child.geoms),
                                       ("joint", child.joints), ("mesh", child.meshes))}
-    frame = cell.spec.worldbody.add_frame(pos=list(start.base_xyz),
-                                          quat=wxyz(start.base_quat_xyzw))
+    # Where the base link is (a randomized base offset included), not where the robot's
+    # controller believes it is (start.base_xyz, the frame it reports in).
+    body_xyz, body_quat = start.body_pose
+    frame = cell.spec.worldbody.add_frame(pos=list(body_xyz), quat=wxyz(body_quat))
     frame.attach_body(root, prefix, "")
     cell.bodies[start.name] = prefix + root_name
     for kind, names in brought.items():
