@@ -76,3 +76,59 @@ def test_tracked_bodies_and_a_randomized_base_agree_between_engines():
             np.testing.assert_allclose(mj.world.robot().ee_pose()[0],
                                        world.robot().ee_pose()[0], atol=1e-6)
             np.testing.assert_allclose(mj.robot.base_xyz, world.robot().base_xyz)
+
+
+# --- the suction cup --------------------------------------------------------------------------
+
+
+def _scripted_pick(twin) -> tuple[float, float]:
+    """Let the carton reach the end stop, press the cup on it with the vacuum on, lift 15 cm;
+    the carton's height before and after the lift [m]."""
+    from celltwin.robots.kinematics import Kinematics
+
+    robot = twin.robot()
+    twin.step(100)
+    carton, _ = twin.part_pose("carton")
+    _, down = robot.ee_pose()
+    top = carton[2] + 0.02   # the carton is 40 mm tall
+    with Kinematics(robot.model, robot.base_xyz, robot.base_quat_xyzw) as kinematics:
+        above = kinematics.ik([carton[0], carton[1], top + 0.1], down,
+                              seed=robot.joint_positions()).q
+        touch = kinematics.ik([carton[0], carton[1], top - 0.001], down, seed=above).q
+        lift = kinematics.ik([carton[0], carton[1], top + 0.15], down, seed=above).q
+    for q, steps, vacuum in ((above, 40, False), (touch, 30, True), (lift, 40, True)):
+        robot.command_gripper_width(0.0 if vacuum else robot.model.gripper_width_range_m[1])
+        robot.command_joint_positions(q)
+        twin.step(steps)
+    return carton[2], twin.part_pose("carton")[0][2]
+
+
+def test_the_mujoco_suction_cup_lifts_a_carton_and_lets_go():
+    from celltwin.mujoco.twin import MujocoTwin
+
+    with MujocoTwin("ur5e_suction_station") as twin:
+        robot = twin.robot()
+        assert robot.has_gripper and robot.gripper_width() == 0.03   # vacuum off: open
+        before, after = _scripted_pick(twin)
+        assert after - before > 0.13 and robot.suction.held == "carton"
+        assert robot.gripper_width() == 0.0   # holding: the vacuum sensor says closed
+        held = twin.snapshot()
+        robot.command_gripper_width(0.03)     # vacuum off: it falls back onto the belt
+        twin.step(25)
+        assert robot.suction.held is None and twin.part_pose("carton")[0][2] < before + 0.01
+        twin.restore(held)                    # a snapshot keeps the grip
+        twin.step(10)
+        assert robot.suction.held == "carton"
+        assert twin.part_pose("carton")[0][2] > before + 0.13
+
+
+def test_a_carton_heavier_than_the_rated_force_is_lost_as_in_pybullet():
+    from celltwin.mujoco.twin import MujocoTwin
+    from celltwin.physics import PhysicsParams, RobotActuation
+
+    # 0.15 kg weighs 1.47 N: a 1 N vacuum seals on it but cannot lift it.
+    weak = PhysicsParams(robots={"arm": RobotActuation(suction_force_n=1.0)})
+    with MujocoTwin("ur5e_suction_station", physics=weak) as twin:
+        assert twin.robot().suction.force_n == 1.0
+        before, after = _scripted_pick(twin)
+        assert twin.robot().suction.held is None and after < before + 0.01

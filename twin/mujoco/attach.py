@@ -10,6 +10,7 @@ from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
 from celltwin.mujoco.model import CellModel, Collider, RobotHandles, wxyz
 from celltwin.mujoco.source import RobotStart
+from celltwin.mujoco.suction import SuctionHandles
 
 mujoco = load_mujoco()
 
@@ -98,7 +99,40 @@ def attach_robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) 
             for joint in model.arm_joint_names + model.gripper_joint_names
             if prefix + joint in arm + fingers}
     cell.robots[start.name] = RobotHandles(start, prefix + root_name, links, arm, fingers, arm,
-                                           driven, keys, tcp)
+                                           driven, keys, tcp, _suction(cell, start, prefix))
+
+
+def _suction(cell: CellModel, start: RobotStart, prefix: str) -> SuctionHandles | None:
+    """The robot's suction cup: a site on its face and one weld per part, inactive until the
+    cup seals on that part (:mod:`celltwin.mujoco.suction`)."""
+    model = start.model
+    cup = model.suction
+    if cup is None or model.gripper_held_closed:
+        return None
+    link, xyz, quat = cup.cup_link, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)
+    merged = model.merged_urdf().merged.get(cup.cup_link)
+    if merged is not None:   # merged into the link carrying it, as pybullet loads it
+        link, xyz, quat = merged.link, merged.xyz, merged.quat_xyzw
+    rotation = _rotation(quat)
+    face_xyz = np.asarray(xyz, dtype=float) + rotation[:, 2] * cup.face_z_m
+    body = prefix + link
+    site = f"{prefix}suction_face"
+    cell.spec.body(body).add_site(name=site, pos=face_xyz.tolist(), quat=wxyz(quat))
+    welds, parts = {}, {}
+    for part, names in cell.parts.items():
+        weld = cell.spec.add_equality(type=mujoco.mjtEq.mjEQ_WELD, name1=body, name2=names.body,
+                                      objtype=mujoco.mjtObj.mjOBJ_BODY, active=False,
+                                      name=f"{prefix}suction/{part}")
+        welds[part], parts[part] = weld.name, names.body
+    cell.names.add("equality", list(welds.values()))
+    return SuctionHandles(cup, body, site, welds, parts)
+
+
+def _rotation(quat_xyzw) -> np.ndarray:
+    x, y, z, w = (float(v) for v in quat_xyzw)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from celltwin.mujoco.source import RobotStart, TwinSource
+from celltwin.mujoco.suction import SuctionHandles
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class RobotHandles:
         finger_actuators: one motor per driven finger (the first of two geared fingers).
         joint_keys: PhysicsParams ``joints`` key of each moving joint, by MuJoCo joint name.
         tcp_site: the site at the tool centre point.
+        suction: where its suction cup is (:mod:`celltwin.mujoco.suction`), or None.
     """
 
     start: RobotStart
@@ -53,6 +55,7 @@ class RobotHandles:
     finger_actuators: tuple[str, ...]
     joint_keys: dict[str, str]
     tcp_site: str
+    suction: SuctionHandles | None = None
 
     @property
     def finger_share(self) -> float:
