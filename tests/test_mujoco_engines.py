@@ -132,3 +132,88 @@ def test_a_carton_heavier_than_the_rated_force_is_lost_as_in_pybullet():
         assert twin.robot().suction.force_n == 1.0
         before, after = _scripted_pick(twin)
         assert twin.robot().suction.held is None and after < before + 0.01
+
+
+# --- the gap ----------------------------------------------------------------------------------
+
+
+def test_gap_runs_the_same_episodes_in_both_engines_and_writes_table_and_chart(
+        cli, reacher_bundle, tmp_path):
+    import json
+
+    result = cli("gap", reacher_bundle, "--episodes", "3", "--steps", "60", "--out", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pybullet: success 3/3" in result.stdout and "mujoco: success 3/3" in result.stdout
+    report = json.loads((tmp_path / "gap.json").read_text())
+    seeds = {engine: [e["seed"] for e in episodes]
+             for engine, episodes in report["episodes"].items()}
+    assert seeds == {"pybullet": [1000, 1001, 1002], "mujoco": [1000, 1001, 1002]}
+    assert report["difference"]["success_rate"]["mean"] == 0.0
+    low, high = report["difference"]["final_distance_m"]["ci95"]
+    assert low <= report["difference"]["final_distance_m"]["mean"] <= high
+    table = (tmp_path / "gap.md").read_text()
+    assert "| mujoco | 3/3 (100 %)" in table and "MuJoCo - pybullet" in table
+    assert (tmp_path / "gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paired_statistics_and_the_phase_a_failure_stopped_in():
+    from celltwin.policies.gap import failed_phase, mcnemar_p, paired_bootstrap
+
+    mean, low, high = paired_bootstrap([1, 1, 1, 1, 0] * 4, [1, 0, 1, 1, 0] * 4)
+    assert mean == pytest.approx(-0.2) and low < mean < high <= 0.0
+    assert mcnemar_p([1, 1, 0], [1, 1, 0]) == 1.0
+    assert mcnemar_p([1] * 10, [0] * 10) < 0.01
+    assert failed_phase(True, 0.0, 0.2) is None
+    assert failed_phase(False, 0.10, 0.0) == "approach"
+    assert failed_phase(False, 0.01, 0.002) == "grasp"
+    assert failed_phase(False, 0.01, 0.10) == "carry"
+
+
+# --- bad input and randomized draws -------------------------------------------------------------
+
+
+def test_a_randomized_part_variant_is_built_with_its_centre_of_mass():
+    from celltwin.mujoco.source import TwinSource
+    from celltwin.mujoco.twin import MujocoTwin
+
+    with World("pick_station") as world:
+        world.rebuild_part("part", size_scale=1.05, com_m=(0.004, -0.003, 0.002))
+        twin = MujocoTwin.from_source(TwinSource.of_world(world))
+        np.testing.assert_allclose(twin.pose("part")[0], world.pose("part")[0], atol=1e-6)
+        np.testing.assert_allclose(twin.part_pose("part")[0], world.part_pose("part")[0],
+                                   atol=1e-6)
+        body = twin.model.body(twin.cell.parts["part"].body).id
+        _, _, inertia = world.client.getDynamicsInfo(world.body("part"), -1)[:3]
+        np.testing.assert_allclose(twin.model.body_inertia[body], inertia, rtol=1e-6)
+
+
+@pytest.mark.parametrize("physics, words", [
+    ("bodies:\n  part: {restitution: 0.4}\n  part_bin: {restitution: 0.2}\n",
+     ["restitution", "'part'", "'part_bin'"]),
+    ("bodies:\n  can: {restitution: 0.4}\n  infeed: {restitution: 0.2}\n",
+     ["restitution", "'can'", "'infeed'"]),
+])
+def test_serve_refuses_what_mujoco_cannot_express_in_one_line(cli, tmp_path, physics, words):
+    path = tmp_path / "physics.yaml"
+    path.write_text(physics)
+    result = cli("serve", "pick_station", "--engine", "mujoco", "--insecure", "--port", "0",
+                 "--physics", path)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and all(word in line for word in words), line
+
+
+def test_a_part_named_as_a_robot_link_is_refused_naming_both(cli, tmp_path):
+    # One PhysicsParams key for two bodies: each engine would read the other's mass.
+    cell = tmp_path / "cell.yaml"
+    cell.write_text(
+        "name: names\nrobots: [{name: arm, model: panda, base: {xyz: [0, 0, 0.4]}}]\n"
+        "bins:\n  - {name: tray, size_m: [0.2, 0.2, 0.03], pose: {xyz: [0.5, -0.4, 0]}}\n"
+        "parts:\n  - {name: arm/panda_link1, shape: box, size_m: [0.04, 0.04, 0.04], "
+        "mass_kg: 0.2, spawn: in_tray}\n"
+        "spawn_regions:\n  - {name: in_tray, on: tray, low_m: [0, 0, 0.031], "
+        "high_m: [0, 0, 0.031]}\n")
+    result = cli("serve", cell, "--engine", "mujoco", "--insecure", "--port", "0")
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "'arm/panda_link1'" in line and "robot 'arm'" in line

@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, Protocol
 
-from celltwin.core.errors import PhysicsParamsError, Problem, did_you_mean
+from celltwin.core.errors import PhysicsParamsError, Problem, WorldError, did_you_mean
 from celltwin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
                               RobotActuation)
 
@@ -70,11 +70,22 @@ def _joints(world: PhysicsHost) -> dict[str, tuple[str, int, int]]:
 def _read_links(world: PhysicsHost) -> dict[str, tuple[int, int]]:
     client = world.client
     links: dict[str, tuple[int, int]] = {}
+    robot_links: dict[str, str] = {}
     for name, body in world.bodies.items():
         links[name] = (body, -1)
         if name in world.robots:
             for index in range(client.getNumJoints(body)):
-                links[f"{name}/{client.getJointInfo(body, index)[12].decode()}"] = (body, index)
+                key = f"{name}/{client.getJointInfo(body, index)[12].decode()}"
+                links[key] = (body, index)
+                robot_links[key] = name
+    # A body named as a robot's link would share that link's PhysicsParams key: one entry
+    # for two bodies, each engine reading the other's mass. Refused, named, at build.
+    clashes = [key for key in robot_links if key in world.bodies]
+    if clashes:
+        raise WorldError([Problem(f"body '{key}' has the name of robot '{robot_links[key]}''s "
+                                  f"link '{key.split('/', 1)[1]}', its PhysicsParams key too",
+                                  value=key, expected="a body name no robot link has (e.g. "
+                                  "without the robot's name and '/')") for key in clashes])
     return links
 
 

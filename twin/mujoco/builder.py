@@ -188,10 +188,11 @@ def _part(cell: CellModel, part, colliders: list[Collider]) -> None:
     else:
         shape = dict(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[geometry.radius_m, 0.0, 0.0])
     if geometry.com_offset:
-        raise MujocoError(Problem(f"part '{part.name}' has its centre of mass off its centre",
-                                  path=f"parts.{part.name}", value=list(geometry.com_m),
-                                  expected="a nominal part (the MuJoCo twin builds no "
-                                           "randomized variants yet)"))
+        # A randomized variant (World.rebuild_part): the body stays at the part's centre and
+        # its inertial frame moves to the centre of mass, with the shape's own moments there
+        # (pybullet's inertial frame of the variant); mapping sets the mass and moments.
+        body.explicitinertial = True
+        body.ipos = list(geometry.com_m)
     # The inertia follows from the shape and the mass (mapping sets the mass), as pybullet's.
     geom = _geom(cell, body, part.name, colliders, part.name, moving=True,
                  rgba=list(part.color), **shape)
