@@ -27,7 +27,7 @@ import numpy as np
 
 from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
 from celltwin.policies.bundle import load_bundle
-from celltwin.policies.deploy.adapter import STOPPED
+from celltwin.policies.deploy.adapter import STOPPED, Adapter
 
 ENGINES = ("pybullet", "mujoco")
 # How close the TCP must come to the part for the approach to count [m], and how high the part
@@ -80,7 +80,6 @@ def measure_gap(bundle_path: Path, *, episodes: int, seed: int, steps: int | Non
     import gymnasium as gym
 
     from celltwin.envs.tasks import task_class
-    from celltwin.policies.deploy.adapter import Adapter
     from celltwin.serve.in_process import InProcessController
 
     bundle = load_bundle(bundle_path)

@@ -7,6 +7,7 @@ import argparse
 from celltwin.cli.arguments import (input_file, non_negative_float, non_negative_int,
                                     positive_float, positive_int)
 from celltwin.physics import PhysicsParams
+from celltwin.serve.virtual_controller import VirtualController
 
 # The number types live in celltwin.cli.arguments; named here too for commands that import
 # them from this module.
@@ -46,8 +47,6 @@ def virtual_controller(world, engine: str, robot: str | None = None, **options):
     """A virtual controller of one robot of ``world`` (a pybullet World) in ``engine``:
     the world itself, or its MuJoCo twin built from it as it stands now (which the
     controller owns; ``world`` stays the caller's)."""
-    from celltwin.serve.virtual_controller import VirtualController
-
     if engine == "mujoco":
         from celltwin.mujoco.controller import MujocoVirtualController
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from celltwin.cli.arguments import count, output_dir, seed
 from celltwin.cli.common import ENGINES
+from celltwin.mujoco.engine import load_mujoco
+from celltwin.policies.gap import measure_gap, write_gap_report
 
 MAX_EPISODES = 100_000
 MAX_STEPS = 1_000_000
@@ -42,11 +44,7 @@ def register(subparsers) -> None:
 
 
 def run_gap(args) -> int:
-    from celltwin.policies.gap import measure_gap, write_gap_report
-
     if "mujoco" in args.engine:
-        from celltwin.mujoco.engine import load_mujoco
-
         load_mujoco()   # no MuJoCo: one error line before any episode
 
     def progress(engine: str, done: int, total: int) -> None:
