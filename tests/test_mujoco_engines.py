@@ -217,3 +217,19 @@ def test_a_part_named_as_a_robot_link_is_refused_naming_both(cli, tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and "'arm/panda_link1'" in line and "robot 'arm'" in line
+
+
+def test_without_mujoco_serving_its_engine_says_what_to_install():
+    # One subprocess (an interpreter start is seconds): serve and deploy share the one engine
+    # switch (cli.common.virtual_controller); gap checks MuJoCo before any episode the same way.
+    args = ["serve", "pick_station", "--engine", "mujoco", "--insecure", "--port", "0"]
+    script = ("import sys; sys.modules['mujoco'] = None\n"  # as if it were not installed
+              "from celltwin.cli.main import main\n"
+              f"sys.exit(main({args!r}))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        'error: MuJoCo is not installed (expected the mujoco extra: '
+        'pip install "celltwin[mujoco]")']
+    assert "serving" not in result.stdout
