@@ -233,3 +233,24 @@ def test_without_mujoco_serving_its_engine_says_what_to_install():
         'error: MuJoCo is not installed (expected the mujoco extra: '
         'pip install "celltwin[mujoco]")']
     assert "serving" not in result.stdout
+
+
+@pytest.mark.parametrize("hover_m, seals", [(0.0015, True), (0.006, False)])
+def test_the_cup_seals_within_the_seal_tolerance_only(hover_m, seals):
+    from celltwin.mujoco.twin import MujocoTwin
+    from celltwin.robots.kinematics import Kinematics
+
+    with MujocoTwin("ur5e_suction_station") as twin:   # seal tolerance 3 mm
+        robot = twin.robot()
+        twin.step(100)
+        carton, _ = twin.part_pose("carton")
+        _, down = robot.ee_pose()
+        with Kinematics(robot.model, robot.base_xyz, robot.base_quat_xyzw) as kinematics:
+            q = kinematics.ik([carton[0], carton[1], carton[2] + 0.02 + hover_m], down,
+                              seed=robot.joint_positions()).q
+        robot.command_joint_positions(q)
+        twin.step(40)
+        assert robot.suction.held is None
+        robot.command_gripper_width(0.0)
+        twin.step(2)
+        assert (robot.suction.held == "carton") is seals

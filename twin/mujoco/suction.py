@@ -211,7 +211,11 @@ class MujocoSuctionCup:
                 if np.linalg.norm(data.geom_xpos[geom] - face) > reach + model.geom_rbound[geom]:
                     continue
                 for cup in self._cup_geoms:
-                    gap = mujoco.mj_geomDistance(model, data, cup, geom, tolerance, fromto)
+                    # Beyond distmax MuJoCo returns distmax and leaves fromto as it was: a
+                    # distmax just past the tolerance keeps a gap of exactly it.
+                    fromto[:] = 0.0
+                    gap = mujoco.mj_geomDistance(model, data, cup, geom, tolerance + 1e-6,
+                                                 fromto)
                     if gap > tolerance:
                         continue
                     on_cup, on_part = fromto[:3].copy(), fromto[3:].copy()
