@@ -8,7 +8,7 @@ import numpy as np
 from celltwin.core.errors import Problem
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
-from celltwin.mujoco.model import CellModel, Collider, RobotHandles, wxyz
+from celltwin.mujoco.model import CellModel, Collider, RobotHandles, rotation, wxyz
 from celltwin.mujoco.source import RobotStart
 from celltwin.mujoco.suction import SuctionHandles
 
@@ -113,8 +113,7 @@ def _suction(cell: CellModel, start: RobotStart, prefix: str) -> SuctionHandles 
     merged = model.merged_urdf().merged.get(cup.cup_link)
     if merged is not None:   # merged into the link carrying it, as pybullet loads it
         link, xyz, quat = merged.link, merged.xyz, merged.quat_xyzw
-    rotation = _rotation(quat)
-    face_xyz = np.asarray(xyz, dtype=float) + rotation[:, 2] * cup.face_z_m
+    face_xyz = np.asarray(xyz, dtype=float) + rotation(quat)[:, 2] * cup.face_z_m
     body = prefix + link
     site = f"{prefix}suction_face"
     cell.spec.body(body).add_site(name=site, pos=face_xyz.tolist(), quat=wxyz(quat))
@@ -126,13 +125,6 @@ def _suction(cell: CellModel, start: RobotStart, prefix: str) -> SuctionHandles 
         welds[part], parts[part] = weld.name, names.body
     cell.names.add("equality", list(welds.values()))
     return SuctionHandles(cup, body, site, welds, parts)
-
-
-def _rotation(quat_xyzw) -> np.ndarray:
-    x, y, z, w = (float(v) for v in quat_xyzw)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -140,3 +140,11 @@ def wxyz(quat_xyzw) -> list[float]:
     """A quaternion (x, y, z, w), pybullet's order, in MuJoCo's order (w, x, y, z)."""
     x, y, z, w = (float(v) for v in quat_xyzw)
     return [w, x, y, z]
+
+
+def rotation(quat_xyzw) -> np.ndarray:
+    """The 3 x 3 rotation matrix of a quaternion (x, y, z, w)."""
+    w, x, y, z = wxyz(quat_xyzw)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
