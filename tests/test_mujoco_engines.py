@@ -254,3 +254,18 @@ def test_the_cup_seals_within_the_seal_tolerance_only(hover_m, seals):
         robot.command_gripper_width(0.0)
         twin.step(2)
         assert (robot.suction.held == "carton") is seals
+
+
+def test_suction_values_for_a_robot_without_a_cup_are_refused_as_in_pybullet():
+    from celltwin.core.errors import PhysicsParamsError
+    from celltwin.mujoco.twin import MujocoTwin
+    from celltwin.physics import PhysicsParams, RobotActuation
+
+    cupless = PhysicsParams(robots={"arm": RobotActuation(suction_force_n=10.0)})
+    messages = []
+    for build in (lambda: World("pick_station"), lambda: MujocoTwin("pick_station")):
+        with build() as twin:
+            with pytest.raises(PhysicsParamsError) as raised:
+                twin.apply_physics(cupless)
+            messages.append([str(p) for p in raised.value.problems])
+    assert messages[0] == messages[1] and "no suction cup" in messages[0][0]

@@ -154,15 +154,7 @@ def _check_names(world: PhysicsHost, params: PhysicsParams, links, joints) -> No
                 problems.append(Problem(f"no {section[:-1] if section != 'bodies' else 'body'} "
                                         f"named '{key}'{did_you_mean(key, known)}",
                                         path=f"{section}.{key}", value=key))
-    for key, actuation in params.robots.items():
-        robot = world.robots.get(key)
-        for field in SUCTION_FIELDS:
-            given = getattr(actuation, field)
-            if robot is not None and robot.suction is None and given is not None:
-                problems.append(Problem(f"robot '{key}' has no suction cup (or it is held "
-                                        "closed)", path=f"robots.{key}.{field}",
-                                        value=given,
-                                        expected="a robot whose end effector is a suction cup"))
+    problems += suction_problems(world.robots, params)
     static = set(world.static_bodies) | set(world.robots)
     for key, dynamics in params.bodies.items():
         if dynamics.mass_kg is not None and key in static:
@@ -170,6 +162,22 @@ def _check_names(world: PhysicsHost, params: PhysicsParams, links, joints) -> No
                                     path=f"bodies.{key}.mass_kg", value=dynamics.mass_kg))
     if problems:
         raise PhysicsParamsError(problems)
+
+
+def suction_problems(robots, params: PhysicsParams) -> list[Problem]:
+    """A suction field set for a robot (of ``robots``: name -> a robot with ``suction``, in
+    either engine) that has no suction cup, or holds it closed: one problem each."""
+    problems = []
+    for key, actuation in params.robots.items():
+        robot = robots.get(key)
+        for field in SUCTION_FIELDS:
+            given = getattr(actuation, field)
+            if robot is not None and robot.suction is None and given is not None:
+                problems.append(Problem(f"robot '{key}' has no suction cup (or it is held "
+                                        "closed)", path=f"robots.{key}.{field}",
+                                        value=given,
+                                        expected="a robot whose end effector is a suction cup"))
+    return problems
 
 
 def as_entries(params: PhysicsParams) -> tuple[dict, dict]:

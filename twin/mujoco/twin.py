@@ -27,6 +27,7 @@ from celltwin.mujoco.robot import MujocoRobot
 from celltwin.mujoco.source import TwinSource
 from celltwin.mujoco.suction import MujocoSuctionState
 from celltwin.physics import PhysicsParams
+from celltwin.physics_io import suction_problems
 from celltwin.robots.actuation import ActuationState
 from celltwin.spec import CellSpec
 
@@ -255,6 +256,7 @@ class MujocoTwin:
                 if key not in table:
                     problems.append(Problem(f"no {noun} named '{key}'{did_you_mean(key, table)}",
                                             path=f"{section}.{key}", value=key))
+        problems += suction_problems(self.robots, params)  # the pybullet world's check
         for key, dynamics in params.bodies.items():
             # What a world reports without a mass is fixed in place (as World refuses it).
             if dynamics.mass_kg is not None and key in known.bodies \
