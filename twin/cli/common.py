@@ -11,9 +11,9 @@ from celltwin.serve.virtual_controller import VirtualController
 
 # The number types live in celltwin.cli.arguments; named here too for commands that import
 # them from this module.
-__all__ = ["ENGINES", "add_engine", "add_task_names", "add_world_arguments", "build_world", "load_physics", "load_spec",
-           "non_negative_float", "non_negative_int", "positive_float", "positive_int",
-           "task_help"]
+__all__ = ["ENGINES", "add_engine", "add_task_names", "add_world_arguments", "build_world",
+           "load_physics", "load_spec", "non_negative_float", "non_negative_int",
+           "positive_float", "positive_int", "task_help", "virtual_controller"]
 
 
 def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | None = None) -> None:
