@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import trimesh
 
+pytest.importorskip("mujoco")   # an extra: without it this module is skipped, not failed
+
 from celltwin.core.errors import PhysicsParamsError, WorldError
 from celltwin.mujoco.compare import compare_engines, rise_time
 from celltwin.mujoco.controller import MujocoVirtualController

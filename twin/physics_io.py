@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, Protocol
 
-from celltwin.core.errors import PhysicsParamsError, Problem, did_you_mean
+from celltwin.core.errors import PhysicsParamsError, Problem, WorldError, did_you_mean
 from celltwin.physics import (GLOBAL_FIELDS, SECTIONS, BodyDynamics, JointDynamics, PhysicsParams,
                               RobotActuation)
 
@@ -70,11 +70,22 @@ def _joints(world: PhysicsHost) -> dict[str, tuple[str, int, int]]:
 def _read_links(world: PhysicsHost) -> dict[str, tuple[int, int]]:
     client = world.client
     links: dict[str, tuple[int, int]] = {}
+    robot_links: dict[str, str] = {}
     for name, body in world.bodies.items():
         links[name] = (body, -1)
         if name in world.robots:
             for index in range(client.getNumJoints(body)):
-                links[f"{name}/{client.getJointInfo(body, index)[12].decode()}"] = (body, index)
+                key = f"{name}/{client.getJointInfo(body, index)[12].decode()}"
+                links[key] = (body, index)
+                robot_links[key] = name
+    # A body named as a robot's link would share that link's PhysicsParams key: one entry
+    # for two bodies, each engine reading the other's mass. Refused, named, at build.
+    clashes = [key for key in robot_links if key in world.bodies]
+    if clashes:
+        raise WorldError([Problem(f"body '{key}' has the name of robot '{robot_links[key]}''s "
+                                  f"link '{key.split('/', 1)[1]}', its PhysicsParams key too",
+                                  value=key, expected="a body name no robot link has (e.g. "
+                                  "without the robot's name and '/')") for key in clashes])
     return links
 
 
@@ -143,15 +154,7 @@ def _check_names(world: PhysicsHost, params: PhysicsParams, links, joints) -> No
                 problems.append(Problem(f"no {section[:-1] if section != 'bodies' else 'body'} "
                                         f"named '{key}'{did_you_mean(key, known)}",
                                         path=f"{section}.{key}", value=key))
-    for key, actuation in params.robots.items():
-        robot = world.robots.get(key)
-        for field in SUCTION_FIELDS:
-            given = getattr(actuation, field)
-            if robot is not None and robot.suction is None and given is not None:
-                problems.append(Problem(f"robot '{key}' has no suction cup (or it is held "
-                                        "closed)", path=f"robots.{key}.{field}",
-                                        value=given,
-                                        expected="a robot whose end effector is a suction cup"))
+    problems += suction_problems(world.robots, params)
     static = set(world.static_bodies) | set(world.robots)
     for key, dynamics in params.bodies.items():
         if dynamics.mass_kg is not None and key in static:
@@ -159,6 +162,22 @@ def _check_names(world: PhysicsHost, params: PhysicsParams, links, joints) -> No
                                     path=f"bodies.{key}.mass_kg", value=dynamics.mass_kg))
     if problems:
         raise PhysicsParamsError(problems)
+
+
+def suction_problems(robots, params: PhysicsParams) -> list[Problem]:
+    """A suction field set for a robot (of ``robots``: name -> a robot with ``suction``, in
+    either engine) that has no suction cup, or holds it closed: one problem each."""
+    problems = []
+    for key, actuation in params.robots.items():
+        robot = robots.get(key)
+        for field in SUCTION_FIELDS:
+            given = getattr(actuation, field)
+            if robot is not None and robot.suction is None and given is not None:
+                problems.append(Problem(f"robot '{key}' has no suction cup (or it is held "
+                                        "closed)", path=f"robots.{key}.{field}",
+                                        value=given,
+                                        expected="a robot whose end effector is a suction cup"))
+    return problems
 
 
 def as_entries(params: PhysicsParams) -> tuple[dict, dict]:

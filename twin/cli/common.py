@@ -7,12 +7,13 @@ import argparse
 from celltwin.cli.arguments import (input_file, non_negative_float, non_negative_int,
                                     positive_float, positive_int)
 from celltwin.physics import PhysicsParams
+from celltwin.serve.virtual_controller import VirtualController
 
 # The number types live in celltwin.cli.arguments; named here too for commands that import
 # them from this module.
-__all__ = ["add_task_names", "add_world_arguments", "build_world", "load_physics", "load_spec",
-           "non_negative_float", "non_negative_int", "positive_float", "positive_int",
-           "task_help"]
+__all__ = ["ENGINES", "add_engine", "add_task_names", "add_world_arguments", "build_world",
+           "load_physics", "load_spec", "non_negative_float", "non_negative_int",
+           "positive_float", "positive_int", "task_help", "virtual_controller"]
 
 
 def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | None = None) -> None:
@@ -27,6 +28,30 @@ def add_world_arguments(parser: argparse.ArgumentParser, *, cell_default: str | 
                         help="physics parameter overrides (YAML) applied after building")
     parser.add_argument("--robot", metavar="MODEL", default=None,
                         help="swap every robot in the cell for this registered model")
+
+
+# The physics engines a twin runs in: pybullet (the world celltwin trains in) and MuJoCo (the
+# second engine built from the same cell, docs/mujoco.md; the mujoco extra).
+ENGINES = ("pybullet", "mujoco")
+
+
+def add_engine(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--engine pybullet|mujoco``: which engine's twin ``what`` runs in."""
+    parser.add_argument("--engine", choices=ENGINES, default="pybullet",
+                        help=f"physics engine of {what}: pybullet (default) or mujoco (the "
+                             "MuJoCo twin of the same cell, docs/mujoco.md; needs the mujoco "
+                             "extra)")
+
+
+def virtual_controller(world, engine: str, robot: str | None = None, **options):
+    """A virtual controller of one robot of ``world`` (a pybullet World) in ``engine``:
+    the world itself, or its MuJoCo twin built from it as it stands now (which the
+    controller owns; ``world`` stays the caller's)."""
+    if engine == "mujoco":
+        from celltwin.mujoco.controller import MujocoVirtualController
+
+        return MujocoVirtualController.of_world(world, robot, **options)
+    return VirtualController(world, robot, **options)
 
 
 def add_task_names(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ from celltwin.core.errors import CelltwinError
 COMMAND_MODULES = ("celltwin.cli.demo", "celltwin.cli.cell", "celltwin.cli.robot",
                    "celltwin.cli.layout", "celltwin.cli.line",
                    "celltwin.cli.serve", "celltwin.cli.train", "celltwin.cli.policy",
-                   "celltwin.cli.twin", "celltwin.cli.calibrate")
+                   "celltwin.cli.twin", "celltwin.cli.gap", "celltwin.cli.calibrate")
 
 
 def build_parser() -> CliParser:

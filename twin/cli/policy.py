@@ -17,6 +17,7 @@ from pathlib import Path
 
 from celltwin.cli.arguments import (count, input_file, integer, number, output_dir, output_file,
                                     seed)
+from celltwin.cli.common import add_engine, virtual_controller
 from celltwin.cli.program import run_program
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem
@@ -25,7 +26,6 @@ from celltwin.policies.deploy.adapter import Adapter
 from celltwin.policies.deploy.program import is_program
 from celltwin.policies.export import ExportOptions, export_run
 from celltwin.serve.in_process import InProcessController
-from celltwin.serve.virtual_controller import VirtualController
 
 EXIT_STOPPED = 1
 # Bounds on typing mistakes.
@@ -130,6 +130,7 @@ def _register_deploy(subparsers) -> None:
                         help="cap TCP speed at the bundle's reduced-mode speed (0.25 m/s)")
     parser.add_argument("--object", default=None, help="tracked object name (default: the bundle's)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the twin's episode draws")
+    add_engine(parser, "the twin (twin only)")
     parser.add_argument("--fast", action="store_true",
                         help="twin only: lock-step, as fast as the physics (no real-time pacing)")
     parser.add_argument("--latency-steps", type=integer(0, MAX_LATENCY_STEPS), default=None,
@@ -172,6 +173,11 @@ def run_deploy(args) -> int:
     steps = args.steps or manifest["training"].get("max_episode_steps") or 50
     if args.video is not None:
         _check_video(args)
+    if args.engine != "pybullet" and args.controller != "twin":
+        raise CelltwinError(Problem("--engine picks the engine of the twin run in this process; "
+                                    "an OPC UA controller runs its own", path="--engine",
+                                    value=args.engine, expected="--controller twin, or "
+                                    "`celltwin serve CELL --engine mujoco` to serve that engine"))
     if args.controller == "twin":
         results = _deploy_twin(bundle, args, steps)
     elif args.controller.startswith("opc.tcp://"):
@@ -202,6 +208,10 @@ def _check_video(args) -> None:
         raise CelltwinError(Problem("--video films the twin run in this process; the cell of "
                                     "an OPC UA controller is not here to film", path="--video",
                                     value=str(args.video), expected="--controller twin"))
+    if args.engine != "pybullet":
+        raise CelltwinError(Problem("--video films the pybullet twin; the MuJoCo twin is not "
+                                    "rendered", path="--video", value=str(args.video),
+                                    expected="--video with --engine pybullet"))
     if args.dry_run:
         raise CelltwinError(Problem("a dry run sends no set-points, so the twin never moves "
                                     "for the film", path="--video", value=str(args.video),
@@ -209,7 +219,8 @@ def _check_video(args) -> None:
 
 
 def _deploy_twin(bundle, args, steps: int) -> list[dict]:
-    """Episodes on the training cell: the env draws goal and object as in training."""
+    """Episodes on the training cell: the env draws goal and object as in training; with
+    ``--engine mujoco`` each episode runs in the MuJoCo twin of the env's world as drawn."""
     import gymnasium as gym
 
     from celltwin.envs.tasks import task_class
@@ -230,9 +241,9 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
         for episode in range(args.episodes):
             obs, _ = env.reset(seed=args.seed + episode)
             goal = obs["desired_goal"] if args.goal is None else args.goal
-            virtual = VirtualController(world, latency_steps=args.latency_steps,
-                                        noise_rad=args.noise_rad, seed=args.seed + episode,
-                                        tracked_objects=[object_name] if object_name else ())
+            virtual = virtual_controller(world, args.engine, latency_steps=args.latency_steps,
+                                         noise_rad=args.noise_rad, seed=args.seed + episode,
+                                         tracked_objects=[object_name] if object_name else ())
             # A dry run sends no set-points, and a lock-step twin only advances on one: dry runs
             # therefore run the twin on its own clock.
             realtime = (args.dry_run or not args.fast) and recorder is None

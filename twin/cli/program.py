@@ -3,21 +3,28 @@
 ``deploy`` hands a folder whose manifest is a program (``celltwin calibrate excite``) to
 :func:`run_program`; the options mean what they mean for a bundle: ``--controller twin`` runs
 the cell the program names in process (``--fast`` lock-step, ``--latency-steps``,
-``--noise-rad``), ``opc.tcp://...`` a real or served controller; ``--telemetry`` logs each step.
+``--noise-rad``, ``--engine mujoco`` for its MuJoCo twin), ``opc.tcp://...`` a real or served
+controller; ``--telemetry`` logs each step.
 """
 
 from __future__ import annotations
 
+from celltwin.cli.common import virtual_controller
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.policies.deploy.program import ProgramAdapter, load_program
 from celltwin.serve.in_process import InProcessController
-from celltwin.serve.virtual_controller import VirtualController
+from celltwin.world import World
 
 
 def run_program(args, wait_for_endpoint) -> int:
     """``celltwin deploy PROGRAM``: play a set-point program (``args``: deploy's options;
     ``wait_for_endpoint``: deploy's wait for an OPC UA server to listen)."""
     program = load_program(args.bundle)
+    if args.engine != "pybullet" and args.controller != "twin":
+        raise CelltwinError(Problem("--engine picks the engine of the twin run in this process; "
+                                    "an OPC UA controller runs its own", path="--engine",
+                                    value=args.engine, expected="--controller twin, or "
+                                    "`celltwin serve CELL --engine mujoco` to serve that engine"))
     if args.controller == "twin":
         summary = _program_on_twin(program, args)
     elif args.controller.startswith("opc.tcp://"):
@@ -50,11 +57,13 @@ def _program_on_twin(program, args):
                                     path="--controller", value="twin",
                                     expected="a program written with `calibrate excite "
                                              "--cell CELL`, or an OPC UA controller"))
-    virtual = VirtualController.from_cell(cell, latency_steps=args.latency_steps,
-                                          noise_rad=args.noise_rad, seed=args.seed)
     realtime = not args.fast and not args.dry_run
-    with InProcessController(virtual, realtime=realtime) as controller:
-        with ProgramAdapter(program, controller, telemetry=args.telemetry,
-                            reduced_mode=args.reduced_speed, dry_run=args.dry_run,
-                            paced=realtime) as adapter:
-            return adapter.play()
+    # The cell's pybullet world, or (--engine mujoco) its MuJoCo twin built from that world.
+    with World(cell) as world:
+        virtual = virtual_controller(world, args.engine, latency_steps=args.latency_steps,
+                                     noise_rad=args.noise_rad, seed=args.seed)
+        with InProcessController(virtual, realtime=realtime) as controller:
+            with ProgramAdapter(program, controller, telemetry=args.telemetry,
+                                reduced_mode=args.reduced_speed, dry_run=args.dry_run,
+                                paced=realtime) as adapter:
+                return adapter.play()

@@ -6,12 +6,11 @@ import argparse
 import os
 
 from celltwin.cli.arguments import input_file, integer, non_negative_float, port, seed
-from celltwin.cli.common import add_world_arguments, build_world
+from celltwin.cli.common import add_engine, add_world_arguments, build_world, virtual_controller
 from celltwin.core.actuation_limits import LATENCY_STEPS_RANGE
 from celltwin.cli.logs import configure_logging
 from celltwin.core.errors import Problem
 from celltwin.serve.errors import ServeError
-from celltwin.serve.virtual_controller import VirtualController
 
 PASSWORD_ENV = "CELLTWIN_OPCUA_PASSWORD"
 
@@ -25,6 +24,7 @@ def register(subparsers) -> None:
                     "Secure by default: Basic256Sha256 SignAndEncrypt with a user login "
                     "(self-signed server certificate generated on first use).")
     add_world_arguments(serve)
+    add_engine(serve, "the served twin")
     serve.add_argument("--robot-name", metavar="NAME", default=None,
                        help="which robot of the cell to serve (default: the only one)")
     serve.add_argument("--host", default="127.0.0.1",
@@ -72,23 +72,27 @@ def run_serve(args: argparse.Namespace) -> int:
         security.server_credentials()  # bad files or users fail now, not after building the twin
     world = build_world(args)
     try:
-        controller = VirtualController(world, args.robot_name, latency_steps=args.latency_steps,
-                                       noise_rad=args.noise_rad, seed=args.seed,
-                                       tracked_objects=args.track)
-        server = VirtualControllerServer(controller, host=args.host, port=args.port,
-                                         security=security,
-                                         serial_number=f"{world.spec.name}/{controller.robot_name}")
+        controller = virtual_controller(world, args.engine, args.robot_name,
+                                        latency_steps=args.latency_steps,
+                                        noise_rad=args.noise_rad, seed=args.seed,
+                                        tracked_objects=args.track)
         try:
-            asyncio.run(_serve(server, security))
-        except KeyboardInterrupt:   # a second Ctrl-C while stopping
-            pass
+            server = VirtualControllerServer(
+                controller, host=args.host, port=args.port, security=security,
+                serial_number=f"{world.spec.name}/{controller.robot_name}")
+            try:
+                asyncio.run(_serve(server, security, args.engine))
+            except KeyboardInterrupt:   # a second Ctrl-C while stopping
+                pass
+        finally:
+            controller.close()   # closes a MuJoCo twin it built; never the pybullet world
         print("stopped")
         return 0
     finally:
         world.close()
 
 
-async def _serve(server, security) -> None:
+async def _serve(server, security, engine: str) -> None:
     import asyncio
     import signal
 
@@ -99,6 +103,7 @@ async def _serve(server, security) -> None:
                 else "Basic256Sha256 SignAndEncrypt, user login")
         print(f"serving robot '{controller.robot_name}' ({controller.robot_model}) at "
               f"{server.endpoint}")
+        print(f"engine: {engine}")
         print(f"security: {mode}; control period {controller.control_period_s * 1e3:g} ms, "
               f"latency {controller.latency_steps} steps, noise {controller.noise_rad:g} rad")
         print("Ctrl-C to stop", flush=True)

@@ -8,8 +8,9 @@ import numpy as np
 from celltwin.core.errors import Problem
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
-from celltwin.mujoco.model import CellModel, Collider, RobotHandles, wxyz
+from celltwin.mujoco.model import CellModel, Collider, RobotHandles, rotation, wxyz
 from celltwin.mujoco.source import RobotStart
+from celltwin.mujoco.suction import SuctionHandles
 
 mujoco = load_mujoco()
 
@@ -51,8 +52,10 @@ def attach_robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) 
     brought = {kind: [prefix + element.name for element in elements if element.name]
                for kind, elements in (("body", child.bodies), ("geom", child.geoms),
                                       ("joint", child.joints), ("mesh", child.meshes))}
-    frame = cell.spec.worldbody.add_frame(pos=list(start.base_xyz),
-                                          quat=wxyz(start.base_quat_xyzw))
+    # Where the base link is (a randomized base offset included), not where the robot's
+    # controller believes it is (start.base_xyz, the frame it reports in).
+    body_xyz, body_quat = start.body_pose
+    frame = cell.spec.worldbody.add_frame(pos=list(body_xyz), quat=wxyz(body_quat))
     frame.attach_body(root, prefix, "")
     cell.bodies[start.name] = prefix + root_name
     for kind, names in brought.items():
@@ -96,7 +99,32 @@ def attach_robot(cell: CellModel, start: RobotStart, colliders: list[Collider]) 
             for joint in model.arm_joint_names + model.gripper_joint_names
             if prefix + joint in arm + fingers}
     cell.robots[start.name] = RobotHandles(start, prefix + root_name, links, arm, fingers, arm,
-                                           driven, keys, tcp)
+                                           driven, keys, tcp, _suction(cell, start, prefix))
+
+
+def _suction(cell: CellModel, start: RobotStart, prefix: str) -> SuctionHandles | None:
+    """The robot's suction cup: a site on its face and one weld per part, inactive until the
+    cup seals on that part (:mod:`celltwin.mujoco.suction`)."""
+    model = start.model
+    cup = model.suction
+    if cup is None or model.gripper_held_closed:
+        return None
+    link, xyz, quat = cup.cup_link, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)
+    merged = model.merged_urdf().merged.get(cup.cup_link)
+    if merged is not None:   # merged into the link carrying it, as pybullet loads it
+        link, xyz, quat = merged.link, merged.xyz, merged.quat_xyzw
+    face_xyz = np.asarray(xyz, dtype=float) + rotation(quat)[:, 2] * cup.face_z_m
+    body = prefix + link
+    site = f"{prefix}suction_face"
+    cell.spec.body(body).add_site(name=site, pos=face_xyz.tolist(), quat=wxyz(quat))
+    welds, parts = {}, {}
+    for part, names in cell.parts.items():
+        weld = cell.spec.add_equality(type=mujoco.mjtEq.mjEQ_WELD, name1=body, name2=names.body,
+                                      objtype=mujoco.mjtObj.mjOBJ_BODY, active=False,
+                                      name=f"{prefix}suction/{part}")
+        welds[part], parts[part] = weld.name, names.body
+    cell.names.add("equality", list(welds.values()))
+    return SuctionHandles(cup, body, site, welds, parts)
 
 
 # ----------------------------------------------------------------------------- helpers

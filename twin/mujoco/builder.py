@@ -35,7 +35,7 @@ from celltwin.mujoco.attach import attach_robot
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
 from celltwin.mujoco.mapping import apply_params
-from celltwin.mujoco.model import CellModel, Collider, PartNames, wxyz
+from celltwin.mujoco.model import CellModel, Collider, PartNames, rotation, wxyz
 from celltwin.mujoco.source import TwinSource
 
 mujoco = load_mujoco()
@@ -148,7 +148,7 @@ def _conveyor(cell: CellModel, conveyor, colliders: list[Collider]) -> None:
     """A belt whose top surface centre is the conveyor's pose, as in :mod:`celltwin.scene`."""
     quat = conveyor.pose.quaternion_xyzw()
     half = np.array([conveyor.length_m, conveyor.width_m, conveyor.height_m]) / 2
-    up = _rotation(quat)[:, 2]
+    up = rotation(quat)[:, 2]
     centre = np.asarray(conveyor.pose.xyz) - up * half[2]
     body = _static_body(cell, conveyor.name, centre, quat)
     geom = _geom(cell, body, conveyor.name, colliders, conveyor.name,
@@ -188,21 +188,13 @@ def _part(cell: CellModel, part, colliders: list[Collider]) -> None:
     else:
         shape = dict(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[geometry.radius_m, 0.0, 0.0])
     if geometry.com_offset:
-        raise MujocoError(Problem(f"part '{part.name}' has its centre of mass off its centre",
-                                  path=f"parts.{part.name}", value=list(geometry.com_m),
-                                  expected="a nominal part (the MuJoCo twin builds no "
-                                           "randomized variants yet)"))
+        # A randomized variant (World.rebuild_part): the body stays at the part's centre and
+        # its inertial frame moves to the centre of mass, with the shape's own moments there
+        # (pybullet's inertial frame of the variant); mapping sets the mass and moments.
+        body.explicitinertial = True
+        body.ipos = list(geometry.com_m)
     # The inertia follows from the shape and the mass (mapping sets the mass), as pybullet's.
     geom = _geom(cell, body, part.name, colliders, part.name, moving=True,
                  rgba=list(part.color), **shape)
     cell.bodies[part.name] = body.name
     cell.parts[part.name] = PartNames(body.name, joint.name, geom.name)
-
-
-# ----------------------------------------------------------------------------- robots
-
-
-def _rotation(quat_xyzw) -> np.ndarray:
-    matrix = np.zeros(9)
-    mujoco.mju_quat2Mat(matrix, np.asarray(wxyz(quat_xyzw)))
-    return matrix.reshape(3, 3)

@@ -10,10 +10,7 @@ same object behind ``VirtualControllerServer`` over OPC UA.
 
 from __future__ import annotations
 
-from typing import Mapping
-
-import numpy as np
-
+from celltwin.mujoco.source import TwinSource
 from celltwin.mujoco.twin import MujocoTwin
 from celltwin.physics import PhysicsParams
 from celltwin.serve.virtual_controller import VirtualController
@@ -21,16 +18,8 @@ from celltwin.serve.virtual_controller import VirtualController
 
 class MujocoVirtualController(VirtualController):
     """One robot of a MuJoCo twin, driven like a robot controller (see
-    :class:`celltwin.serve.VirtualController` for the arguments and the contract).
-
-    Attributes:
-        tracked: the bodies whose positions each state sample reports.
-    """
-
-    def __init__(self, world: MujocoTwin, robot: str | None = None, *,
-                 tracked_objects=(), **options):
-        self.tracked = tuple(tracked_objects)  # before the base class takes its first sample
-        super().__init__(world, robot, tracked_objects=self.tracked, **options)
+    :class:`celltwin.serve.VirtualController` for the arguments and the contract; the twin
+    answers the same questions a pybullet world does, ``pose(name)`` for tracked bodies)."""
 
     @classmethod
     def from_cell(cls, cell, *, robot: str | None = None, physics: PhysicsParams | None = None,
@@ -44,21 +33,15 @@ class MujocoVirtualController(VirtualController):
             twin.close()
             raise
 
-    def _object_positions(self) -> Mapping[str, np.ndarray]:
-        # The pose a vision system reports: each tracked body's centre of mass (what pybullet
-        # reports as its base position) in the robot's base frame.
-        if not self.tracked:
-            return {}
-        rotation = _matrix(self.robot.base_quat_xyzw)
-        positions = {}
-        for name in self.tracked:
-            position, _ = self.world.pose(name)
-            positions[name] = rotation.T @ (position - self.robot.base_xyz)
-        return positions
-
-
-def _matrix(quat_xyzw) -> np.ndarray:
-    x, y, z, w = (float(v) for v in quat_xyzw)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    @classmethod
+    def of_world(cls, world, robot: str | None = None, **options) -> "MujocoVirtualController":
+        """The MuJoCo twin of the pybullet ``world`` as it stands now (its cell, PhysicsParams,
+        parts, joints, held grippers and randomized draws: :meth:`TwinSource.of_world`),
+        controlled as ``VirtualController(world, robot, **options)`` controls the world. The
+        controller owns the twin; ``world`` may be closed afterwards."""
+        twin = MujocoTwin.from_source(TwinSource.of_world(world))
+        try:
+            return cls(twin, robot, owns_world=True, **options)
+        except BaseException:
+            twin.close()
+            raise

@@ -28,6 +28,8 @@ PhysicsParams                          MuJoCo
 
 from __future__ import annotations
 
+import numpy as np
+
 from celltwin.core.errors import Problem
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
@@ -89,8 +91,14 @@ def _contacts(cell, params: PhysicsParams) -> list[Problem]:
 
 
 def _masses(cell, params: PhysicsParams) -> None:
+    geometries = {part.name: part.geometry for part in cell.source.parts}
     for name, part in cell.parts.items():
-        cell.spec.geom(part.geom).mass = params.bodies[name].mass_kg
+        mass = params.bodies[name].mass_kg
+        cell.spec.geom(part.geom).mass = mass
+        body = cell.spec.body(part.body)
+        if body.explicitinertial:   # centre of mass off the centre: the body carries it
+            body.mass = mass
+            body.inertia = shape_moments(geometries[name], mass).tolist()
     for robot in cell.robots.values():
         for key, body_name in robot.links.items():
             mass = params.bodies[key].mass_kg
@@ -111,3 +119,16 @@ def _robot(cell, robot, params: PhysicsParams) -> None:
         share = robot.finger_share if motor in robot.finger_actuators else 1.0
         limit = params.joints[robot.joint_keys[motor]].force_limit * share
         cell.spec.actuator(motor).forcerange = [-limit, limit]
+
+
+def shape_moments(geometry, mass_kg: float) -> np.ndarray:
+    """Principal moments of inertia [kg m^2] of a solid box, cylinder (axis z) or sphere of
+    ``mass_kg`` about its centre: what Bullet's shapes and MuJoCo's geoms compute."""
+    if geometry.shape == "box":
+        x, y, z = (2.0 * h for h in geometry.half_extents_m)
+        return mass_kg / 12.0 * np.array([y * y + z * z, x * x + z * z, x * x + y * y])
+    if geometry.shape == "cylinder":
+        r, h = geometry.radius_m, geometry.height_m
+        across = mass_kg / 12.0 * (3.0 * r * r + h * h)
+        return np.array([across, across, 0.5 * mass_kg * r * r])
+    return np.full(3, 0.4 * mass_kg * geometry.radius_m ** 2)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from celltwin.mujoco.source import RobotStart, TwinSource
+from celltwin.mujoco.suction import SuctionHandles
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class RobotHandles:
         finger_actuators: one motor per driven finger (the first of two geared fingers).
         joint_keys: PhysicsParams ``joints`` key of each moving joint, by MuJoCo joint name.
         tcp_site: the site at the tool centre point.
+        suction: where its suction cup is (:mod:`celltwin.mujoco.suction`), or None.
     """
 
     start: RobotStart
@@ -53,6 +55,7 @@ class RobotHandles:
     finger_actuators: tuple[str, ...]
     joint_keys: dict[str, str]
     tcp_site: str
+    suction: SuctionHandles | None = None
 
     @property
     def finger_share(self) -> float:
@@ -137,3 +140,11 @@ def wxyz(quat_xyzw) -> list[float]:
     """A quaternion (x, y, z, w), pybullet's order, in MuJoCo's order (w, x, y, z)."""
     x, y, z, w = (float(v) for v in quat_xyzw)
     return [w, x, y, z]
+
+
+def rotation(quat_xyzw) -> np.ndarray:
+    """The 3 x 3 rotation matrix of a quaternion (x, y, z, w)."""
+    w, x, y, z = wxyz(quat_xyzw)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])

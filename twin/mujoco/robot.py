@@ -18,6 +18,7 @@ from celltwin.core.errors import Problem
 from celltwin.mujoco.model import RobotHandles
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.servo import Servo
+from celltwin.mujoco.suction import MujocoSuctionCup
 from celltwin.robots.actuation import Actuation
 from celltwin.robots.errors import RobotError
 
@@ -36,6 +37,7 @@ class MujocoRobot:
         arm_upper: arm joint upper limits [rad].
         gripper_joint_indices: MuJoCo joint ids of the fingers (empty when held closed).
         actuation: the set-point path to the servos: latency, sensor noise, targets.
+        suction: the suction cup's vacuum and grip (:mod:`celltwin.mujoco.suction`), or None.
     """
 
     def __init__(self, handles: RobotHandles, model, data):
@@ -50,13 +52,18 @@ class MujocoRobot:
                            handles.arm_actuators + handles.finger_actuators,
                            handles.arm_joints + handles.finger_joints)
         self.actuation = Actuation(self._send_arm, self._send_fingers, self.name)
+        # A suction cup's gripper set-point is the vacuum: on below the middle of its range,
+        # as on the pybullet robot.
+        self._vacuum_mid = 0.5 * (self._width_closed + self._width_open)
+        self.suction = None if handles.suction is None else \
+            MujocoSuctionCup(handles.suction, self.name, model, data)
         self.bind(model, data)
 
     @property
     def has_gripper(self) -> bool:
-        """Whether a gripper command does something: fingers that move (the pybullet robot's
-        property of the same name; the MuJoCo twin simulates no suction cup yet)."""
-        return len(self.gripper_joint_indices) > 0
+        """Whether a gripper command does something: fingers that move, or a suction cup (the
+        pybullet robot's property of the same name)."""
+        return len(self.gripper_joint_indices) > 0 or self.suction is not None
 
     def bind(self, model, data) -> None:
         """Address ``model`` and ``data`` (after the twin compiled its model again)."""
@@ -78,6 +85,8 @@ class MujocoRobot:
         self._finger_limits = [tuple(model.jnt_range[j]) for j in fingers]
         self._tcp = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, handles.tcp_site)
         self._tcp_body = model.site_bodyid[self._tcp]
+        if self.suction is not None:
+            self.suction.bind(model, data)
         self.actuation.resend()
 
     def apply_servo(self) -> None:
@@ -106,6 +115,10 @@ class MujocoRobot:
             self._data.qpos[self._finger_q] = positions
             self._data.qvel[self._finger_v] = 0.0
             fingers = positions[:self._driven_fingers]
+        elif gripper_width is not None and self.suction is not None:
+            fingers = self._vacuum_target(gripper_width)   # at rest now: nothing held
+            self.suction.release()
+            self.suction.set_vacuum(fingers[0] < self._vacuum_mid)
         self.actuation.apply_now(self._clipped(q), fingers)
 
     def joint_positions(self) -> np.ndarray:
@@ -122,6 +135,8 @@ class MujocoRobot:
 
     def gripper_width(self) -> float:
         """Opening between the finger pads [m] (each finger joint is half of it)."""
+        if self.suction is not None:
+            return self.suction.width(self._width_closed, self._width_open)
         if not len(self._finger_q):
             return self._width_closed
         return float(self._data.qpos[self._finger_q].sum())
@@ -147,7 +162,11 @@ class MujocoRobot:
                                                                          "command")))
 
     def command_gripper_width(self, width_m: float) -> None:
-        """Set the finger servos' targets for an opening of ``width_m`` [m], clipped."""
+        """Set the finger servos' targets for an opening of ``width_m`` [m], clipped; a suction
+        cup's vacuum comes on below the middle of its range and goes off above it."""
+        if self.suction is not None:
+            self.actuation.command_fingers(self._vacuum_target(width_m))
+            return
         self.actuation.command_fingers(self._finger_position(width_m)[:self._driven_fingers])
 
     def motor_targets(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -155,8 +174,12 @@ class MujocoRobot:
         return tuple(self.actuation.arm_target or ()), tuple(self.actuation.finger_target or ())
 
     def hold(self) -> None:
-        """Make the current positions the targets at once (a stop: no latency)."""
-        fingers = self._finger_position(self.gripper_width())[:self._driven_fingers]
+        """Make the current positions the targets at once (a stop: no latency); a suction
+        cup's vacuum stays as it is."""
+        if self.suction is not None:
+            fingers = [self._width_closed if self.suction.vacuum else self._width_open]
+        else:
+            fingers = self._finger_position(self.gripper_width())[:self._driven_fingers]
         self.actuation.apply_now(self._clipped(self.joint_positions()), fingers)
 
     def as_joint_vector(self, q: Sequence[float], what: str = "joint positions") -> np.ndarray:
@@ -183,6 +206,16 @@ class MujocoRobot:
     def _send_arm(self, target: Sequence[float]) -> None:
         self.servo.target[:self.dof] = target
 
+    def _vacuum_target(self, width_m: float) -> list[float]:
+        width = float(width_m)
+        if not math.isfinite(width):
+            raise RobotError(Problem(f"gripper width command for robot '{self.name}' is not "
+                                     "finite", value=width, expected="a width [m]"))
+        return [self._width_closed if width < self._vacuum_mid else self._width_open]
+
     def _send_fingers(self, target: Sequence[float]) -> None:
+        if self.suction is not None:
+            self.suction.set_vacuum(target[0] < self._vacuum_mid)
+            return
         if self._driven_fingers:
             self.servo.target[self.dof:] = target

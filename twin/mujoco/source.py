@@ -33,6 +33,10 @@ class RobotStart:
         base_quat_xyzw: base orientation in the world, quaternion (x, y, z, w).
         joint_positions: arm joint positions it starts at [rad].
         gripper_width_m: finger opening it starts at [m].
+        body_xyz: where the base link is in the world [m]; differs from ``base_xyz`` when
+            randomization moved the base (``base_x_m``: a calibration error the robot's
+            controller does not know of, so it keeps reporting in ``base_xyz``'s frame).
+        body_quat_xyzw: the base link's orientation in the world (x, y, z, w).
     """
 
     name: str
@@ -41,6 +45,16 @@ class RobotStart:
     base_quat_xyzw: tuple[float, float, float, float]
     joint_positions: tuple[float, ...]
     gripper_width_m: float
+    body_xyz: tuple[float, float, float] | None = None
+    body_quat_xyzw: tuple[float, float, float, float] | None = None
+
+    @property
+    def body_pose(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Where the base link is: ``body_xyz`` and ``body_quat_xyzw``, the base pose when
+        those are not given."""
+        if self.body_xyz is None or self.body_quat_xyzw is None:
+            return self.base_xyz, self.base_quat_xyzw
+        return self.body_xyz, self.body_quat_xyzw
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,8 @@ class TwinSource:
             base_xyz=tuple(float(v) for v in robot.base_xyz),
             base_quat_xyzw=tuple(float(v) for v in robot.base_quat_xyzw),
             joint_positions=tuple(float(v) for v in robot.joint_positions()),
-            gripper_width_m=float(robot.gripper_width())) for name, robot in world.robots.items())
+            gripper_width_m=float(robot.gripper_width()),
+            **_base_link_pose(world, name)) for name, robot in world.robots.items())
         parts = []
         for name in world.parts:
             position, orientation = world.part_pose(name)
@@ -107,3 +122,16 @@ class TwinSource:
         """Build the pybullet world of ``cell`` (as :class:`World` takes it), read it, close it."""
         with World(cell, physics=physics, held_grippers=held_grippers) as world:
             return cls.of_world(world)
+
+
+def _base_link_pose(world: World, name: str) -> dict:
+    """Where robot ``name``'s base link is now, which randomization may have moved away from
+    ``robot.base_xyz`` (World.move_base moves the body only). pybullet reports a base's
+    inertial frame; the link frame is that pose times the inverse of the inertial offset."""
+    client, body = world.client, world.body(name)
+    position, orientation = client.getBasePositionAndOrientation(body)
+    local_xyz, local_quat = client.getDynamicsInfo(body, -1)[3:5]
+    inverse = client.invertTransform(local_xyz, local_quat)
+    xyz, quat = client.multiplyTransforms(position, orientation, *inverse)
+    return {"body_xyz": tuple(float(v) for v in xyz),
+            "body_quat_xyzw": tuple(float(v) for v in quat)}

@@ -25,7 +25,9 @@ from celltwin.mujoco.mapping import apply_params
 from celltwin.mujoco.model import CellModel
 from celltwin.mujoco.robot import MujocoRobot
 from celltwin.mujoco.source import TwinSource
+from celltwin.mujoco.suction import MujocoSuctionState
 from celltwin.physics import PhysicsParams
+from celltwin.physics_io import suction_problems
 from celltwin.robots.actuation import ActuationState
 from celltwin.spec import CellSpec
 
@@ -44,6 +46,7 @@ class TwinSnapshot:
     params: PhysicsParams
     conveyor_speeds: tuple[float, ...]
     actuation: tuple[ActuationState, ...]
+    suction: tuple[MujocoSuctionState, ...] = ()
 
 
 class MujocoTwin:
@@ -84,6 +87,8 @@ class MujocoTwin:
             robot.reset_joints(handles.start.joint_positions, handles.start.gripper_width_m)
             self.robots[name] = robot
         self._actuations = tuple(robot.actuation for robot in self.robots.values())
+        self._cups = tuple(robot.suction for robot in self.robots.values()
+                           if robot.suction is not None)
         self.conveyor_speeds = dict(source.conveyor_speeds)
         self.parts = [part.name for part in source.parts]
         self._closed = False
@@ -236,6 +241,11 @@ class MujocoTwin:
                 actuation.latency_steps = entry.latency_steps
             if entry.joint_noise_std_rad is not None:
                 actuation.joint_noise_std_rad = entry.joint_noise_std_rad
+            cup = self.robots[name].suction
+            if cup is not None and entry.suction_force_n is not None:
+                cup.force_n = entry.suction_force_n
+            if cup is not None and entry.suction_seal_tolerance_m is not None:
+                cup.seal_tolerance_m = entry.suction_seal_tolerance_m
 
     def _check_names(self, params: PhysicsParams) -> None:
         known = self._params
@@ -246,6 +256,7 @@ class MujocoTwin:
                 if key not in table:
                     problems.append(Problem(f"no {noun} named '{key}'{did_you_mean(key, table)}",
                                             path=f"{section}.{key}", value=key))
+        problems += suction_problems(self.robots, params)  # the pybullet world's check
         for key, dynamics in params.bodies.items():
             # What a world reports without a mass is fixed in place (as World refuses it).
             if dynamics.mass_kg is not None and key in known.bodies \
@@ -257,20 +268,26 @@ class MujocoTwin:
 
     def step(self, control_steps: int = 1) -> None:
         """Advance ``control_steps`` control periods; each starts by sending the set-points
-        whose actuation latency ran out."""
+        whose actuation latency ran out; then suction cups seal on what they touch, and after
+        its physics they lose what was pulled off them (:mod:`celltwin.mujoco.suction`)."""
         self._check_open()
         model, data = self.model, self.data
         step1, step2 = mujoco.mj_step1, mujoco.mj_step2
         servos = [robot.apply_servo for robot in self.robots.values()]
+        cups = self._cups
         for _ in range(control_steps):
             for actuation in self._actuations:
                 if actuation.pending:
                     actuation.advance()
+            for cup in cups:
+                cup.update()
             for _ in range(self._substeps):
                 step1(model, data)
                 for servo in servos:
                     servo()
                 step2(model, data)
+            for cup in cups:
+                cup.check_pull()
         self.forward()
 
     def forward(self) -> None:
@@ -286,7 +303,8 @@ class MujocoTwin:
         state = np.empty(mujoco.mj_stateSize(self.model, _STATE))
         mujoco.mj_getState(self.model, self.data, state, _STATE)
         return TwinSnapshot(state, self._params, tuple(self.conveyor_speeds.values()),
-                            tuple(actuation.state() for actuation in self._actuations))
+                            tuple(actuation.state() for actuation in self._actuations),
+                            tuple(cup.state() for cup in self._cups))
 
     def restore(self, snapshot: TwinSnapshot) -> None:
         """Return to ``snapshot``: state, parameters, belt speeds, servo targets and the
@@ -305,6 +323,8 @@ class MujocoTwin:
         self._apply_speeds()
         for actuation, state in zip(self._actuations, snapshot.actuation):
             actuation.restore(state)
+        for cup, state in zip(self._cups, snapshot.suction):
+            cup.restore(state)
         self.forward()
 
     # ----------------------------------------------------------------------------- lifetime

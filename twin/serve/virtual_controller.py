@@ -50,7 +50,10 @@ class VirtualController:
     """One robot of a twin, driven like a robot controller.
 
     Args:
-        world: the twin; must stay open while this controller is used.
+        world: the twin; must stay open while this controller is used. Any engine's world
+            that answers ``robot(name)``, ``body(name)``, ``pose(name)``, ``step()``,
+            ``control_period_s``, ``apply_physics`` and ``close()``: a pybullet
+            :class:`celltwin.world.World` or a :class:`celltwin.mujoco.twin.MujocoTwin`.
         robot: name of the robot in the cell (the only one when omitted).
         latency_steps: actuation latency [ticks]; ``None`` keeps the world's value.
         noise_rad: standard deviation of the noise on reported joint positions [rad];
@@ -358,23 +361,30 @@ class VirtualController:
                                objects={name: p.copy() for name, p in objects.items()})
 
     def _object_positions(self) -> Mapping[str, np.ndarray]:
+        # What a vision system reports: each tracked body's pose as the world reports it
+        # (``world.pose``: pybullet's base position, the MuJoCo twin's centre of mass, the
+        # same point), in the frame the robot's controller believes its base is in. One
+        # accessor every engine's world implements, so this class serves either engine.
         if not self._tracked:
             return {}
-        client = self.world.client
-        to_base = client.invertTransform(self.robot.base_xyz.tolist(),
-                                         self.robot.base_quat_xyzw.tolist())
-        positions = {}
-        for name in self._tracked:
-            position, _ = client.getBasePositionAndOrientation(self.world.bodies[name])
-            positions[name] = np.array(client.multiplyTransforms(*to_base, position,
-                                                                 (0.0, 0.0, 0.0, 1.0))[0])
-        return positions
+        rotation = rotation_matrix(self.robot.base_quat_xyzw)
+        base = self.robot.base_xyz
+        return {name: rotation.T @ (np.asarray(self.world.pose(name)[0], dtype=float) - base)
+                for name in self._tracked}
 
     def _check_open(self) -> None:
         if self._closed:
             raise ControllerError(Problem(
                 f"virtual controller of robot '{self.robot_name}' is closed",
                 expected="a controller that is still open"))
+
+
+def rotation_matrix(quat_xyzw) -> np.ndarray:
+    """The rotation matrix of a unit quaternion (x, y, z, w)."""
+    x, y, z, w = (float(v) for v in quat_xyzw)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def _actuation(robot: str, latency_steps: int | None, noise_rad: float | None) -> PhysicsParams:
