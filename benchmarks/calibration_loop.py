@@ -8,12 +8,15 @@
 4. it prints the joint trajectory RMSE of the pybullet twin against the MuJoCo log, before and
    after the fit, and the time the fit took.
 
-With ``--retrain`` it then trains the cell's PickPlace policy twice, same seeds and budget:
-randomization ``standard`` as shipped, and centred on the fit (``--dr-center``), and prints the
-commands that evaluate both on the MuJoCo twin. Slow (two training runs); off by default.
+With ``--retrain`` (on a PickPlace cell) it then trains PickPlace twice, same seed and budget
+(the task's preset): randomization ``standard`` as shipped, and centred on the fit
+(``--dr-center``); exports both, and runs each through the adapter on the MuJoCo twin with the
+MuJoCo cell's latency (``celltwin gap --engine mujoco``, the same seeded episodes). Slow (two
+training runs); off by default.
 
     python benchmarks/calibration_loop.py [--cell reach_table] [--duration 60]
-        [--latency-steps 2] [--noise-rad 1e-4] [--out runs/calibration_loop] [--retrain]
+        [--latency-steps 2] [--noise-rad 1e-4] [--out runs/calibration_loop]
+    python benchmarks/calibration_loop.py --cell pick_station --retrain
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/calibration_loop"))
     parser.add_argument("--retrain", action="store_true",
                         help="also train PickPlace centred and uncentred (slow)")
-    parser.add_argument("--train-steps", type=int, default=20_000)
+    parser.add_argument("--gap-episodes", type=int, default=100)
     args = parser.parse_args()
 
     spec = load_cell(args.cell)
@@ -90,21 +93,40 @@ def main() -> int:
     return 0
 
 
+REAL_CELL_DR = """name: real_cell
+description: the stand-in real cell of calibration_loop.py, its latency as the MuJoCo twin had it
+terms:
+  - target: "{{robot}}"
+    parameter: latency_steps
+    distribution: {{type: choice, values: [{latency}]}}
+    operation: set
+"""
+
+
+def _celltwin(*words) -> None:
+    command = [sys.executable, "-m", "celltwin.cli.main", *map(str, words)]
+    print("$ celltwin " + " ".join(map(str, words)), flush=True)
+    subprocess.run(command, check=True)
+
+
 def _retrain(args) -> None:
-    """PickPlace trained with and without the centre, same seed and budget."""
+    """PickPlace trained with the standard preset as shipped and centred on the fit, same seed
+    and budget, each exported and run through the adapter on the MuJoCo twin of the cell with
+    the MuJoCo cell's latency (celltwin gap), same 100 seeded episodes."""
     physics = args.out / "fit" / "physics.yaml"
-    runs = {"uncentred": [], "centred": ["--dr-center", str(physics)]}
+    real_cell = args.out / "real_cell.yaml"
+    real_cell.write_text(REAL_CELL_DR.format(latency=args.latency_steps))
+    runs = {"uncentred": [], "centred": ["--dr-center", physics]}
     for name, extra in runs.items():
-        command = ["celltwin", "train", "--task", "PickPlace", "--dr", "standard", "--seed", "0",
-                   "--steps", str(args.train_steps), "--out", str(args.out / f"train_{name}"),
-                   *extra]
-        print("$ " + " ".join(command), flush=True)
-        subprocess.run(command, check=True)
-    print("evaluate both on the MuJoCo twin (same seeds) with the MuJoCo evaluation of the "
-          "sim-to-sim issue once it is there, e.g.:")
+        run_dir, bundle = args.out / f"train_{name}", args.out / f"bundle_{name}"
+        _celltwin("train", "--task", "PickPlace", "--cell", args.cell, "--dr", "standard",
+                  "--seed", "0", "--out", run_dir, "--no-progress", *extra)
+        _celltwin("export", run_dir, "-o", bundle, "--no-torchscript")
+        _celltwin("gap", bundle, "--engine", "mujoco", "--episodes", args.gap_episodes,
+                  "--dr", real_cell, "--out", args.out / f"gap_{name}")
     for name in runs:
-        print(f"  celltwin evaluate {args.out / f'train_{name}' / 'final' / 'model.zip'} "
-              "--task PickPlace --engine mujoco --episodes 100")
+        gap = json.loads((args.out / f"gap_{name}" / "gap.json").read_text())
+        print(name, json.dumps(gap.get("engines", gap), indent=None)[:600])
 
 
 if __name__ == "__main__":
