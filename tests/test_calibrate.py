@@ -218,6 +218,21 @@ def test_runs_appended_to_one_telemetry_file_are_read_as_separate_logs(program, 
     assert not np.array_equal(logs[0].positions, logs[1].positions)   # other noise draws
 
 
+def test_a_controller_sample_read_twice_is_one_sample_with_the_later_set_point(program,
+                                                                             tmp_path):
+    path = _run(program, tmp_path / "run.jsonl", _hidden(0.1, 1))
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if '"step":40,' in line)
+    again = json.loads(lines[at])
+    again["q_command"] = [q + 1e-3 for q in again["q_command"]]   # sent later, same sample
+    lines.insert(at + 1, json.dumps(again))
+    path.write_text("\n".join(lines) + "\n")
+    log, plain = read_log(path), read_log(_run(program, tmp_path / "plain.jsonl",
+                                                _hidden(0.1, 1)))
+    assert len(log.times_s) == len(plain.times_s)
+    assert np.allclose(log.setpoints[39], np.asarray(again["q_command"]))
+
+
 def _bad(kind: str, logged, tmp_path):
     if kind == "missing column":
         return _write_csv(tmp_path / "a.csv", logged, drop="position_panda_joint3")

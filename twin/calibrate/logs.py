@@ -148,9 +148,15 @@ def _read_telemetry(path: Path) -> list[Log]:
                                                file=file, line=number,
                                                expected="stamp_s, q_measured and q_command"))
             run = runs[-1]
-            run.times.append(_number(record["stamp_s"]))
+            stamp, measured = _number(record["stamp_s"]), _numbers(record["q_measured"])
+            if run.times and stamp == run.times[-1] and measured == run.positions[-1]:
+                # The same controller sample read twice (its cycle had not ticked): one
+                # sample, and the later set-point is the one the controller went on with.
+                run.setpoints[-1] = _numbers(record["q_command"])
+                continue
+            run.times.append(stamp)
             run.setpoints.append(_numbers(record["q_command"]))
-            run.positions.append(_numbers(record["q_measured"]))
+            run.positions.append(measured)
             run.lines.append(number)
     if not runs:
         raise CalibrationError(Problem("telemetry has no header record", file=file,
