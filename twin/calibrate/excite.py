@@ -213,11 +213,3 @@ def write_program(excitation: Excitation, folder: str | Path, *, options: Excita
     atomic_write_bytes(folder / SETPOINTS_FILE, data)
     atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=2, allow_nan=False))
     return folder
-
-
-def peak_rates(excitation: Excitation, period_s: float) -> dict:
-    """Peak joint speed [rad/s] and acceleration [rad/s^2] of a program, for the summary."""
-    qd = np.diff(excitation.setpoints, axis=0) / period_s
-    qdd = np.diff(qd, axis=0) / period_s
-    return {"speed_rad_s": float(np.abs(qd).max()), "acceleration_rad_s2": float(np.abs(qdd).max()),
-            "amplitude_rad": float(np.abs(excitation.setpoints - excitation.setpoints[0]).max())}

@@ -33,7 +33,6 @@ from celltwin.calibrate.errors import CalibrationError
 from celltwin.core.errors import Problem
 
 MAX_LOG_BYTES = 512 * 1024 * 1024
-TELEMETRY_SUFFIXES = (".jsonl", ".json", ".log", ".ndjson")
 
 
 @dataclass(frozen=True)
