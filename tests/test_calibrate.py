@@ -338,6 +338,11 @@ def test_train_takes_a_centre_from_its_config_or_dr_center(cli, centre, tmp_path
     config = resolve_config(task="Reach", overrides={"randomization": "light",
                                                      "randomization.center": str(centre)})
     assert config.randomization == {"preset": "light", "center": str(centre.resolve())}
+    # Rollout workers key their envs by the randomization; the run's config.yaml holds it.
+    assert hash(config.randomization) == hash(resolve_config(
+        task="Reach", overrides={"randomization": "light",
+                                 "randomization.center": str(centre)}).randomization)
+    assert "center: " + str(centre.resolve()) in config.to_yaml()
     bad = tmp_path / "bad.yaml"
     bad.write_text("robots:\n  arm:\n    position_gain: -1\n")
     result = cli("train", "--task", "Reach", "--dr-center", bad, "--steps", "10")

@@ -77,6 +77,14 @@ class EvalConfig(BaseModel):
     final_episodes: int = Field(50, ge=1)
 
 
+class CenteredMapping(dict):
+    """The centred form as the envs take it, ``{"preset": ..., "center": ...}``: a plain
+    mapping that also hashes, since rollout workers key their envs by the randomization."""
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.items())))
+
+
 def _randomization_form(value) -> str:
     """Which form ``randomization`` takes: a name or file, or ``{preset, center}``."""
     return "centred" if isinstance(value, (dict, CenteredRandomization)) else "name"
@@ -136,12 +144,13 @@ class TrainConfig(BaseModel):
     def _centre_as_mapping(cls, value):
         if isinstance(value, CenteredRandomization):
             PhysicsParams.load(value.center)   # a bad centre file is a located error here
-            return value.model_dump()
+            return CenteredMapping(value.model_dump())
         return value
 
     @field_serializer("randomization")
     def _plain_randomization(self, value):
-        return value   # a name, or the centred form's plain mapping (see _centre_as_mapping)
+        # a name, or the centred form's plain mapping (see _centre_as_mapping)
+        return dict(value) if isinstance(value, dict) else value
 
     @field_validator("task")
     @classmethod
@@ -225,7 +234,7 @@ def _absolute_paths(config: TrainConfig) -> TrainConfig:
     env = config.env.model_copy(update={"cell": absolute(config.env.cell),
                                         "physics": absolute(config.env.physics)})
     randomization = config.randomization
-    randomization = ({key: absolute(value) for key, value in randomization.items()}
+    randomization = (CenteredMapping({key: absolute(value) for key, value in randomization.items()})
                      if isinstance(randomization, dict) else absolute(randomization))
     return config.model_copy(update={"env": env, "randomization": randomization})
 
