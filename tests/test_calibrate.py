@@ -354,3 +354,30 @@ def test_train_takes_a_centre_from_its_config_or_dr_center(cli, centre, tmp_path
     assert result.returncode == 2
     assert "config.yaml:2: randomization.centre: unknown key 'centre'; did you mean 'center'?" \
         in result.stderr
+
+
+def test_every_parameter_name_maps_onto_the_twins_physics_and_back():
+    from celltwin.calibrate.parameters import PARAMETERS, parse_params, scalars, to_physics
+    from celltwin.calibrate.replay import Replay
+
+    replay = Replay(CELL)
+    try:
+        found = scalars(parse_params(tuple(PARAMETERS)), replay.nominal, replay.robot_name,
+                        replay.joint_names, replay.payload_link)
+        labels = [s.label for s in found]
+        assert labels.count("position_gain") == 1 and "latency_steps" not in labels
+        assert sum(label.startswith("joint_damping[") for label in labels) == 7
+        # Each number's fitting coordinate maps back to its value, inside the bounds.
+        for scalar in found:
+            value = 1.2 * scalar.nominal if scalar.nominal else 0.5
+            x = scalar.coordinate(value)
+            assert scalar.bounds()[0] <= x <= scalar.bounds()[1]
+            assert abs(scalar.value(x) - value) < 1e-12
+        physics = to_physics(found, [s.nominal * 1.1 or 0.2 for s in found],
+                             replay.robot_name, latency=1)
+        replay.world.apply_physics(physics)   # every name is one the twin has
+        applied = replay.world.physics_params()
+        assert applied.robots["arm"].latency_steps == 1
+        assert abs(applied.joints["arm/panda_joint3"].damping - 0.2) < 1e-12
+    finally:
+        replay.close()
