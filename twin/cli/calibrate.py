@@ -106,7 +106,6 @@ def _register_fit(commands) -> None:
 def run_excite(args) -> int:
     home, base, period, cell = None, ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)), 0.04, None
     if args.cell is not None:
-    
         spec = load_spec(args.cell, args.robot)
         if len(spec.robots) != 1:
             raise CelltwinError(Problem("the cell has several robots; excite names one cell "
@@ -133,8 +132,11 @@ def run_excite(args) -> int:
     print(f"excitation of {model.name}: {len(excitation.times_s)} set-points over "
           f"{options.duration_s:g} s, amplitudes {', '.join(f'{a:.3f}' for a in amplitude)} "
           f"rad, peak TCP speed {excitation.peak_tcp_speed_mps:.3f} m/s")
+    # Only a program that names its cell can run on the twin: say so here, not at deploy.
+    controllers = "twin|opc.tcp://HOST:PORT" if cell else "opc.tcp://HOST:PORT"
     print(f"wrote {args.out}; run it with: celltwin deploy {args.out} --controller "
-          "twin|opc.tcp://HOST:PORT --telemetry LOG")
+          f"{controllers} --telemetry LOG"
+          + ("" if cell else " (on the twin: write it with --cell CELL)"))
     return 0
 
 
