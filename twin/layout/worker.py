@@ -37,7 +37,8 @@ class Worker:
         self.job = job
         self.options = options
         self.robot = world.robots[job.robot]
-        self.controller = make_controller("ee_delta", self.robot)
+        self.controller = make_controller("ee_delta", self.robot,
+                                          control_period_s=world.control_period_s)
         # The cycle: the scripted expert, or a PolicyCycle (use_policy) around a learned policy.
         # Fingers close around the part's centre, a suction cup seals on its top face.
         self.expert = self._scripted_expert()
