@@ -50,6 +50,7 @@ class Controller:
     """
 
     mode = ""
+    period_s = 0.04  # time between actions [s]; each mode takes control_period_s
 
     def __init__(self, robot: Robot, arm_low: np.ndarray, arm_high: np.ndarray,
                  arm_names: Sequence[str]):
@@ -63,6 +64,17 @@ class Controller:
         closed, opened = robot.model.gripper_width_range_m
         self._width_mid = 0.5 * (opened + closed)
         self._width_half_span = 0.5 * (opened - closed)
+        # Bound set-points by the deployment safety layer's law (see the module docstring).
+        # Off only for scripted robot programs (layout runs of the scripted cycle), which a
+        # real controller's own motion planner runs, not the adapter.
+        self.limit_motion = True
+
+    def _command(self, q) -> None:
+        """Send arm target ``q`` [rad]: within the joint motion limits, or as it is."""
+        if self.limit_motion:
+            self.robot.move_joints_towards(q, self.period_s)
+        else:
+            self.robot.command_joint_positions(q)
 
     def apply(self, action: Sequence[float]) -> None:
         """Command the robot to carry out ``action`` (it moves when the physics steps).
@@ -103,9 +115,18 @@ class JointPositionController(Controller):
         super().__init__(robot, robot.arm_lower, robot.arm_upper,
                          [f"{name} [rad]" for name in robot.model.arm_joint_names])
         self.period_s = float(control_period_s)
+        speeds = robot.urdf_velocity_limits
+        self._max_step_rad = np.where(speeds > 0, speeds * self.period_s, np.inf)
 
     def _apply_arm(self, arm_action: np.ndarray) -> None:
-        self.robot.move_joints_towards(arm_action, self.period_s)
+        if self.limit_motion:
+            self.robot.move_joints_towards(arm_action, self.period_s)
+            return
+        # A scripted program's move: at most the URDF joint speed for one period from the
+        # measured joints, as the controller's trajectory generator would.
+        current = self.robot.measured_joint_positions()
+        step = np.clip(arm_action - current, -self._max_step_rad, self._max_step_rad)
+        self.robot.command_joint_positions(current + step)
 
 
 class JointDeltaController(Controller):
@@ -131,8 +152,7 @@ class JointDeltaController(Controller):
                                               for name in robot.model.arm_joint_names])
 
     def _apply_arm(self, arm_action: np.ndarray) -> None:
-        self.robot.move_joints_towards(self.robot.measured_joint_positions()
-                                       + self.scale_rad * arm_action, self.period_s)
+        self._command(self.robot.measured_joint_positions() + self.scale_rad * arm_action)
 
 
 class EEDeltaController(Controller):
@@ -211,7 +231,7 @@ class EEDeltaController(Controller):
         solution = self._ik(robot.body_id, robot.ee_link_index,
                             (target + self._tcp_to_ik).tolist(), self._ik_quat,
                             jointDamping=self._damping)
-        robot.move_joints_towards([solution[i] for i in self._slots], self.period_s)
+        self._command([solution[i] for i in self._slots])
 
 
 _CONTROLLERS: dict[str, type[Controller]] = {
