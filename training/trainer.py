@@ -152,6 +152,13 @@ def _run(run: RunDir, config: TrainConfig, checkpoint, progress_bar: bool, log) 
 DAGGER_BUDGET_SHARE = 0.6
 
 
+def _clear_of(target: float) -> float:
+    """The clone success after which no DAgger round is needed: halfway from the target to
+    100%. A round measures a few dozen episodes; a clone at the target itself then measured
+    88% over the final 50 (ConveyorPick, target 90%)."""
+    return target + 0.5 * (1.0 - target)
+
+
 def _log_plan(config: TrainConfig, frozen_until: int, log) -> None:
     """Say at the start when the run will stop, and what happens if the target is missed."""
     target = config.eval.target_success
@@ -213,9 +220,10 @@ def _use_demonstrations(model, config: TrainConfig, log, rollouts, resumed: bool
 def _dagger(model, config: TrainConfig, demos, log, rollouts, clock) -> list[dict]:
     """DAgger rounds after cloning; return one record per round.
 
-    The rounds stop early, keeping the clone just measured, once it meets the run's target
-    (``eval.target_success``): further rounds cannot be needed and cost the wall budget
-    (measured on PickPlace, 2 shared cores: a round 45-95 s, the plain clone already at 98%).
+    The rounds stop early, keeping the clone just measured, once it is clear of the run's
+    target (``eval.target_success``; :func:`_clear_of`): further rounds cannot be needed and
+    cost the wall budget (measured on PickPlace, 2 shared cores: a round 45-105 s, the plain
+    clone already at 98%).
     They also stop when the run's clock (``clock()`` [s]) has used more than
     :data:`DAGGER_BUDGET_SHARE` of ``max_wall_s``, leaving the rest for the evaluations.
 
@@ -245,9 +253,9 @@ def _dagger(model, config: TrainConfig, demos, log, rollouts, clock) -> list[dic
         stop = None
         if index == config.demos.dagger_rounds:  # the final clone, measured only
             stop = f"the final clone succeeded in {labelled.success_rate:.0%}"
-        elif target is not None and labelled.success_rate >= target:
+        elif target is not None and labelled.success_rate >= _clear_of(target):
             stop = (f"the clone succeeded in {labelled.success_rate:.0%} of {labelled.episodes} "
-                    f"episodes, meeting the target of {target:.0%}: no further round")
+                    f"episodes, clear of the target of {target:.0%}: no further round")
         elif config.max_wall_s and clock() > DAGGER_BUDGET_SHARE * config.max_wall_s:
             stop = (f"the clone succeeded in {labelled.success_rate:.0%}; {clock():.0f} s of the "
                     f"run's {config.max_wall_s:.0f} s are used, no time for another round")
