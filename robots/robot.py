@@ -56,6 +56,10 @@ class Robot:
         arm_lower: arm joint lower limits from the URDF [rad].
         arm_upper: arm joint upper limits from the URDF [rad].
         actuation: the set-point path to the motors: latency, sensor noise, motor targets.
+        motion: the joint motion limits action controllers move the arm under (the last
+            set-point and its velocity; :mod:`celltwin.core.joint_motion`), reset whenever
+            the arm is put at rest (``reset_joints``, ``hold``, a world restore).
+        urdf_velocity_limits: arm joint speed limits from the URDF [rad/s] (0: none).
         finger_gear: the gear coupling two fingers (:mod:`celltwin.robots.finger_gear`), or None.
         suction: the suction cup's vacuum and grip (:mod:`celltwin.robots.suction`), or None
             (fingers, or a cup held closed: its vacuum never comes on). The world updates it
