@@ -34,6 +34,7 @@ import numpy as np
 
 from celltwin import __version__
 from celltwin.core.errors import Problem
+from celltwin.core.joint_motion import ACCELERATION_TIME_S
 from celltwin.policies.bundle import write_bundle
 from celltwin.policies.errors import ExportError
 from celltwin.policies.kinematics import KinematicChain
@@ -59,8 +60,10 @@ class ExportOptions:
             the policy's action units ([-1, 1] per element).
         torchscript: also write ``policy.pt``.
         seed: seed of the recording rollouts.
-        acceleration_time_s: default joint acceleration limit = velocity limit / this [s].
-        max_joint_step_rad: per-step joint change limit [rad].
+        acceleration_time_s: joint acceleration limit = velocity limit / this [s]; ``None``:
+            the limits the policy trained under (its robot's ``motion.limits``), which is what
+            keeps the deployed arm the one it learned on.
+        max_joint_step_rad: per-step joint change limit [rad]; ``None``: the trained one.
         workspace_low_m, workspace_high_m: TCP box in the robot base frame [m]; ``None``
             derives it from the robot's reach and the env's work surface.
         reduced_tcp_speed_mps: TCP speed cap of reduced mode [m/s] (ISO 10218-1: 0.25).
@@ -72,8 +75,8 @@ class ExportOptions:
     tolerance: float = 1e-5
     torchscript: bool = True
     seed: int = 0
-    acceleration_time_s: float = 0.2
-    max_joint_step_rad: float = 0.1
+    acceleration_time_s: float | None = None
+    max_joint_step_rad: float | None = None
     workspace_low_m: tuple[float, float, float] | None = None
     workspace_high_m: tuple[float, float, float] | None = None
     reduced_tcp_speed_mps: float = 0.25
@@ -274,12 +277,21 @@ def _default_safety(robot: dict, chain, controller, period_s: float,
                                   path="safety.tcp_workspace", value=home_tcp.round(4).tolist(),
                                   expected=f"inside low {low.tolist()} / high {high.tolist()}"))
     velocity = np.asarray(limits["velocity_rad_s"], dtype=float)
+    # The set-point limits the policy trained under (celltwin.core.joint_motion), unless the
+    # export asks for others.
+    trained = controller.robot.motion.limits
+    acceleration = (np.where(np.isfinite(trained.acceleration), trained.acceleration,
+                             velocity / ACCELERATION_TIME_S)
+                    if options.acceleration_time_s is None
+                    else velocity / options.acceleration_time_s)
+    max_step = (trained.max_step if options.max_joint_step_rad is None
+                else np.full(dof, float(options.max_joint_step_rad)))
     return {
         "joint_position_lower_rad": list(limits["position_lower_rad"]),
         "joint_position_upper_rad": list(limits["position_upper_rad"]),
         "joint_velocity_rad_s": velocity.tolist(),
-        "joint_acceleration_rad_s2": (velocity / options.acceleration_time_s).tolist(),
-        "max_joint_step_rad": [float(options.max_joint_step_rad)] * dof,
+        "joint_acceleration_rad_s2": [float(a) for a in acceleration],
+        "max_joint_step_rad": [float(step) for step in max_step],
         "tcp_workspace_low_m": low.tolist(),
         "tcp_workspace_high_m": high.tolist(),
         "reduced_mode_tcp_speed_mps": float(options.reduced_tcp_speed_mps),

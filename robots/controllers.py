@@ -16,6 +16,11 @@ joint limits. Non-finite actions raise :class:`RobotError` instead of commanding
 
 Joint controllers start from the measured joint positions (with the robot's sensor noise), and
 every set-point goes through the robot's actuation (its latency), as on a real controller.
+Every controller moves the arm's set-point towards its target within the joint speed, per-step,
+acceleration and position limits (:meth:`Robot.move_joints_towards`), by the law the
+deployment safety layer applies (:mod:`celltwin.core.joint_motion`): a policy trained here
+learns only motions that deployment lets through. ``control_period_s`` is the time between
+actions those limits are judged over.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class Controller:
     """
 
     mode = ""
+    period_s = 0.04  # time between actions [s]; each mode takes control_period_s
 
     def __init__(self, robot: Robot, arm_low: np.ndarray, arm_high: np.ndarray,
                  arm_names: Sequence[str]):
@@ -58,6 +64,17 @@ class Controller:
         closed, opened = robot.model.gripper_width_range_m
         self._width_mid = 0.5 * (opened + closed)
         self._width_half_span = 0.5 * (opened - closed)
+        # Bound set-points by the deployment safety layer's law (see the module docstring).
+        # Off only for scripted robot programs (layout runs of the scripted cycle), which a
+        # real controller's own motion planner runs, not the adapter.
+        self.limit_motion = True
+
+    def _command(self, q) -> None:
+        """Send arm target ``q`` [rad]: within the joint motion limits, or as it is."""
+        if self.limit_motion:
+            self.robot.move_joints_towards(q, self.period_s)
+        else:
+            self.robot.command_joint_positions(q)
 
     def apply(self, action: Sequence[float]) -> None:
         """Command the robot to carry out ``action`` (it moves when the physics steps).
@@ -81,10 +98,10 @@ class Controller:
 class JointPositionController(Controller):
     """Arm action = absolute joint position targets [rad].
 
-    Each control step the motors' target moves towards the action by at most the joint's
-    URDF velocity limit times the control period, as a robot controller's trajectory
-    generator would: pybullet's position motors know no speed limit, and a far target would
-    otherwise swing the arm at speeds no real arm reaches.
+    Each control step the set-point moves towards the action within the robot's joint speed
+    and acceleration limits, as a robot controller's trajectory generator would: pybullet's
+    position motors know no speed limit, and a far target would otherwise swing the arm at
+    speeds no real arm reaches.
     """
 
     mode = "joint_position"
@@ -92,19 +109,23 @@ class JointPositionController(Controller):
     def __init__(self, robot: Robot, control_period_s: float = 0.04):
         """Args:
             robot: the robot to command.
-            control_period_s: time between actions [s]; with the velocity limits it bounds
-                how far the target moves per action.
+            control_period_s: time between actions [s].
         """
         _check_scale("control_period_s", control_period_s)
         super().__init__(robot, robot.arm_lower, robot.arm_upper,
                          [f"{name} [rad]" for name in robot.model.arm_joint_names])
-        limits = np.array([robot.client.getJointInfo(robot.body_id, j)[11]
-                           for j in robot.arm_joint_indices], dtype=float)
-        self.max_step_rad = np.where(limits > 0, limits * control_period_s, np.inf)
+        self.period_s = float(control_period_s)
+        speeds = robot.urdf_velocity_limits
+        self._max_step_rad = np.where(speeds > 0, speeds * self.period_s, np.inf)
 
     def _apply_arm(self, arm_action: np.ndarray) -> None:
+        if self.limit_motion:
+            self.robot.move_joints_towards(arm_action, self.period_s)
+            return
+        # A scripted program's move: at most the URDF joint speed for one period from the
+        # measured joints, as the controller's trajectory generator would.
         current = self.robot.measured_joint_positions()
-        step = np.clip(arm_action - current, -self.max_step_rad, self.max_step_rad)
+        step = np.clip(arm_action - current, -self._max_step_rad, self._max_step_rad)
         self.robot.command_joint_positions(current + step)
 
 
@@ -117,17 +138,21 @@ class JointDeltaController(Controller):
 
     mode = "joint_delta"
 
-    def __init__(self, robot: Robot, scale_rad: float = 0.05):
-        """``scale_rad``: joint change for an action element of 1 [rad]."""
+    def __init__(self, robot: Robot, scale_rad: float = 0.05, control_period_s: float = 0.04):
+        """Args:
+            scale_rad: joint change for an action element of 1 [rad].
+            control_period_s: time between actions [s].
+        """
         _check_scale("scale_rad", scale_rad)
+        _check_scale("control_period_s", control_period_s)
         self.scale_rad = float(scale_rad)
+        self.period_s = float(control_period_s)
         ones = np.ones(robot.dof)
         super().__init__(robot, -ones, ones, [f"d{name} [{self.scale_rad:g} rad]"
                                               for name in robot.model.arm_joint_names])
 
     def _apply_arm(self, arm_action: np.ndarray) -> None:
-        self.robot.command_joint_positions(self.robot.measured_joint_positions()
-                                           + self.scale_rad * arm_action)
+        self._command(self.robot.measured_joint_positions() + self.scale_rad * arm_action)
 
 
 class EEDeltaController(Controller):
@@ -149,7 +174,8 @@ class EEDeltaController(Controller):
 
     def __init__(self, robot: Robot, scale_m: float = 0.05, ik_damping: float = 1e-2,
                  workspace_low_m: Sequence[float] | None = None,
-                 workspace_high_m: Sequence[float] | None = None):
+                 workspace_high_m: Sequence[float] | None = None,
+                 control_period_s: float = 0.04):
         """Args:
             robot: the robot to command.
             scale_m: TCP displacement for an action element of 1 [m].
@@ -159,8 +185,11 @@ class EEDeltaController(Controller):
                 (or ``-inf`` on an axis) leaves it unbounded.
             workspace_high_m: highest TCP target (x, y, z) in the robot base frame [m];
                 ``None`` (or ``inf`` on an axis) leaves it unbounded.
+            control_period_s: time between actions [s].
         """
         _check_scale("scale_m", scale_m)
+        _check_scale("control_period_s", control_period_s)
+        self.period_s = float(control_period_s)
         _check_scale("ik_damping", ik_damping)
         self.scale_m = float(scale_m)
         self.workspace_low_m = _workspace_bound("workspace_low_m", workspace_low_m, -np.inf)
@@ -202,7 +231,7 @@ class EEDeltaController(Controller):
         solution = self._ik(robot.body_id, robot.ee_link_index,
                             (target + self._tcp_to_ik).tolist(), self._ik_quat,
                             jointDamping=self._damping)
-        robot.command_joint_positions([solution[i] for i in self._slots])
+        self._command([solution[i] for i in self._slots])
 
 
 _CONTROLLERS: dict[str, type[Controller]] = {
@@ -221,7 +250,8 @@ def make_controller(mode: str, robot: Robot, **kwargs) -> Controller:
         mode: control mode name.
         robot: the robot to command.
         **kwargs: the mode's options (``control_period_s``, ``scale_rad``, ``scale_m``,
-            ``ik_damping``, ``workspace_low_m``, ``workspace_high_m``).
+            ``ik_damping``, ``workspace_low_m``, ``workspace_high_m``; every mode takes
+            ``control_period_s``).
 
     Raises:
         RobotError: unknown mode or option.

@@ -31,6 +31,7 @@ from celltwin.robots.finger_gear import FingerGear
 from celltwin.robots.model import RobotModel
 from celltwin.robots.suction import SuctionCup
 from celltwin.core.errors import Problem, did_you_mean, one_of
+from celltwin.core.joint_motion import JointMotionLimiter, JointMotionLimits
 
 _FIXED = pybullet.JOINT_FIXED
 
@@ -55,6 +56,10 @@ class Robot:
         arm_lower: arm joint lower limits from the URDF [rad].
         arm_upper: arm joint upper limits from the URDF [rad].
         actuation: the set-point path to the motors: latency, sensor noise, motor targets.
+        motion: the joint motion limits action controllers move the arm under (the last
+            set-point and its velocity; :mod:`celltwin.core.joint_motion`), reset whenever
+            the arm is put at rest (``reset_joints``, ``hold``, a world restore).
+        urdf_velocity_limits: arm joint speed limits from the URDF [rad/s] (0: none).
         finger_gear: the gear coupling two fingers (:mod:`celltwin.robots.finger_gear`), or None.
         suction: the suction cup's vacuum and grip (:mod:`celltwin.robots.suction`), or None
             (fingers, or a cup held closed: its vacuum never comes on). The world updates it
@@ -148,6 +153,13 @@ class Robot:
         self._width_closed, self._width_open = model.gripper_width_range_m
         self.urdf_effort_limits = np.array([infos[j][10] for j in arm], dtype=float)
         self.urdf_effort_limits.setflags(write=False)
+        self.urdf_velocity_limits = np.array([infos[j][11] for j in arm], dtype=float)
+        self.urdf_velocity_limits.setflags(write=False)
+        # The set-point limits an action controller moves the arm under: the law and limits
+        # the deployment safety layer applies (celltwin.core.joint_motion), so that a policy
+        # learns only motions a deployed robot makes.
+        self.motion = JointMotionLimiter(JointMotionLimits.from_speeds(
+            self.arm_lower, self.arm_upper, self.urdf_velocity_limits))
 
         # Bound once: BulletClient builds a functools.partial on every attribute access.
         self._arm_list = arm
@@ -337,6 +349,7 @@ class Robot:
                 self.client.resetJointState(self.body_id, joint, value, 0.0)
             finger = finger[:len(self._driven_fingers)]
         self.actuation.apply_now(self._clipped(q), finger)  # at rest now: nothing on its way
+        self.motion.reset(q)
 
     def joint_positions(self) -> np.ndarray:
         """Return the arm joint positions [rad], shape (dof,)."""
@@ -415,8 +428,19 @@ class Robot:
         """Set the arm motors' position targets, clipped to the joint limits [rad].
 
         They act ``actuation.latency_steps`` control steps from now (at once without latency).
+        A set-point sent this way is the caller's to bound (a controller's, the adapter's
+        safety layer); :meth:`move_joints_towards` bounds it as the safety layer does.
         """
-        self._command_arm(self._clipped(self.as_joint_vector(q, "joint position command")))
+        target = self._clipped(self.as_joint_vector(q, "joint position command"))
+        self.motion.follow(target)
+        self._command_arm(target)
+
+    def move_joints_towards(self, q: Sequence[float], period_s: float) -> None:
+        """Command the next set-point towards arm target ``q`` [rad] within the joint speed,
+        per-step change, acceleration and position limits of :attr:`motion`, relative to the
+        last set-point ``period_s`` [s] ago (:mod:`celltwin.core.joint_motion`)."""
+        target = self.as_joint_vector(q, "joint position command")
+        self._command_arm(self._clipped(self.motion(target, period_s)))
 
     def command_gripper_width(self, width_m: float) -> None:
         """Set the finger motors' targets for an opening of ``width_m`` [m], clipped to range.
@@ -490,7 +514,14 @@ class Robot:
                                           and self.suction.vacuum else self._width_open)
         else:
             fingers = self._finger_position(self.gripper_width())[:len(self._driven_fingers)]
-        self.actuation.apply_now(self._clipped(self.joint_positions()), fingers)
+        q = self.joint_positions()
+        self.actuation.apply_now(self._clipped(q), fingers)
+        self.motion.reset(q)
+
+    def rest_motion(self) -> None:
+        """Restart the set-point limits from rest at the arm's joints (after a world restore:
+        snapshots are taken with the arm at rest)."""
+        self.motion.reset(self.joint_positions())
 
     def _check_home(self) -> None:
         home = np.array(self.model.home, dtype=float)

@@ -113,6 +113,14 @@ def test_sac_export_manifest_says_what_the_numbers_mean(sac_bundle):
     assert robot["model"] == "panda" and len(robot["joint_names"]) == 7
     assert robot["joint_limits"]["velocity_rad_s"][0] == pytest.approx(2.175)
     assert manifest["safety"]["reduced_mode_tcp_speed_mps"] == 0.25
+    # Deployment bounds set-points by the limits the policy trained under (core.joint_motion).
+    env = gym.make("celltwin/Reach-v0")
+    trained_limits = env.unwrapped.robot.motion.limits
+    env.close()
+    assert manifest["safety"]["joint_acceleration_rad_s2"] == pytest.approx(
+        trained_limits.acceleration.tolist())
+    assert manifest["safety"]["max_joint_step_rad"] == pytest.approx(
+        trained_limits.max_step.tolist())
     assert manifest["training"]["summary"]["success_randomized"] == 0.0
     assert set(manifest["files"]) == {"policy.onnx", "policy.pt"}
     # The box Reach drew its goals from (reach_table's reach_space, robot base frame).

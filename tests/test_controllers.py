@@ -87,8 +87,11 @@ def test_ee_delta_moves_along_the_base_axes(world, name):
             robot.hold()
             start = robot.ee_pose()[0]
             action = np.zeros(4)
-            action[axis], action[3] = sign, 1.0
-            _act(world, controller, action, times=3)
+            # A quarter of full speed: from rest, the joint acceleration limits, per joint
+            # (core.joint_motion), bend a fast start away from the straight line, on a
+            # deployed arm as here.
+            action[axis], action[3] = 0.25 * sign, 1.0
+            _act(world, controller, action, times=12)
             moved = base_rotation.T @ (robot.ee_pose()[0] - start)  # in the base frame
             along = sign * moved[axis]
             across = np.delete(moved, axis)

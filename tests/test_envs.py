@@ -267,8 +267,10 @@ def test_latency_delays_commands():
         return obs["observation"][0] - start[0]
 
     delayed = {"robots": {"arm": {"latency_steps": 2}}}
-    assert abs(ee_after(2, delayed)) < 0.003 < ee_after(2)
-    assert ee_after(4, delayed) > 0.02
+    # From rest the joint acceleration limits (core.joint_motion) let the TCP gather speed
+    # over a few steps; with latency, the same motion starts two steps later.
+    assert abs(ee_after(3, delayed)) < 0.001 < ee_after(3)
+    assert ee_after(6, delayed) > 0.015
 
 
 @pytest.mark.parametrize("mass", [0.35, np.float32(0.35), np.float64(0.35)])

@@ -2,8 +2,9 @@
 will run (celltwin.layout.policy_cycle).
 
 The bundle is tests/data/pickplace_bundle: PickPlace trained on pick_station by `celltwin demo`
-(full budget, seed 0: 100% nominal and 97% randomized success in its evaluation), exported
-with `celltwin export RUN/train -o tests/data/pickplace_bundle --no-torchscript --samples 300`.
+(full budget, seed 0, under the joint motion limits of celltwin.core.joint_motion: 97% nominal
+and 93% randomized success in its evaluation, 9/10 deployed over OPC UA), exported with
+`celltwin export RUN/train -o tests/data/pickplace_bundle --no-torchscript --samples 300`.
 """
 
 from __future__ import annotations

@@ -407,6 +407,8 @@ class World:
         for actuation, state in zip(self._actuations, snapshot.actuation):
             # restoreState brings back joint states but not motor targets.
             actuation.restore(state)
+        for robot in self.robots.values():
+            robot.rest_motion()
         for cup, state in zip(self._cups, snapshot.suction):
             cup.restore(state)  # nor constraints: a held part is gripped again
         self._flush_contact_cache()

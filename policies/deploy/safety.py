@@ -23,6 +23,9 @@ keeps the invariant:
    acceleration and position intervals, the last one shrunk so that braking from the new
    set-point stops before the limit (``v dt + v^2 / 2a <= distance to the limit``). The
    braking velocity is in every one of these intervals, so the intersection is never empty.
+   This step is :func:`celltwin.core.joint_motion.limit_velocity`, the law the twin's action
+   controllers move the robot under in training too: a policy learns only motions that
+   deployment lets through.
 3. Reduced mode bounds TCP speed through the per-joint lever arms
    (``sum(w_i |v_i|) <= v_tcp``; :meth:`KinematicChain.reach_weights`), which holds for every
    configuration and every point between set-points.
@@ -60,6 +63,7 @@ import numpy as np
 from celltwin.controller.errors import ControllerError
 from celltwin.policies.kinematics import KinematicChain
 from celltwin.core.errors import Problem
+from celltwin.core.joint_motion import braking_velocity, limit_velocity
 
 # Names of the limits that can act on a set-point, as telemetry reports them.
 FLAGS = ("non_finite", "joint_position", "joint_velocity", "joint_step", "joint_acceleration",
@@ -258,14 +262,14 @@ class SafetyLayer:
                                           expected="reset(measured positions) first"))
         limits, dt, q0, v0 = self.limits, self.dt, self._q, self._v
         flags: list[str] = []
-        brake_v = np.sign(v0) * np.maximum(np.abs(v0) - limits.acceleration * dt, 0.0)
+        brake_v = braking_velocity(limits, v0, dt)
 
         proposed = np.asarray(proposed_q, dtype=float).reshape(-1)
         if proposed.shape != q0.shape or not np.isfinite(proposed).all():
             flags.append("non_finite")
             velocity = brake_v
         else:
-            velocity = self._clip_velocity(proposed, brake_v, flags)
+            velocity = self._clip_velocity(proposed, flags)
         if self.reduced_mode:
             velocity = self._cap_tcp_speed(velocity, brake_v, flags)
         velocity, tcp = self._keep_in_box(velocity, brake_v, flags)
@@ -275,42 +279,11 @@ class SafetyLayer:
         width = self._gripper_command(gripper_width_m, flags)
         return SafeCommand(self._q.copy(), width, tuple(flags), tcp)
 
-    def _clip_velocity(self, proposed: np.ndarray, brake_v: np.ndarray,
-                       flags: list[str]) -> np.ndarray:
-        limits, dt, q0, v0 = self.limits, self.dt, self._q, self._v
-        # Bounded first: a 1e308 output would overflow the division; any step beyond a
-        # million radians is clipped to the same set-point anyway.
-        wanted = np.clip(proposed - q0, -1e6, 1e6) / dt
-        bounds = {
-            "joint_velocity": (-limits.velocity, limits.velocity),
-            "joint_step": (-limits.max_step / dt, limits.max_step / dt),
-            "joint_acceleration": (v0 - limits.acceleration * dt, v0 + limits.acceleration * dt),
-            "joint_position": ((limits.lower - q0) / dt, (limits.upper - q0) / dt),
-            "braking_distance": (-self._stop_speed(q0 - limits.lower),
-                                 self._stop_speed(limits.upper - q0)),
-        }
-        low = np.maximum.reduce([b[0] for b in bounds.values()])
-        high = np.minimum.reduce([b[1] for b in bounds.values()])
-        # Rounding can cross the bounds by an ulp; the braking velocity is inside in exact
-        # arithmetic, so it is the safe answer there.
-        low, high = np.minimum(low, brake_v), np.maximum(high, brake_v)
-        velocity = np.clip(wanted, low, high)
-        changed = np.abs(velocity - wanted) > 1e-12
-        if changed.any():
-            for name, (lo, hi) in bounds.items():
-                if np.any(changed & ((wanted < lo) | (wanted > hi))):
-                    flags.append(name)
+    def _clip_velocity(self, proposed: np.ndarray, flags: list[str]) -> np.ndarray:
+        # The law the twin's controllers train under too (celltwin.core.joint_motion).
+        velocity, acted = limit_velocity(self.limits, self._q, self._v, proposed, self.dt)
+        flags.extend(acted)
         return velocity
-
-    def _stop_speed(self, distance: np.ndarray) -> np.ndarray:
-        """Largest speed towards a limit ``distance`` away that can still brake before it.
-
-        Solves ``v dt + v^2 / (2 a) = distance``: one step at ``v``, then braking at ``a``
-        (the discrete braking distance is at most ``v^2 / 2a``).
-        """
-        a, dt = self.limits.acceleration, self.dt
-        distance = np.maximum(distance, 0.0)
-        return a * (np.sqrt(dt * dt + 2.0 * distance / a) - dt)
 
     def _cap_tcp_speed(self, velocity: np.ndarray, brake_v: np.ndarray,
                        flags: list[str]) -> np.ndarray:

@@ -69,10 +69,13 @@ def _register_export(subparsers) -> None:
                         help="TCP safety box corner, robot base frame [m]")
     parser.add_argument("--workspace-high", type=coordinate, nargs=3, metavar=("X", "Y", "Z"),
                         help="TCP safety box corner, robot base frame [m]")
-    parser.add_argument("--max-joint-step", type=number(0.0, math.pi, low_open=True), default=0.1,
-                        help="largest joint change per control step [rad] (default 0.1)")
-    parser.add_argument("--acceleration-time", type=number(0.0, 60.0, low_open=True), default=0.2,
-                        help="joint acceleration limit = velocity limit / this [s] (default 0.2)")
+    parser.add_argument("--max-joint-step", type=number(0.0, math.pi, low_open=True), default=None,
+                        help="largest joint change per control step [rad] (default: the "
+                             "limit the policy trained under, 0.1 unless changed; another "
+                             "value deploys a different arm than the one it learned on)")
+    parser.add_argument("--acceleration-time", type=number(0.0, 60.0, low_open=True), default=None,
+                        help="joint acceleration limit = velocity limit / this [s] (default: "
+                             "the limit the policy trained under, 0.2 unless changed)")
     parser.set_defaults(handler=run_export)
 
 

@@ -151,16 +151,16 @@ class CellEnv(gym.Env):
         self._revision = self.world.revision
 
     def _make_controller(self, control: str, low, high):
-        if control == "joint_position":
-            return make_controller(control, self.robot, control_period_s=self.world.control_period_s)
+        period = self.world.control_period_s  # the joint motion limits are judged over it
         if control != "ee_delta":
-            return make_controller(control, self.robot)
+            return make_controller(control, self.robot, control_period_s=period)
         surface = self.task.work_surface_z()
         if low is None and surface is not None:
             # Keep the TCP target above the task's work surface (in the base frame).
             floor = surface - float(self.robot.base_xyz[2])
             low = (-np.inf, -np.inf, floor)
-        return make_controller(control, self.robot, workspace_low_m=low, workspace_high_m=high)
+        return make_controller(control, self.robot, workspace_low_m=low, workspace_high_m=high,
+                               control_period_s=period)
 
     # ----------------------------------------------------------------------------- spaces
     def _define_spaces(self) -> None:

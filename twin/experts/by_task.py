@@ -48,6 +48,7 @@ class PushExpert(Expert):
 
     def __call__(self, observation) -> np.ndarray:
         ee = self.term(observation, "ee_position")
+        self._ee_velocity = self.term(observation, "ee_velocity")
         obj = self.term(observation, "object_position")
         goal = self.goal(observation)
         line = goal[:2] - obj[:2]
@@ -76,7 +77,8 @@ class PushExpert(Expert):
         remaining = np.linalg.norm(line)
         target = ee + direction * min(remaining, self.scale_m)
         target[2] = behind[2]
-        return self.finish(np.append(self.delta(ee, target), -1.0))
+        # The target runs ahead of the TCP; the push brakes for the goal, not for it.
+        return self.finish(np.append(self.delta(ee, target, stop_m=remaining), -1.0))
 
 
 def make_expert(env) -> Expert:

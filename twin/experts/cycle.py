@@ -51,7 +51,8 @@ def run_pick_place(world, robot_name: str | None, part: str, goal_position,
     from celltwin.robots.controllers import make_controller
 
     robot = world.robot(robot_name)
-    controller = make_controller("ee_delta", robot)
+    controller = make_controller("ee_delta", robot, control_period_s=world.control_period_s)
+    controller.limit_motion = False  # a scripted robot program, as in layout runs
     expert = expert or pick_place_expert(robot.model, world.part_geometries[part].half_height_m,
                                          action_scale_m=controller.scale_m)
     expert.reset()

@@ -58,6 +58,12 @@ class ReactiveConveyorExpert(ReactivePickExpert):
         self.match_speed_mps = match_speed_mps
         self.period_s = self.env.world.control_period_s
 
+    # Share of the TCP's motion relative to the part taken off each step's command. Under the
+    # joint speed and acceleration limits (celltwin.core.joint_motion) the arm keeps moving
+    # while it brakes, and the undamped chase overshot the part: 34/40 successes on the
+    # `standard` twin, 76/80 with this damping (38/40 at 1.0, 37/40 at 0.5, 72/80 at 1.5).
+    conveyor_damping = 1.0
+
     def reset(self) -> None:
         super().reset()
         geometry = self.env.world.part_geometries[self.env.task.object_name]
@@ -67,6 +73,7 @@ class ReactiveConveyorExpert(ReactivePickExpert):
 
     def __call__(self, observation) -> np.ndarray:
         ee = self.term(observation, "ee_position")
+        self._ee_velocity = self.term(observation, "ee_velocity")
         part = self.term(observation, "object_position")
         velocity = self.term(observation, "object_velocity")
         width = float(self.term(observation, "gripper_width")[0])
@@ -129,6 +136,9 @@ class ReactiveConveyorExpert(ReactivePickExpert):
         # The belt's motion over one control step, on top of the correction: a P-controller
         # alone trails a moving target by speed x period / gain.
         delta = self.gain * (target - ee) / self.scale_m + belt * self.period_s / self.scale_m
+        if self._ee_velocity is not None:
+            delta = delta - (self.conveyor_damping * (self._ee_velocity - belt) * self.period_s
+                             / self.scale_m)
         delta = np.clip(delta, -1.0, 1.0)
         # Down onto the part no faster than descend_speed: a full-speed descent seen a step
         # late (latency) overshoots below the part and knocks it off the belt.

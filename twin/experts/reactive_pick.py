@@ -63,6 +63,7 @@ class ReactivePickExpert(Expert):
 
     def __call__(self, observation) -> np.ndarray:
         ee = self.term(observation, "ee_position")
+        self._ee_velocity = self.term(observation, "ee_velocity")
         part = self.term(observation, "object_position")
         width = float(self.term(observation, "gripper_width")[0])
         goal = self.goal(observation)
@@ -102,5 +103,4 @@ class ReactivePickExpert(Expert):
     def act(self, ee: np.ndarray, target: np.ndarray, grip: float,
             speed: float = 1.0) -> np.ndarray:
         """Towards ``target`` at most ``speed`` (normalized) per step, with gripper ``grip``."""
-        delta = np.clip(self.gain * (np.asarray(target) - ee) / self.scale_m, -speed, speed)
-        return self.finish(np.append(delta, grip))
+        return self.finish(np.append(self.delta(ee, target, speed), grip))

@@ -37,7 +37,11 @@ class Worker:
         self.job = job
         self.options = options
         self.robot = world.robots[job.robot]
-        self.controller = make_controller("ee_delta", self.robot)
+        self.controller = make_controller("ee_delta", self.robot,
+                                          control_period_s=world.control_period_s)
+        # The scripted cycle is a robot program, run by the controller's own motion planner;
+        # a learned policy's cycle moves under the limits it trained with (use_policy).
+        self.controller.limit_motion = False
         # The cycle: the scripted expert, or a PolicyCycle (use_policy) around a learned policy.
         # Fingers close around the part's centre, a suction cup seals on its top face.
         self.expert = self._scripted_expert()
@@ -64,6 +68,7 @@ class Worker:
         self.home_q = self.robot.joint_positions()  # as built: the cell's home pose
         self.joint_controller = make_controller("joint_position", self.robot,
                                                 control_period_s=world.control_period_s)
+        self.joint_controller.limit_motion = False  # posture moves are scripted too
         self.kinematics = Kinematics(self.robot.model, self.robot.base_xyz,
                                      self.robot.base_quat_xyzw)
         self.posture_for: PartRecord | None = None  # the cycle a posture move belongs to
@@ -77,6 +82,7 @@ class Worker:
 
         self.expert = PolicyCycle(policy, self, self._scripted_expert())
         self.policy_driven = True
+        self.controller.limit_motion = True
 
     def _scripted_expert(self):
         return pick_place_expert(self.robot.model,
