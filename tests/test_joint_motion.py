@@ -102,10 +102,17 @@ def test_the_limiter_starts_from_rest_after_a_reset_and_follows_direct_commands(
     assert limits.acceleration[0] == pytest.approx(10.0) and np.isinf(limits.velocity[1])
     limiter = JointMotionLimiter(limits, 0.04)
     limiter.reset([0.0, 0.0])
-    first = limiter([0.5, 0.5])
+    first = limiter([0.5, 0.25])
     # From rest, the first step is bounded by acceleration (10 * 0.04 * 0.04 = 0.016 rad);
-    # the joint without a URDF speed limit only by the per-step change (0.1 rad).
-    np.testing.assert_allclose(first, [0.016, 0.1])
+    # the joint without a URDF speed limit (bounded only by the 0.1 rad per-step change) is
+    # slowed by the same factor, so the move stays on its line in joint space.
+    np.testing.assert_allclose(first, [0.016, 0.008])
+    # Where the joints' intervals admit no common factor (moving one way, asked the other),
+    # each joint is clipped on its own and still never leaves its interval.
+    both = JointMotionLimits.from_speeds([-1.0, -1.0], [1.0, 1.0], [2.0, 2.0])
+    moving = np.array([2.0, -2.0])
+    velocity, _ = limit_velocity(both, np.zeros(2), moving, np.array([0.2, 0.2]), 0.04)
+    np.testing.assert_allclose(velocity, [2.0, -1.6])
     limiter.follow([0.1, 0.1])
     assert limiter.v[0] == pytest.approx((0.1 - 0.016) / 0.04)
     velocity, flags = limit_velocity(limits, np.zeros(2), np.zeros(2), np.array([0.9, 0.0]), 0.04)

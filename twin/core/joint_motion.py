@@ -5,7 +5,10 @@ Two places turn a policy's action into joint set-points: the twin's action contr
 safety layer (:mod:`celltwin.policies.deploy.safety`, what a deployed policy runs through).
 Both bound every set-point by the same per-joint intervals of its velocity, relative to the
 previous set-point and its velocity: the joint speed limit, a per-step change limit, the
-acceleration limit, the position limits, and the braking distance to them. If only deployment
+acceleration limit, the position limits, and the braking distance to them. The wanted velocity
+is scaled as one vector into them, so the move keeps its direction (a synchronised move, as an
+industrial controller makes); only where no common factor fits is each joint clipped on its
+own. If only deployment
 bounded them, a policy would learn motions in training that deployment then cuts short (a
 sim-to-real gap measured at 6/20 deployed successes for a policy that succeeded 20/20 in the
 twin). So the law lives here, numpy only, where the robots (rank 1) and the controller side
@@ -108,13 +111,36 @@ def limit_velocity(limits: JointMotionLimits, q: np.ndarray, v: np.ndarray, targ
     # arithmetic, so it is the safe answer there.
     brake = braking_velocity(limits, v, dt)
     low, high = np.minimum(low, brake), np.maximum(high, brake)
-    velocity = np.clip(wanted, low, high)
+    velocity = _along_the_path(wanted, low, high)
     changed = np.abs(velocity - wanted) > 1e-12
     flags = ()
     if changed.any():
         flags = tuple(name for name, (lo, hi) in bounds.items()
                       if np.any(changed & ((wanted < lo) | (wanted > hi))))
     return velocity, flags
+
+
+def _along_the_path(wanted: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``wanted`` scaled as one vector into the intervals, else clipped joint by joint.
+
+    Slowing every joint by the same factor keeps the motion on its line in joint space (and,
+    for the small steps of one control period, the TCP on its line), as an industrial
+    controller's synchronised move does; clipping each joint on its own bends it: a full +x
+    jog of a Panda sank the TCP 19 cm in 10 steps. The largest common factor in [0, 1] is
+    taken; where none fits every interval (the arm already moving another way faster than it
+    can turn in one step), each joint is clipped on its own.
+    """
+    moving = wanted != 0.0
+    if not np.all((low[~moving] <= 0.0) & (high[~moving] >= 0.0)):
+        return np.clip(wanted, low, high)
+    w, lo, hi = wanted[moving], low[moving], high[moving]
+    top = np.where(w > 0, hi / w, lo / w) if w.size else np.ones(1)
+    bottom = np.where(w > 0, lo / w, hi / w) if w.size else np.zeros(1)
+    factor_high, factor_low = min(1.0, float(top.min())), max(0.0, float(bottom.max()))
+    if factor_low > factor_high:
+        return np.clip(wanted, low, high)
+    # The factor is exact up to rounding: keep each joint inside its interval.
+    return np.clip(factor_high * wanted, low, high)
 
 
 class JointMotionLimiter:
