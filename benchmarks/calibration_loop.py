@@ -15,7 +15,7 @@ MuJoCo cell's latency (``celltwin gap --engine mujoco``, the same seeded episode
 training runs); off by default.
 
     python benchmarks/calibration_loop.py [--cell reach_table] [--duration 60]
-        [--latency-steps 2] [--noise-rad 1e-4] [--out runs/calibration_loop]
+        [--latency-steps 2] [--noise-rad 1e-4] [--position-gain G] [--out runs/calibration_loop]
     python benchmarks/calibration_loop.py --cell pick_station --retrain
 """
 
@@ -34,6 +34,7 @@ from celltwin.calibrate.logs import read_log
 from celltwin.calibrate.parameters import DEFAULT_PARAMS
 from celltwin.calibrate.report import write_outputs
 from celltwin.mujoco.controller import MujocoVirtualController
+from celltwin.physics import PhysicsParams
 from celltwin.policies.deploy.program import ProgramAdapter
 from celltwin.serve.in_process import InProcessController
 from celltwin.spec import load_cell
@@ -48,6 +49,8 @@ def main() -> int:
                         help="the MuJoCo cell's actuation latency [control steps]")
     parser.add_argument("--noise-rad", type=float, default=1e-4,
                         help="the MuJoCo cell's joint noise [rad]")
+    parser.add_argument("--position-gain", type=float, default=None,
+                        help="the MuJoCo cell's servo position gain (default: the cell's)")
     parser.add_argument("--params", default=",".join(DEFAULT_PARAMS))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/calibration_loop"))
@@ -64,7 +67,12 @@ def main() -> int:
     program = write_program(excitation, args.out / "excitation", options=options, cell=args.cell)
     log_path = args.out / "mujoco.jsonl"
     log_path.unlink(missing_ok=True)
-    virtual = MujocoVirtualController.from_cell(args.cell, latency_steps=args.latency_steps,
+    hidden = None
+    if args.position_gain is not None:
+        hidden = PhysicsParams.model_validate(
+            {"robots": {robot.name: {"position_gain": args.position_gain}}})
+    virtual = MujocoVirtualController.from_cell(args.cell, physics=hidden,
+                                                latency_steps=args.latency_steps,
                                                 noise_rad=args.noise_rad, seed=0)
     started = time.perf_counter()
     with InProcessController(virtual) as controller:
@@ -81,6 +89,7 @@ def main() -> int:
     before, after = float(result.rmse_before.mean()), float(result.rmse_after.mean())
     figures = {"cell": args.cell, "duration_s": args.duration,
                "mujoco_latency_steps": args.latency_steps, "mujoco_noise_rad": args.noise_rad,
+               "mujoco_position_gain": args.position_gain,
                "estimates": dict(zip(result.labels, result.estimate)),
                "spread": dict(zip(result.labels, result.spread)),
                "latency_steps": result.latency_steps, "rmse_before_rad": before,
@@ -101,6 +110,11 @@ terms:
     distribution: {{type: choice, values: [{latency}]}}
     operation: set
 """
+REAL_CELL_GAIN = """  - target: "{{robot}}"
+    parameter: position_gain
+    distribution: {{type: choice, values: [{gain}]}}
+    operation: set
+"""
 
 
 def _celltwin(*words) -> None:
@@ -115,7 +129,8 @@ def _retrain(args) -> None:
     the MuJoCo cell's latency (celltwin gap), same 100 seeded episodes."""
     physics = args.out / "fit" / "physics.yaml"
     real_cell = args.out / "real_cell.yaml"
-    real_cell.write_text(REAL_CELL_DR.format(latency=args.latency_steps))
+    real_cell.write_text(REAL_CELL_DR.format(latency=args.latency_steps) + (
+        "" if args.position_gain is None else REAL_CELL_GAIN.format(gain=args.position_gain)))
     runs = {"uncentred": [], "centred": ["--dr-center", physics]}
     for name, extra in runs.items():
         run_dir, bundle = args.out / f"train_{name}", args.out / f"bundle_{name}"
