@@ -68,7 +68,7 @@ def test_trained_reach_policy_deployed_over_opcua_keeps_its_success(reach_bundle
         with OpcUaController(server.endpoint) as controller:
             with Adapter(bundle, controller, goals[0]) as adapter:
                 for episode, goal in enumerate(goals):
-                    virtual.rebase(lambda: served_env.reset(seed=500 + episode))
+                    server.rebase(lambda: served_env.reset(seed=500 + episode))
                     adapter.set_goal(goal)
                     adapter.rearm()
                     summary = adapter.run(150)

@@ -22,7 +22,16 @@ class ReachExpert(Expert):
 
     def __call__(self, observation) -> np.ndarray:
         ee = self.term(observation, "ee_position")
-        return self.finish(np.append(self.delta(ee, self.goal(observation)), -1.0))
+        goal = np.array(self.goal(observation), dtype=float)
+        # Down to a goal below the TCP only once above it: a straight line slanting down can
+        # press the hand onto whatever lies under it (a bin's rim, the table) and stall there.
+        across = float(np.linalg.norm(goal[:2] - ee[:2]))
+        if goal[2] < ee[2] and across > self.slant_m:
+            goal[2] = ee[2] - (ee[2] - goal[2]) * self.slant_m / across
+        return self.finish(np.append(self.delta(ee, goal), -1.0))
+
+    slant_m = 0.02
+    """Horizontal distance [m] within which the TCP goes straight down to the goal."""
 
 
 class PushExpert(Expert):

@@ -83,13 +83,13 @@ def run_deploy(context: Context) -> dict:
         server.start()
         context.log(f"serving the twin at {server.endpoint}; deploying {budget.deploy_episodes} "
                     f"episode(s) of up to {steps} control steps")
-        first, _ = virtual.rebase(lambda: env.reset(seed=context.seed))
+        first, _ = server.rebase(lambda: env.reset(seed=context.seed))
         with OpcUaController(server.endpoint) as controller, \
                 Adapter(bundle, controller, first["desired_goal"],
                         telemetry=folder / "telemetry.jsonl", object_name=object_name) as adapter:
             for index in range(budget.deploy_episodes):
                 if index:
-                    observation, _ = virtual.rebase(
+                    observation, _ = server.rebase(
                         lambda: env.reset(seed=context.seed + index))
                     adapter.set_goal(observation["desired_goal"])
                 else:

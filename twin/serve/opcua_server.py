@@ -350,6 +350,22 @@ class ServerThread:
         future = asyncio.run_coroutine_threadsafe(coroutine_function(self.server), self._loop)
         return future.result(timeout_s)
 
+    def rebase(self, edit, timeout_s: float = 60.0):
+        """Run ``edit()`` on the served twin (:meth:`VirtualController.rebase`) and publish the
+        state it leaves before returning, with its result.
+
+        The address space otherwise shows the state before the edit until the next tick: a
+        client reading then sees the old pose, then the new one a period later, a jump the
+        adapter rightly stops on as an implausible measurement. Run on the server's loop, the
+        edit and the publication come between two ticks and before any further Read.
+        """
+        async def edit_and_publish(server):
+            result = server.controller.rebase(edit)
+            await server.publish()
+            return result
+
+        return self.run(edit_and_publish, timeout_s)
+
     def stop(self) -> None:
         """Stop the server and join its thread. Idempotent."""
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
