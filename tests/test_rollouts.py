@@ -150,11 +150,17 @@ def test_ctrl_c_stops_the_workers_in_the_middle_of_a_batch():
         # Ctrl-C while this process waits for a batch of ~100 s whose replies nobody will read.
         ctrl_c = threading.Timer(1.0, signal.pthread_kill,
                                  (threading.main_thread().ident, signal.SIGINT))
+        # What a user's Ctrl-C meets: Python's own handler, SIGINT not blocked. A test process
+        # that ran other tests first (one worker of the suite) need not be in that state.
+        handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+        blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
         ctrl_c.start()
         try:
             with pytest.raises(KeyboardInterrupt):
                 pool.run(EnvSet(None, 1, 0), "expert", range(2000))
         finally:
             ctrl_c.cancel()
+            signal.signal(signal.SIGINT, handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     # Each stopped between two episodes and exited by itself (terminate() would give -15).
     assert [worker.exitcode for worker in workers] == [0, 0]
