@@ -49,6 +49,25 @@ _IDENTITY = (0.0, 0.0, 0.0, 1.0)
 _COS_TILT = math.cos(math.radians(SEAL_TILT_DEG))
 
 
+def checked_force_n(robot: str, value) -> float:
+    """A cup's rated holding force [N], or the robot's error naming what is wrong with it."""
+    force = float(value)
+    if not 0.0 < force < math.inf:  # NaN fails too
+        raise RobotError(Problem(f"suction force of robot '{robot}' is invalid",
+                                 value=value, expected="a finite force > 0 [N]"))
+    return force
+
+
+def checked_seal_tolerance_m(robot: str, value) -> float:
+    """A cup's seal tolerance [m], or the robot's error naming what is wrong with it."""
+    tolerance = float(value)
+    if not 0.0 <= tolerance <= MAX_SEAL_TOLERANCE_M:
+        raise RobotError(Problem(f"suction seal tolerance of robot '{robot}' is invalid",
+                                 value=value,
+                                 expected=f"a gap from 0 to {MAX_SEAL_TOLERANCE_M} m"))
+    return tolerance
+
+
 @dataclass(frozen=True)
 class SuctionSpec:
     """The suction cup of a robot model.
@@ -123,10 +142,7 @@ class SuctionCup:
 
     @force_n.setter
     def force_n(self, value: float) -> None:
-        force = float(value)
-        if not 0.0 < force < math.inf:  # NaN fails too
-            raise RobotError(Problem(f"suction force of robot '{self.name}' is invalid",
-                                     value=value, expected="a finite force > 0 [N]"))
+        force = checked_force_n(self.name, value)
         self._force = force
         if self._constraint is not None:
             self._client.changeConstraint(self._constraint, maxForce=force)
@@ -138,12 +154,7 @@ class SuctionCup:
 
     @seal_tolerance_m.setter
     def seal_tolerance_m(self, value: float) -> None:
-        tolerance = float(value)
-        if not 0.0 <= tolerance <= MAX_SEAL_TOLERANCE_M:
-            raise RobotError(Problem(f"suction seal tolerance of robot '{self.name}' is "
-                                     "invalid", value=value,
-                                     expected=f"a gap from 0 to {MAX_SEAL_TOLERANCE_M} m"))
-        self._tolerance = tolerance
+        self._tolerance = checked_seal_tolerance_m(self.name, value)
 
     # --- the vacuum and the grip ----------------------------------------------------------
 
@@ -265,5 +276,6 @@ def _z_axis(quat) -> tuple[float, float, float]:
     return (2.0 * (x * z + w * y), 2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y))
 
 
-__all__ = ["MAX_SEAL_TOLERANCE_M", "SEAL_TILT_DEG", "SuctionCup", "SuctionSpec",
+__all__ = ["MAX_SEAL_TOLERANCE_M", "SEAL_TILT_DEG", "SuctionCup", "SuctionSpec", "checked_force_n",
+           "checked_seal_tolerance_m",
            "SuctionState"]

@@ -30,10 +30,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from celltwin.core.errors import Problem
 from celltwin.mujoco.engine import load_mujoco
-from celltwin.robots.errors import RobotError
-from celltwin.robots.suction import MAX_SEAL_TOLERANCE_M, SEAL_TILT_DEG, SuctionSpec
+from celltwin.robots.suction import (SEAL_TILT_DEG, SuctionSpec, checked_force_n,
+                                     checked_seal_tolerance_m)
 
 mujoco = load_mujoco()
 
@@ -98,11 +97,7 @@ class MujocoSuctionCup:
 
     @force_n.setter
     def force_n(self, value: float) -> None:
-        force = float(value)
-        if not 0.0 < force < math.inf:  # NaN fails too; the pybullet cup's check
-            raise RobotError(Problem(f"suction force of robot '{self.name}' is invalid",
-                                     value=value, expected="a finite force > 0 [N]"))
-        self._force = force
+        self._force = checked_force_n(self.name, value)
 
     @property
     def seal_tolerance_m(self) -> float:
@@ -111,12 +106,7 @@ class MujocoSuctionCup:
 
     @seal_tolerance_m.setter
     def seal_tolerance_m(self, value: float) -> None:
-        tolerance = float(value)
-        if not 0.0 <= tolerance <= MAX_SEAL_TOLERANCE_M:
-            raise RobotError(Problem(f"suction seal tolerance of robot '{self.name}' is "
-                                     "invalid", value=value,
-                                     expected=f"a gap from 0 to {MAX_SEAL_TOLERANCE_M} m"))
-        self._tolerance = tolerance
+        self._tolerance = checked_seal_tolerance_m(self.name, value)
 
     def bind(self, model, data) -> None:
         """Address ``model`` and ``data`` (after the twin compiled its model again); a part
