@@ -276,6 +276,5 @@ def _z_axis(quat) -> tuple[float, float, float]:
     return (2.0 * (x * z + w * y), 2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y))
 
 
-__all__ = ["MAX_SEAL_TOLERANCE_M", "SEAL_TILT_DEG", "SuctionCup", "SuctionSpec", "checked_force_n",
-           "checked_seal_tolerance_m",
-           "SuctionState"]
+__all__ = ["MAX_SEAL_TOLERANCE_M", "SEAL_TILT_DEG", "SuctionCup", "SuctionSpec", "SuctionState",
+           "checked_force_n", "checked_seal_tolerance_m"]
