@@ -129,10 +129,20 @@ class Adapter:
         self.tcp_rotation = quat_to_matrix(quat) if quat is not None else None
         self.threshold_m = float(manifest["observation"]["success_threshold_m"])
         self.stale_periods = int(manifest["safety"]["stale_state_periods"])
+        self.goal = self._goal(goal)
+        self.open_run(telemetry, reduced_mode=reduced_mode, dry_run=dry_run, paced=paced,
+                       protective_stop_on_fault=protective_stop_on_fault,
+                       header={"bundle": str(self.bundle.path),
+                               "task": manifest["training"]["task"]})
+
+    def open_run(self, telemetry, *, reduced_mode: bool, dry_run: bool, paced: bool,
+                  protective_stop_on_fault: bool, header: dict) -> None:
+        """Set the state every run starts from and write the telemetry's header record:
+        ``header`` (what is run) and what every adapter's header says. Called once, by the
+        constructor of this class or of an adapter built on it (a program player)."""
         self.dry_run = bool(dry_run)
         self.paced = bool(paced)
         self.protective_stop_on_fault = bool(protective_stop_on_fault)
-        self.goal = self._goal(goal)
         self.telemetry = TelemetryWriter(telemetry)
         self.state = IDLE
         self.stop_reason: str | None = None
@@ -142,12 +152,14 @@ class Adapter:
         self._last_advance: float | None = None
         self._t0 = time.monotonic()
         self._virtual_now = 0.0
+        robot = self.manifest["robot"]
         self.telemetry.write({
-            "type": "header", "bundle": str(self.bundle.path), "robot_model": robot["model"],
+            "type": "header", **header, "robot_model": robot["model"],
             "joint_names": robot["joint_names"], "control_mode": self.mode,
             "period_s": self.period_s, "goal": self.goal, "dry_run": self.dry_run,
-            "reduced_mode": bool(reduced_mode), "manifest_sha256": manifest["manifest_sha256"],
-            "task": manifest["training"]["task"], "wall_time": time.time()}, sync=True)
+            "reduced_mode": bool(reduced_mode),
+            "manifest_sha256": self.manifest["manifest_sha256"], "wall_time": time.time()},
+            sync=True)
 
     # --- arming ----------------------------------------------------------------------------
 

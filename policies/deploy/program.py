@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,9 @@ import numpy as np
 from celltwin.controller.errors import ControllerError
 from celltwin.core.errors import Problem
 from celltwin.policies.bundle import check_compatible
-from celltwin.policies.deploy.adapter import IDLE, Adapter, RunSummary
+from celltwin.policies.deploy.adapter import Adapter, RunSummary
 from celltwin.policies.deploy.observer import Observation
-from celltwin.policies.deploy.runtime import Pacer
 from celltwin.policies.deploy.safety import SafetyLayer, SafetyLimits
-from celltwin.policies.deploy.telemetry import TelemetryWriter
 from celltwin.policies.errors import BundleError
 from celltwin.policies.kinematics import KinematicChain
 from celltwin.policies.manifest import MANIFEST_FILE, manifest_digest, parse_manifest
@@ -240,25 +237,10 @@ class ProgramAdapter(Adapter):
         self.tcp_rotation = None
         self.threshold_m = 0.0   # distance < 0 never holds: no early end
         self.stale_periods = int(manifest["safety"]["stale_state_periods"])
-        self.dry_run = bool(dry_run)
-        self.paced = bool(paced)
-        self.protective_stop_on_fault = bool(protective_stop_on_fault)
         self.goal = self.chain.fk(np.asarray(robot["home_rad"], dtype=float))[0]
-        self.telemetry = TelemetryWriter(telemetry)
-        self.state = IDLE
-        self.stop_reason: str | None = None
-        self.pacer = Pacer(self.period_s)
-        self.steps = 0
-        self._last_stamp: float | None = None
-        self._last_advance: float | None = None
-        self._t0 = time.monotonic()
-        self._virtual_now = 0.0
-        self.telemetry.write({
-            "type": "header", "program": str(self.program.folder), "kind": "trajectory",
-            "robot_model": robot["model"], "joint_names": robot["joint_names"],
-            "control_mode": self.mode, "period_s": self.period_s, "goal": self.goal,
-            "dry_run": self.dry_run, "reduced_mode": bool(reduced_mode),
-            "manifest_sha256": manifest["manifest_sha256"], "wall_time": time.time()}, sync=True)
+        self.open_run(telemetry, reduced_mode=reduced_mode, dry_run=dry_run, paced=paced,
+                       protective_stop_on_fault=protective_stop_on_fault,
+                       header={"program": str(self.program.folder), "kind": "trajectory"})
 
     def play(self) -> RunSummary:
         """Arm, send every set-point once, and stop: the whole program as one run."""
