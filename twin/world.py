@@ -175,11 +175,6 @@ class World:
 
     def robot(self, name: str | None = None) -> Robot:
         """Return the robot called ``name`` (the only one when ``name`` is omitted)."""
-        if name is None:
-            if len(self.robots) != 1:
-                raise WorldError(Problem("this cell has several robots; name one",
-                                         expected=one_of(self.robots)))
-            return next(iter(self.robots.values()))
         return named(self.robots, name, "robot")
 
     def link_index(self, body: str, link: str) -> int:

@@ -121,9 +121,15 @@ class EnvError(CelltwinError):
     """An environment was asked for with a task, cell, robot or option that cannot work."""
 
 
-def named(table, name: str, what: str, error: type[CelltwinError] = WorldError):
+def named(table, name: str | None, what: str, error: type[CelltwinError] = WorldError):
     """``table[name]``; an unknown name is ``error`` naming the names there are (with a
-    did-you-mean). Both twins, pybullet's and MuJoCo's, look up bodies, robots and parts so."""
+    did-you-mean). Both twins, pybullet's and MuJoCo's, look up bodies, robots and parts so.
+    ``name`` ``None`` means the only entry, and is the error when there are several."""
+    if name is None:
+        if len(table) != 1:
+            raise error(Problem(f"this cell has several {what}s; name one",
+                                expected=one_of(table)))
+        return next(iter(table.values()))
     try:
         return table[name]
     except KeyError:

@@ -16,8 +16,7 @@ from typing import Collection
 
 import numpy as np
 
-from celltwin.core.errors import (PhysicsParamsError, Problem, WorldError, did_you_mean, named,
-                                  one_of)
+from celltwin.core.errors import PhysicsParamsError, Problem, WorldError, did_you_mean, named
 from celltwin.mujoco.builder import build_cell
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.mujoco.errors import MujocoError
@@ -137,11 +136,6 @@ class MujocoTwin:
 
     def robot(self, name: str | None = None) -> MujocoRobot:
         """The robot called ``name`` (the only one when ``name`` is omitted)."""
-        if name is None:
-            if len(self.robots) != 1:
-                raise WorldError(Problem("this cell has several robots; name one",
-                                         expected=one_of(self.robots)))
-            return next(iter(self.robots.values()))
         return named(self.robots, name, "robot")
 
     # ----------------------------------------------------------------------------- bodies
