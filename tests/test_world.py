@@ -135,3 +135,16 @@ def test_held_grippers_are_checked_and_weld_only_the_named_robot():
         assert len(world.robots["arm_b"].gripper_joint_indices) == 2
         world.step(25)
         assert np.all(np.isfinite(full_state(world)))
+
+
+def test_the_only_robot_is_found_unnamed_and_several_must_be_named():
+    with World("pick_station") as world:
+        assert world.robot() is world.robot("arm")
+    with World("two_arm_line") as world:
+        with pytest.raises(WorldError) as error:
+            world.robot()
+        problem = error.value.problems[0]
+        assert "several robots; name one" in problem.message
+        assert all(name in problem.expected for name in world.robots)
+        with pytest.raises(WorldError, match="no robot named 'arn'"):
+            world.robot("arn")
