@@ -219,7 +219,9 @@ def _describe_env(env, options: ExportOptions) -> dict:
         },
         "action": _action_section(mode, arm_size, robot_section["joint_names"], float(scale)),
         "safety": safety,
-        "max_episode_steps": task.max_episode_steps,
+        # The run's episode length (env.max_episode_steps), which may differ from the task's.
+        "max_episode_steps": int(env.spec.max_episode_steps if env.spec is not None
+                                 and env.spec.max_episode_steps else task.max_episode_steps),
     }
 
 

@@ -26,6 +26,7 @@ from celltwin.training.errors import TrainingError
 
 _CONFIG = ConfigDict(**DOCUMENT_CONFIG)
 PRESETS_DIR = Path(__file__).parent / "presets"
+MAX_EPISODE_STEPS = 1_000_000   # the most control steps an episode, anywhere, may be given
 
 
 class EnvConfig(BaseModel):
@@ -39,6 +40,11 @@ class EnvConfig(BaseModel):
     physics: str | None = None
     pick: str | None = None    # the spawn region the task's part starts in (docs/cells.md)
     place: str | None = None   # the task's place target, bin or tray (docs/cells.md)
+    # Episode length [control steps], default the task's. A slower cell needs more: with
+    # actuation latency the ee_delta controller's TCP covers less per step (its targets start
+    # from the measured pose), and PickPlace on pick_station with 80 ms of latency takes 63-67
+    # steps where the task gives 50 (docs/calibration.md). gym.make's own keyword.
+    max_episode_steps: int | None = Field(None, ge=1, le=MAX_EPISODE_STEPS)
 
 
 class DemoConfig(BaseModel):

@@ -58,8 +58,8 @@ def record_video(policy_spec: str, env_id: str, env_kwargs: dict, path: str | Pa
             (Path(policy_spec) / "manifest.json").is_file():
         bundle = bundle_policy(Path(policy_spec))
     origin = trained_on(policy_spec, bundle)
-    if origin is not None and origin.control and "control" not in env_kwargs:
-        env_kwargs = {**env_kwargs, "control": origin.control}
+    if origin is not None:
+        env_kwargs = origin.env_kwargs(env_kwargs)
     env = gym.make(env_id, **env_kwargs)
     try:
         if randomization and randomization != "none":

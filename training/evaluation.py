@@ -154,6 +154,7 @@ class TrainedOn:
         goal_box: ``(low, high)`` of the goals training drew, robot base frame [m], when known.
         tolerance_m: how far outside ``goal_box`` still counts as inside [m].
         config: the run's TrainConfig, for a checkpoint in a run directory.
+        episode_steps: the episode length it was trained with, when known.
     """
 
     source: str
@@ -162,6 +163,14 @@ class TrainedOn:
     goal_box: tuple | None = None
     tolerance_m: float = 0.05
     config: object = None
+    episode_steps: int | None = None
+
+    def env_kwargs(self, env_kwargs: dict) -> dict:
+        """``env_kwargs`` with what the policy was trained with where they name nothing: its
+        control mode (its actions mean nothing under another) and its episode length (a policy
+        trained for a slow cell's longer episodes fails every shorter one)."""
+        own = {"control": self.control, "max_episode_steps": self.episode_steps}
+        return {**{key: value for key, value in own.items() if value is not None}, **env_kwargs}
 
 
 def _is_bundle(path: Path) -> bool:
@@ -177,12 +186,14 @@ def trained_on(spec: str, bundle: object = None) -> TrainedOn | None:
     if bundle is not None and getattr(bundle, "task", None):
         return TrainedOn(f"bundle {spec}", bundle.task, getattr(bundle, "control", None),
                          getattr(bundle, "goal_bounds", None),
-                         getattr(bundle, "success_threshold_m", 0.05))
+                         getattr(bundle, "success_threshold_m", 0.05),
+                         episode_steps=getattr(bundle, "max_episode_steps", None))
     config, folder = _run_config(Path(spec))
     if config is None:
         return None
     return TrainedOn(f"checkpoint {spec} (run config {folder / 'config.yaml'})", config.task,
-                     config.env.control, config=config)
+                     config.env.control, config=config,
+                     episode_steps=config.env.max_episode_steps)
 
 
 def _run_config(path: Path):
@@ -367,8 +378,9 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
     ``bundle_policy`` acts an exported bundle (see :func:`load_policy`).
 
     A bundle or a checkpoint in its run directory is evaluated on its own task only, with
-    the control mode it was trained with (unless ``env_kwargs`` names one), and on a twin
-    whose goals lie in the region it was trained on (unless ``allow_outside_goal_region``).
+    the control mode and episode length it was trained with (unless ``env_kwargs`` names
+    them), and on a twin whose goals lie in the region it was trained on (unless
+    ``allow_outside_goal_region``).
 
     Raises:
         CelltwinError: episode counts or a grid out of bounds, a policy of another task,
@@ -385,8 +397,8 @@ def evaluate(policy_spec: str, env_id: str, env_kwargs: dict, *, episodes: int,
         bundle = bundle_policy(Path(policy_spec))   # verified before any twin is built
     origin = trained_on(policy_spec, bundle)
     check_trained_on(origin, env_id)
-    if origin is not None and origin.control and "control" not in env_kwargs:
-        env_kwargs = {**env_kwargs, "control": origin.control}
+    if origin is not None:
+        env_kwargs = origin.env_kwargs(env_kwargs)
     box = None if allow_outside_goal_region else training_goal_box(origin, env_kwargs)
     env = gym.make(env_id, **env_kwargs)
     draws = []

@@ -144,7 +144,7 @@ class EnvHost:
         for the task's full length whatever happens (``env.unwrapped``: HER's bookkeeping and
         DAgger want whole episodes); ``evaluate`` (``policy`` acts until the episode ends).
         """
-        horizon = TASKS[self.config.task].max_episode_steps
+        horizon = self.config.env.max_episode_steps or TASKS[self.config.task].max_episode_steps
         done = []
         for index, seed in jobs:
             if self.interrupted():

@@ -9,9 +9,9 @@ from celltwin.cli.arguments import count, output_dir, seed
 from celltwin.cli.common import ENGINES
 from celltwin.mujoco.engine import load_mujoco
 from celltwin.policies.gap import measure_gap, write_gap_report
+from celltwin.training.config import MAX_EPISODE_STEPS
 
 MAX_EPISODES = 100_000
-MAX_STEPS = 1_000_000
 
 
 def register(subparsers) -> None:
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
                         help="seeded episodes per engine (default 100)")
     parser.add_argument("--seed", type=seed, default=1000,
                         help="seed of the first episode (default 1000)")
-    parser.add_argument("--steps", type=count(MAX_STEPS), default=None,
+    parser.add_argument("--steps", type=count(MAX_EPISODE_STEPS), default=None,
                         help="control steps per episode at most (default: the training "
                              "episode length)")
     parser.add_argument("--dr", default="none", metavar="PRESET",

@@ -26,12 +26,12 @@ from celltwin.policies.deploy.adapter import Adapter
 from celltwin.policies.deploy.program import is_program
 from celltwin.policies.export import ExportOptions, export_run
 from celltwin.serve.in_process import InProcessController
+from celltwin.training.config import MAX_EPISODE_STEPS
 
 EXIT_STOPPED = 1
 # Bounds on typing mistakes.
 MAX_SAMPLES = 1_000_000
 MAX_EPISODES = 100_000
-MAX_STEPS = 1_000_000
 MAX_LATENCY_STEPS = 1_000
 MAX_COORDINATE_M = 10.0    # a cell is a few metres across
 MAX_WAIT_S = 600.0
@@ -119,7 +119,7 @@ def _register_deploy(subparsers) -> None:
                         help="compute and log every set-point but send none")
     parser.add_argument("--episodes", type=count(MAX_EPISODES), default=1,
                         help="episodes to run (default 1)")
-    parser.add_argument("--steps", type=count(MAX_STEPS), default=None,
+    parser.add_argument("--steps", type=count(MAX_EPISODE_STEPS), default=None,
                         help="control steps per episode (default: the training episode length)")
     parser.add_argument("--goal", type=coordinate, nargs=3, metavar=("X", "Y", "Z"),
                         help="desired goal in the robot base frame [m] (required for OPC UA; "

@@ -13,7 +13,7 @@ from celltwin.core.errors import CelltwinError, Problem
 from celltwin.envs.tasks import task_class
 from celltwin.physics import CenteredRandomization, PhysicsParams
 from celltwin.policies.bundle_policy import BundlePolicy
-from celltwin.training.config import resolve_config
+from celltwin.training.config import MAX_EPISODE_STEPS, resolve_config
 from celltwin.training.errors import TrainingError
 
 # Bounds on typing mistakes, far above what a run of celltwin needs.
@@ -57,6 +57,9 @@ def _register_train(subparsers) -> None:
                              "calibrate fit`'s physics.yaml; docs/calibration.md)")
     parser.add_argument("--steps", type=count(MAX_TRAIN_STEPS), default=None,
                         help="env steps in total")
+    parser.add_argument("--episode-steps", type=count(MAX_EPISODE_STEPS), default=None,
+                        metavar="N", help="episode length [control steps] (default: the task's; "
+                                          "a cell with latency or a slow servo may need more)")
     parser.add_argument("--seed", type=seed, default=None, help="seed of the run")
     parser.add_argument("--n-envs", type=integer(0, MAX_ENVS), default=None,
                         help="parallel envs (0: one per CPU core)")
@@ -81,6 +84,7 @@ _TRAIN_FLAGS = {"robot": "env.robot", "cell": "env.cell", "pick": "env.pick",
                 "place": "env.place", "control": "env.control",
                 "reward": "env.reward", "physics": "env.physics", "algo": "algo",
                 "dr": "randomization", "dr_center": "randomization.center", "steps": "steps",
+                "episode_steps": "env.max_episode_steps",
                 "seed": "seed", "n_envs": "n_envs",
                 "device": "device", "demos": "demos.episodes",
                 "target_success": "eval.target_success", "max_wall_s": "max_wall_s"}
@@ -141,6 +145,9 @@ def _register_evaluate(subparsers) -> None:
                         help="episodes per twin (default 50)")
     parser.add_argument("--grid-episodes", type=count(MAX_EPISODES), default=10,
                         help="episodes per grid point (default 10)")
+    parser.add_argument("--episode-steps", type=count(MAX_EPISODE_STEPS), default=None,
+                        metavar="N", help="episode length [control steps] (default: what the "
+                                          "policy was trained with, else the task's)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the first episode")
     parser.add_argument("--allow-outside-goal-region", action="store_true",
                         help="evaluate a trained policy on a twin whose goals reach beyond the "
@@ -176,7 +183,9 @@ def run_evaluate(args) -> int:
         video_format(video, "--video-format")   # no MP4 encoder: said before any episode
     kwargs = {key: value for key, value in (("cell", args.cell), ("robot", args.robot),
                                             ("physics", args.physics), ("pick", args.pick),
-                                            ("place", args.place)) if value is not None}
+                                            ("place", args.place),
+                                            ("max_episode_steps", args.episode_steps))
+              if value is not None}
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
