@@ -42,8 +42,8 @@ class EnvConfig(BaseModel):
     place: str | None = None   # the task's place target, bin or tray (docs/cells.md)
     # Episode length [control steps], default the task's. A slower cell needs more: with
     # actuation latency the ee_delta controller's TCP covers less per step (its targets start
-    # from the measured pose), and PickPlace on pick_station with 80 ms of latency takes 63-67
-    # steps where the task gives 50 (docs/calibration.md). gym.make's own keyword.
+    # from the measured pose), and PickPlace on pick_station with 80 ms of latency takes about
+    # 62 steps where the task gives 50 (docs/calibration.md). gym.make's own keyword.
     max_episode_steps: int | None = Field(None, ge=1, le=MAX_EPISODE_STEPS)
 
 

@@ -21,6 +21,7 @@ from celltwin.cli.common import add_engine, virtual_controller
 from celltwin.cli.program import run_program
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem
+from celltwin.envs.tasks import task_class
 from celltwin.policies.bundle import check_goal, load_bundle
 from celltwin.policies.deploy.adapter import Adapter
 from celltwin.policies.deploy.program import is_program
@@ -226,7 +227,6 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
     ``--engine mujoco`` each episode runs in the MuJoCo twin of the env's world as drawn."""
     import gymnasium as gym
 
-    from celltwin.envs.tasks import task_class
     from celltwin.video import EpisodeRecorder, RecordingController, write_video
 
     manifest = bundle.manifest
