@@ -14,6 +14,7 @@ from celltwin.core.errors import Problem
 from celltwin.policies.bundle import load_bundle
 from celltwin.policies.deploy.runtime import OnnxPolicy
 from celltwin.policies.errors import BundleError
+from celltwin.policies.manifest import episode_steps
 
 
 class BundlePolicy:
@@ -46,7 +47,7 @@ class BundlePolicy:
         self.observation_terms = tuple(term["name"] for term in observation["terms"])
         self.achieved_goal_term = observation["achieved_goal_term"]
         self.robot_model = self.manifest["robot"]["model"]
-        self.max_episode_steps = self.manifest["training"].get("max_episode_steps") or 50
+        self.max_episode_steps = episode_steps(self.manifest)
 
     def check_env(self, env) -> None:
         """Refuse an env whose observations or actions are not the bundle's (another task,

@@ -28,6 +28,7 @@ import numpy as np
 from celltwin.core.atomic import atomic_write_bytes, atomic_write_text
 from celltwin.policies.bundle import load_bundle
 from celltwin.policies.deploy.adapter import STOPPED, Adapter
+from celltwin.policies.manifest import episode_steps
 
 ENGINES = ("pybullet", "mujoco")
 # How close the TCP must come to the part for the approach to count [m], and how high the part
@@ -90,7 +91,7 @@ def measure_gap(bundle_path: Path, *, episodes: int, seed: int, steps: int | Non
         env_kwargs["randomization"] = randomization
     env = gym.make(task_class(training["task"], path="manifest training.task").env_id,
                    **env_kwargs)
-    steps = steps or training.get("max_episode_steps") or 50
+    steps = steps or episode_steps(manifest)
     object_name = manifest["observation"].get("object_name")
     world = env.unwrapped.world
     results = {engine: [] for engine in engines}

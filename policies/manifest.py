@@ -108,6 +108,15 @@ MAX_MANIFEST_DEPTH = 64
 INPUT_KEYS = ("achieved_goal", "desired_goal", "observation")
 
 
+# Episode length of a bundle exported before the manifest recorded it: every task's then.
+DEFAULT_EPISODE_STEPS = 50
+
+
+def episode_steps(manifest: Mapping) -> int:
+    """The episode length the bundle's policy was trained with [control steps]."""
+    return int(manifest["training"].get("max_episode_steps") or DEFAULT_EPISODE_STEPS)
+
+
 def manifest_digest(manifest: Mapping) -> str:
     """SHA-256 of the manifest's canonical JSON, without its own ``manifest_sha256`` field.
 

@@ -14,6 +14,7 @@ import torch
 import celltwin.envs  # noqa: F401  (registers the env ids)
 from celltwin.policies.bundle import load_bundle
 from celltwin.policies.export import export_trained
+from celltwin.policies.manifest import episode_steps
 from celltwin.training.config import TrainConfig, resolve_config
 from celltwin.training.errors import TrainingError
 from celltwin.training.rollouts import EnvSet, Rollouts
@@ -46,8 +47,11 @@ def test_the_bundle_records_the_runs_episode_length_and_evaluation_keeps_it(tmp_
     model.learn(24)
     export_trained(Trained(model=model, config=config, summary={"success_nominal": 0.0}),
                    tmp_path / "bundle")
-    training = load_bundle(tmp_path / "bundle").manifest["training"]
-    assert training["max_episode_steps"] == STEPS
+    manifest = load_bundle(tmp_path / "bundle").manifest
+    training = manifest["training"]
+    assert training["max_episode_steps"] == STEPS and episode_steps(manifest) == STEPS
+    # A bundle exported before the manifest recorded it ran every task's 50 steps.
+    assert episode_steps({"training": {"task": "Reach"}}) == 50
     assert training["env_kwargs"]["max_episode_steps"] == STEPS
 
     ran = cli("evaluate", tmp_path / "bundle", "--task", "Reach", "--dr", "none",

@@ -18,6 +18,7 @@ from pathlib import Path
 from celltwin.cli.arguments import (count, input_file, integer, number, output_dir, output_file,
                                     seed)
 from celltwin.cli.common import add_engine, virtual_controller
+from celltwin.cli.deploy_target import check_engine, opcua_controller
 from celltwin.cli.program import run_program
 from celltwin.core.atomic import atomic_write_text
 from celltwin.core.errors import CelltwinError, Problem
@@ -26,6 +27,7 @@ from celltwin.policies.bundle import check_goal, load_bundle
 from celltwin.policies.deploy.adapter import Adapter
 from celltwin.policies.deploy.program import is_program
 from celltwin.policies.export import ExportOptions, export_run
+from celltwin.policies.manifest import episode_steps
 from celltwin.serve.in_process import InProcessController
 from celltwin.training.config import MAX_EPISODE_STEPS
 
@@ -162,7 +164,7 @@ def _register_deploy(subparsers) -> None:
 
 def run_deploy(args) -> int:
     if is_program(args.bundle):   # a set-point program (`celltwin calibrate excite`)
-        return run_program(args, wait_for_endpoint)
+        return run_program(args)
     bundle = load_bundle(args.bundle)
     manifest = bundle.manifest
     if args.goal is not None and not args.allow_outside_goal_region:
@@ -174,14 +176,10 @@ def run_deploy(args) -> int:
         if "goal_low_m" not in manifest["observation"]:
             print(f"warning: {args.bundle} does not record the region its goals were drawn "
                   "from (exported by an older celltwin): --goal is not checked", file=sys.stderr)
-    steps = args.steps or manifest["training"].get("max_episode_steps") or 50
+    steps = args.steps or episode_steps(manifest)
     if args.video is not None:
         _check_video(args)
-    if args.engine != "pybullet" and args.controller != "twin":
-        raise CelltwinError(Problem("--engine picks the engine of the twin run in this process; "
-                                    "an OPC UA controller runs its own", path="--engine",
-                                    value=args.engine, expected="--controller twin, or "
-                                    "`celltwin serve CELL --engine mujoco` to serve that engine"))
+    check_engine(args)
     if args.controller == "twin":
         results = _deploy_twin(bundle, args, steps)
     elif args.controller.startswith("opc.tcp://"):
@@ -278,38 +276,9 @@ def _deploy_twin(bundle, args, steps: int) -> list[dict]:
     return results
 
 
-def wait_for_endpoint(endpoint: str, wait_s: float) -> bool:
-    """Wait until something accepts TCP connections at ``endpoint``'s host and port, for at
-    most ``wait_s`` seconds; True once it does. A server listens only once its address space
-    is built (``VirtualControllerServer.start``), so a connection is a server ready to serve;
-    one that never comes is left for the OPC UA client to report."""
-    import socket
-    import time
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(endpoint)
-    if not parts.hostname:
-        return False
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            with socket.create_connection((parts.hostname, parts.port or 4840), timeout=1.0):
-                return True
-        except OSError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)   # a bounded readiness poll, not a retry of the session
-
-
 def _deploy_opcua(bundle, args, steps: int) -> list[dict]:
-    from celltwin.policies.deploy.opcua_client import OpcUaController
-
-    if args.wait_s:
-        wait_for_endpoint(args.controller, args.wait_s)
     results = []
-    with OpcUaController(args.controller, username=args.username, password=args.password,
-                         certificate=args.certificate, private_key=args.private_key,
-                         server_certificate=args.server_certificate) as controller:
+    with opcua_controller(args) as controller:
         with Adapter(bundle, controller, args.goal, telemetry=args.telemetry,
                      reduced_mode=args.reduced_speed, dry_run=args.dry_run,
                      object_name=args.object) as adapter:

@@ -10,31 +10,21 @@ controller; ``--telemetry`` logs each step.
 from __future__ import annotations
 
 from celltwin.cli.common import virtual_controller
+from celltwin.cli.deploy_target import check_engine, opcua_controller
 from celltwin.core.errors import CelltwinError, Problem
 from celltwin.policies.deploy.program import ProgramAdapter, load_program
 from celltwin.serve.in_process import InProcessController
 from celltwin.world import World
 
 
-def run_program(args, wait_for_endpoint) -> int:
-    """``celltwin deploy PROGRAM``: play a set-point program (``args``: deploy's options;
-    ``wait_for_endpoint``: deploy's wait for an OPC UA server to listen)."""
+def run_program(args) -> int:
+    """``celltwin deploy PROGRAM``: play a set-point program (``args``: deploy's options)."""
     program = load_program(args.bundle)
-    if args.engine != "pybullet" and args.controller != "twin":
-        raise CelltwinError(Problem("--engine picks the engine of the twin run in this process; "
-                                    "an OPC UA controller runs its own", path="--engine",
-                                    value=args.engine, expected="--controller twin, or "
-                                    "`celltwin serve CELL --engine mujoco` to serve that engine"))
+    check_engine(args)
     if args.controller == "twin":
         summary = _program_on_twin(program, args)
     elif args.controller.startswith("opc.tcp://"):
-        from celltwin.policies.deploy.opcua_client import OpcUaController
-
-        if args.wait_s:
-            wait_for_endpoint(args.controller, args.wait_s)
-        with OpcUaController(args.controller, username=args.username, password=args.password,
-                             certificate=args.certificate, private_key=args.private_key,
-                             server_certificate=args.server_certificate) as controller:
+        with opcua_controller(args) as controller:
             with ProgramAdapter(program, controller, telemetry=args.telemetry,
                                 reduced_mode=args.reduced_speed,
                                 dry_run=args.dry_run) as adapter:

@@ -24,6 +24,7 @@ from celltwin.policies.bundle import load_bundle
 from celltwin.policies.deploy.adapter import Adapter
 from celltwin.policies.deploy.opcua_client import OpcUaController
 from celltwin.policies.export import ExportOptions, export_run
+from celltwin.policies.manifest import episode_steps
 from celltwin.serve.opcua_security import ServerSecurity
 from celltwin.serve.opcua_server import ServerThread
 from celltwin.serve.virtual_controller import VirtualController
@@ -68,7 +69,7 @@ def run_deploy(context: Context) -> dict:
     bundle = load_bundle(context.out / BUNDLE)
     manifest = bundle.manifest
     training = manifest["training"]
-    steps = budget.deploy_episode_lengths * int(training.get("max_episode_steps") or 50)
+    steps = budget.deploy_episode_lengths * episode_steps(manifest)
     object_name = manifest["observation"]["object_name"]
     # asyncua warns about every client that goes; errors are what matter here.
     logging.getLogger("asyncua").setLevel(logging.ERROR)
